@@ -1,0 +1,50 @@
+#pragma once
+// Shared state of the vigil command line: global flags, the config source of the chosen subcommand, and the
+// action it selected. Subcommands register themselves with one register_*() function each.
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "vigil/core/config.h"
+#include "vigil/core/workspace.h"
+
+namespace vigil::cli {
+
+struct Context {
+  std::string workspace_arg;
+  int threads = 0;                 ///< 0 = every core
+  std::string log_level = "info";
+  config::Source config;           ///< --config FILE and --set overrides of the chosen subcommand
+  std::vector<std::string> flag_overrides;  ///< explicit flags, applied after --set
+  std::function<int()> action;     ///< what the chosen subcommand does; returns the exit code
+
+  Workspace workspace() const { return Workspace::resolve(workspace_arg); }
+  /// The config file, then --set, then explicit flags.
+  config::Source config_source() const;
+  /// Resolves an Options struct from the config source.
+  template <class O>
+  O options() const {
+    return config::load<O>(config_source());
+  }
+};
+
+/// Adds --config and --set to a subcommand that is configured by an Options struct.
+void add_config_options(CLI::App* sub, Context& ctx);
+/// Adds a flag whose value becomes the override `key=value` (so flags, YAML and --set fill the same struct).
+CLI::Option* add_override(CLI::App* sub, Context& ctx, const std::string& flag, const std::string& key,
+                          const std::string& help);
+/// A boolean flag that sets `key=true` when given.
+CLI::Option* add_override_flag(CLI::App* sub, Context& ctx, const std::string& flag, const std::string& key,
+                               const std::string& help);
+
+/// Sets LibTorch's intra-op threads (default: every core; LibTorch itself defaults to 1 here).
+void configure_threads(int requested);
+
+void register_version(CLI::App& app, Context& ctx);
+void register_doctor(CLI::App& app, Context& ctx);
+void register_data(CLI::App& app, Context& ctx);
+
+}  // namespace vigil::cli

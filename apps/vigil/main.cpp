@@ -1,0 +1,53 @@
+// vigil: one binary from labelled images to a served, watched visual-safety detector.
+// main only parses, sets up logging and threads, dispatches, and maps errors to the documented exit codes.
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "cli.h"
+#include "vigil/core/error.h"
+#include "vigil/core/interrupt.h"
+#include "vigil/core/log.h"
+
+int main(int argc, char** argv) {
+  using namespace vigil;
+  cli::Context ctx;
+  CLI::App app{"vigil: datasets, training, evaluation, serving and monitoring of visual-safety detectors"};
+  app.set_version_flag("--version", std::string(VIGIL_VERSION));
+  app.require_subcommand(1);
+  app.add_option("--workspace", ctx.workspace_arg, "workspace folder (default ./.vigil, or $VIGIL_WORKSPACE)");
+  app.add_option("--threads", ctx.threads, "LibTorch and worker threads (default: every core)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--log-level", ctx.log_level, "trace, debug, info, warn, error, off");
+
+  cli::register_version(app, ctx);
+  cli::register_doctor(app, ctx);
+  cli::register_data(app, ctx);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : static_cast<int>(ExitCode::kUsage);
+  }
+
+  try {
+    LogOptions log;
+    log.level = ctx.log_level;
+    init_logging(log);
+    install_interrupt_handlers();
+    if (!ctx.action) return 0;
+    return ctx.action();
+  } catch (const InternalError& e) {
+    spdlog::error("{}\nThis is a bug in vigil; please report it with the command you ran.", e.what());
+    return static_cast<int>(ExitCode::kInternal);
+  } catch (const Error& e) {
+    spdlog::error("{}", e.what());
+    return static_cast<int>(exit_code_for(e.code()));
+  } catch (const std::exception& e) {
+    spdlog::error("unexpected error: {}", e.what());
+    return static_cast<int>(ExitCode::kInternal);
+  }
+}

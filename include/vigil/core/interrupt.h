@@ -1,0 +1,13 @@
+#pragma once
+/// Cooperative interruption: SIGINT/SIGTERM set a flag that long work polls, so it can save and exit cleanly.
+
+namespace vigil {
+
+/// Installs SIGINT and SIGTERM handlers that set the flag (a second Ctrl-C exits at once with 130).
+void install_interrupt_handlers();
+bool interrupt_requested();
+/// For tests and for code that wants to stop work itself.
+void request_interrupt();
+void clear_interrupt();
+
+}  // namespace vigil

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The one place that installs system packages for vigil. Idempotent: packages already present are skipped,
+# so a second run costs a dpkg query and nothing else. Works as root, uses sudo otherwise.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake ninja-build ccache pkg-config git clang-format
+  # ML core; without libopenblas0-pthread Debian falls back to the reference BLAS (~30x slower matmul)
+  libtorch-dev libopenblas0-pthread libopenblas-dev
+  # images, video, drawing
+  libopencv-dev
+  # HTTP, JSON, YAML, CLI, logging
+  libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
+  # store
+  libsqlite3-dev sqlite3
+  # hashing (sha256 for the content store, md5 for DVC compatibility)
+  libssl-dev
+  # plots
+  libmgl-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # reference implementations for parity tests and benchmarks (never on a user's path)
+  python3 python3-torch python3-torchvision python3-numpy python3-pil
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
