@@ -11,7 +11,7 @@ packages=(
   # images, video, drawing
   libopencv-dev
   # HTTP, JSON, YAML, CLI, logging
-  libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
+  libcpp-httplib-dev libpugixml-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   # store
   libsqlite3-dev sqlite3
   # hashing (sha256 for the content store, md5 for DVC compatibility)
