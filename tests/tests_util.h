@@ -34,8 +34,8 @@ void write_image(const fs::path& path, int width, int height, int seed = 0);
 
 struct CommandResult {
   int exit_code = -1;
-  std::string out;   ///< stdout
-  std::string err;   ///< stderr
+  std::string out;  ///< stdout
+  std::string err;  ///< stderr
 };
 /// Runs the built `vigil` binary with arguments (shell-quoted here), capturing output.
 CommandResult run_vigil(const std::string& args, const fs::path& workspace);
@@ -43,7 +43,7 @@ CommandResult run_vigil(const std::string& args, const fs::path& workspace);
 }  // namespace vigil::testing
 
 /// Skips the current test when a shared dataset is absent (fresh clone).
-#define VIGIL_REQUIRE_SHARED(var, name)                                                   \
-  auto var##_opt = ::vigil::testing::shared_dataset(name);                                \
+#define VIGIL_REQUIRE_SHARED(var, name)                                                 \
+  auto var##_opt = ::vigil::testing::shared_dataset(name);                              \
   if (!var##_opt) GTEST_SKIP() << "../shared/datasets/" << name << " absent; skipping"; \
   const auto var = *var##_opt

@@ -25,7 +25,8 @@ CLI::Option* add_override(CLI::App* sub, Context& ctx, const std::string& flag, 
 CLI::Option* add_override_flag(CLI::App* sub, Context& ctx, const std::string& flag, const std::string& key,
                                const std::string& help) {
   return sub->add_flag_callback(
-      flag, [&ctx, key] { ctx.flag_overrides.push_back(key + "=true"); }, help + " (config key: " + key + ")");
+      flag, [&ctx, key] { ctx.flag_overrides.push_back(key + "=true"); },
+      help + " (config key: " + key + ")");
 }
 
 }  // namespace vigil::cli

@@ -15,11 +15,13 @@ namespace vigil::cli {
 
 struct Context {
   std::string workspace_arg;
-  int threads = 0;                 ///< 0 = every core
+  int threads = 0;                ///< 0 = every core
+  int torch_default_threads = 0;  ///< what LibTorch chose by itself, before configure_threads
   std::string log_level = "info";
-  config::Source config;           ///< --config FILE and --set overrides of the chosen subcommand
+  config::Source config;                    ///< --config FILE and --set overrides of the chosen subcommand
   std::vector<std::string> flag_overrides;  ///< explicit flags, applied after --set
-  std::function<int()> action;     ///< what the chosen subcommand does; returns the exit code
+  bool uses_workspace = false;  ///< the command writes into the workspace (so it gets a log file there)
+  std::function<int()> action;  ///< what the chosen subcommand does; returns the exit code
 
   Workspace workspace() const { return Workspace::resolve(workspace_arg); }
   /// The config file, then --set, then explicit flags.
@@ -40,8 +42,9 @@ CLI::Option* add_override(CLI::App* sub, Context& ctx, const std::string& flag, 
 CLI::Option* add_override_flag(CLI::App* sub, Context& ctx, const std::string& flag, const std::string& key,
                                const std::string& help);
 
-/// Sets LibTorch's intra-op threads (default: every core; LibTorch itself defaults to 1 here).
-void configure_threads(int requested);
+/// Sets LibTorch's intra-op threads (default: every core; LibTorch itself defaults to 1 here) and returns
+/// the count LibTorch had chosen on its own.
+int configure_threads(int requested);
 
 void register_version(CLI::App& app, Context& ctx);
 void register_doctor(CLI::App& app, Context& ctx);

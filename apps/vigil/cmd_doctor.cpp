@@ -2,10 +2,10 @@
 
 #include <ATen/Parallel.h>
 #include <fmt/core.h>
-#include <opencv2/core.hpp>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <opencv2/core.hpp>
 
 #include <chrono>
 #include <fstream>
@@ -57,10 +57,12 @@ std::string cpu_flags() {
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string line, model;
   std::set<std::string> flags;
-  const std::set<std::string> wanted = {"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw",
-                                        "avx512_vnni", "avx512_bf16", "amx_tile", "neon", "asimd"};
+  const std::set<std::string> wanted = {"sse4_2",      "avx",      "avx2",     "fma",
+                                        "f16c",        "avx512f",  "avx512bw", "avx512_vnni",
+                                        "avx512_bf16", "amx_tile", "neon",     "asimd"};
   while (std::getline(cpuinfo, line)) {
-    if (starts_with(line, "model name") && model.empty()) model = std::string(trim(line.substr(line.find(':') + 1)));
+    if (starts_with(line, "model name") && model.empty())
+      model = std::string(trim(line.substr(line.find(':') + 1)));
     if ((starts_with(line, "flags") || starts_with(line, "Features")) && flags.empty()) {
       for (const auto& f : split_ws(line.substr(line.find(':') + 1))) {
         if (wanted.count(f)) flags.insert(f);
@@ -103,8 +105,9 @@ int run_doctor(int default_threads) {
   fmt::print("  inter-op threads: {}\n", at::get_num_interop_threads());
   fmt::print("  cuda available: {}\n", torch::cuda::is_available() ? "yes" : "no");
   if (default_threads == 1 && hardware_threads() > 1) {
-    fmt::print("  note: libtorch defaults to 1 thread on this {}-core machine; vigil sets {} (use --threads)\n",
-               hardware_threads(), at::get_num_threads());
+    fmt::print(
+        "  note: libtorch defaults to 1 thread on this {}-core machine; vigil sets {} (use --threads)\n",
+        hardware_threads(), at::get_num_threads());
   }
   if (at::get_num_threads() == 1 && hardware_threads() > 1) {
     warn(fmt::format("libtorch runs 1 thread on a {}-core machine", hardware_threads()));
@@ -116,8 +119,9 @@ int run_doctor(int default_threads) {
   bool reference = false;
   for (const auto& b : blas) reference = reference || b.find("/blas/") != std::string::npos;
   if (reference) {
-    warn("the reference BLAS is in use (~30x slower matmul); install libopenblas0-pthread "
-         "(scripts/install-deps.sh does)");
+    warn(
+        "the reference BLAS is in use (~30x slower matmul); install libopenblas0-pthread "
+        "(scripts/install-deps.sh does)");
   }
   fmt::print("opencv: {}\n", CV_VERSION);
   for (const auto& c : opencv_codecs()) fmt::print("  {}\n", c);
@@ -130,19 +134,14 @@ int run_doctor(int default_threads) {
 void register_doctor(CLI::App& app, Context& ctx) {
   auto* sub = app.add_subcommand(
       "doctor", "check the machine: libtorch threads, BLAS in use, OpenCV codecs, CPU flags");
-  sub->callback([&ctx] {
-    ctx.action = [&ctx] {
-      // Read libtorch's own default before configure_threads changed it.
-      int default_threads = at::get_num_threads();
-      configure_threads(ctx.threads);
-      return run_doctor(default_threads);
-    };
-  });
+  sub->callback([&ctx] { ctx.action = [&ctx] { return run_doctor(ctx.torch_default_threads); }; });
 }
 
-void configure_threads(int requested) {
-  int n = requested > 0 ? requested : static_cast<int>(hardware_threads());
-  if (at::get_num_threads() != n) at::set_num_threads(n);
+int configure_threads(int requested) {
+  const int before = at::get_num_threads();
+  const int n = requested > 0 ? requested : static_cast<int>(hardware_threads());
+  if (before != n) at::set_num_threads(n);
+  return before;
 }
 
 }  // namespace vigil::cli

@@ -1,6 +1,6 @@
 #include <fmt/core.h>
-#include <opencv2/core/version.hpp>
 #include <torch/version.h>
+#include <opencv2/core/version.hpp>
 
 #include "cli.h"
 

@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
   CLI::App app{"vigil: datasets, training, evaluation, serving and monitoring of visual-safety detectors"};
   app.set_version_flag("--version", std::string(VIGIL_VERSION));
   app.require_subcommand(1);
-  app.add_option("--workspace", ctx.workspace_arg, "workspace folder (default ./.vigil, or $VIGIL_WORKSPACE)");
+  app.add_option("--workspace", ctx.workspace_arg,
+                 "workspace folder (default ./.vigil, or $VIGIL_WORKSPACE)");
   app.add_option("--threads", ctx.threads, "LibTorch and worker threads (default: every core)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--log-level", ctx.log_level, "trace, debug, info, warn, error, off");
@@ -36,9 +37,12 @@ int main(int argc, char** argv) {
   try {
     LogOptions log;
     log.level = ctx.log_level;
+    if (ctx.uses_workspace) log.log_dir = ctx.workspace().logs_dir();
     init_logging(log);
+    spdlog::debug("vigil {} started", VIGIL_VERSION);
     install_interrupt_handlers();
     if (!ctx.action) return 0;
+    ctx.torch_default_threads = cli::configure_threads(ctx.threads);
     return ctx.action();
   } catch (const InternalError& e) {
     spdlog::error("{}\nThis is a bug in vigil; please report it with the command you ran.", e.what());

@@ -21,8 +21,8 @@ void set_path(YAML::Node& tree, const std::string& dotted_key, const std::string
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     YAML::Node next = chain.back()[parts[i]];
     if (next && !next.IsMap() && !next.IsNull()) {
-      throw InvalidArgument(fmt::format("override {}: '{}' is a value, not a section",
-                                        dotted_key, join({parts.begin(), parts.begin() + i + 1}, ".")));
+      throw InvalidArgument(fmt::format("override {}: '{}' is a value, not a section", dotted_key,
+                                        join({parts.begin(), parts.begin() + i + 1}, ".")));
     }
     if (!next || next.IsNull()) {
       chain.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
@@ -55,7 +55,8 @@ YAML::Node build_tree(const Source& source) {
   return tree;
 }
 
-void write_resolved(const std::string& yaml_text, const std::filesystem::path& dir, const std::string& file_name) {
+void write_resolved(const std::string& yaml_text, const std::filesystem::path& dir,
+                    const std::string& file_name) {
   write_file_atomic(dir / file_name, yaml_text);
 }
 
@@ -83,15 +84,33 @@ void throw_bad_value(const std::string& key, const char* expected, const YAML::N
   throw InvalidArgument(fmt::format("config key '{}'{}: expected {}, got {}", key, where, expected, got));
 }
 
-std::string type_name_for(const bool*) { return "true or false"; }
-std::string type_name_for(const int*) { return "an integer"; }
-std::string type_name_for(const long*) { return "an integer"; }
-std::string type_name_for(const long long*) { return "an integer"; }
-std::string type_name_for(const unsigned*) { return "a non-negative integer"; }
-std::string type_name_for(const unsigned long*) { return "a non-negative integer"; }
-std::string type_name_for(const float*) { return "a number"; }
-std::string type_name_for(const double*) { return "a number"; }
-std::string type_name_for(const std::string*) { return "a string"; }
+std::string type_name_for(const bool*) {
+  return "true or false";
+}
+std::string type_name_for(const int*) {
+  return "an integer";
+}
+std::string type_name_for(const long*) {
+  return "an integer";
+}
+std::string type_name_for(const long long*) {
+  return "an integer";
+}
+std::string type_name_for(const unsigned*) {
+  return "a non-negative integer";
+}
+std::string type_name_for(const unsigned long*) {
+  return "a non-negative integer";
+}
+std::string type_name_for(const float*) {
+  return "a number";
+}
+std::string type_name_for(const double*) {
+  return "a number";
+}
+std::string type_name_for(const std::string*) {
+  return "a string";
+}
 
 }  // namespace detail
 }  // namespace vigil::config

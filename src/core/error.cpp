@@ -4,24 +4,36 @@ namespace vigil {
 
 ExitCode exit_code_for(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return ExitCode::kUsage;
-    case ErrorCode::kInvalidData: return ExitCode::kInvalidData;
-    case ErrorCode::kNotFound: return ExitCode::kNotFound;
-    case ErrorCode::kIo: return ExitCode::kIo;
-    case ErrorCode::kInterrupted: return ExitCode::kInterrupted;
-    case ErrorCode::kInternal: break;
+    case ErrorCode::kInvalidArgument:
+      return ExitCode::kUsage;
+    case ErrorCode::kInvalidData:
+      return ExitCode::kInvalidData;
+    case ErrorCode::kNotFound:
+      return ExitCode::kNotFound;
+    case ErrorCode::kIo:
+      return ExitCode::kIo;
+    case ErrorCode::kInterrupted:
+      return ExitCode::kInterrupted;
+    case ErrorCode::kInternal:
+      break;
   }
   return ExitCode::kInternal;
 }
 
 const char* error_code_name(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return "invalid argument";
-    case ErrorCode::kInvalidData: return "invalid data";
-    case ErrorCode::kNotFound: return "not found";
-    case ErrorCode::kIo: return "i/o error";
-    case ErrorCode::kInterrupted: return "interrupted";
-    case ErrorCode::kInternal: break;
+    case ErrorCode::kInvalidArgument:
+      return "invalid argument";
+    case ErrorCode::kInvalidData:
+      return "invalid data";
+    case ErrorCode::kNotFound:
+      return "not found";
+    case ErrorCode::kIo:
+      return "i/o error";
+    case ErrorCode::kInterrupted:
+      return "interrupted";
+    case ErrorCode::kInternal:
+      break;
   }
   return "internal error";
 }
@@ -29,12 +41,18 @@ const char* error_code_name(ErrorCode code) {
 void Status::throw_if_error() const {
   if (ok_) return;
   switch (code_) {
-    case ErrorCode::kInvalidArgument: throw InvalidArgument(message_);
-    case ErrorCode::kInvalidData: throw DataError(message_);
-    case ErrorCode::kNotFound: throw NotFound(message_);
-    case ErrorCode::kIo: throw IoError(message_);
-    case ErrorCode::kInterrupted: throw Interrupted(message_);
-    case ErrorCode::kInternal: break;
+    case ErrorCode::kInvalidArgument:
+      throw InvalidArgument(message_);
+    case ErrorCode::kInvalidData:
+      throw DataError(message_);
+    case ErrorCode::kNotFound:
+      throw NotFound(message_);
+    case ErrorCode::kIo:
+      throw IoError(message_);
+    case ErrorCode::kInterrupted:
+      throw Interrupted(message_);
+    case ErrorCode::kInternal:
+      break;
   }
   throw InternalError(message_);
 }

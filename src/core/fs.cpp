@@ -13,7 +13,8 @@ namespace vigil {
 std::string read_file(const fs::path& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw NotFound(fmt::format("file not found: {}", to_utf8(path)));
-  if (fs::is_directory(path, ec)) throw IoError(fmt::format("expected a file, got a directory: {}", to_utf8(path)));
+  if (fs::is_directory(path, ec))
+    throw IoError(fmt::format("expected a file, got a directory: {}", to_utf8(path)));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(fmt::format("cannot open {} for reading", to_utf8(path)));
   std::string data;

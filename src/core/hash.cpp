@@ -16,7 +16,9 @@ Hasher::Hasher(HashAlgo algo) : ctx_(EVP_MD_CTX_new()) {
   VIGIL_ASSERT(EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), md, nullptr) == 1);
 }
 
-Hasher::~Hasher() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+Hasher::~Hasher() {
+  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
+}
 
 void Hasher::update(std::string_view bytes) {
   VIGIL_ASSERT(EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), bytes.data(), bytes.size()) == 1);

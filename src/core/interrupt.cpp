@@ -1,8 +1,8 @@
 #include "vigil/core/interrupt.h"
 
+#include <unistd.h>
 #include <atomic>
 #include <csignal>
-#include <unistd.h>
 
 namespace vigil {
 
@@ -22,8 +22,14 @@ void install_interrupt_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-bool interrupt_requested() { return g_interrupted.load(std::memory_order_relaxed); }
-void request_interrupt() { g_interrupted = true; }
-void clear_interrupt() { g_interrupted = false; }
+bool interrupt_requested() {
+  return g_interrupted.load(std::memory_order_relaxed);
+}
+void request_interrupt() {
+  g_interrupted = true;
+}
+void clear_interrupt() {
+  g_interrupted = false;
+}
 
 }  // namespace vigil

@@ -16,7 +16,9 @@ std::string format_duration(double seconds) {
 }
 }  // namespace
 
-void Progress::force_tty(int mode) { g_tty_mode = mode; }
+void Progress::force_tty(int mode) {
+  g_tty_mode = mode;
+}
 
 Progress::Progress(std::string label, size_t total, std::string unit)
     : label_(std::move(label)), unit_(std::move(unit)), total_(total) {
@@ -25,7 +27,9 @@ Progress::Progress(std::string label, size_t total, std::string unit)
   tty_ = mode == -1 ? isatty(STDERR_FILENO) != 0 : mode == 1;
 }
 
-Progress::~Progress() { finish(); }
+Progress::~Progress() {
+  finish();
+}
 
 void Progress::advance(size_t n) {
   done_ += n;

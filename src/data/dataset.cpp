@@ -4,7 +4,9 @@
 
 namespace vigil::data {
 
-const char* task_name(Task t) { return t == Task::kDetection ? "detection" : "classification"; }
+const char* task_name(Task t) {
+  return t == Task::kDetection ? "detection" : "classification";
+}
 
 Task parse_task(const std::string& s) {
   if (s == "detection") return Task::kDetection;
@@ -14,9 +16,12 @@ Task parse_task(const std::string& s) {
 
 const char* severity_name(Severity s) {
   switch (s) {
-    case Severity::kInfo: return "info";
-    case Severity::kWarning: return "warning";
-    case Severity::kError: return "error";
+    case Severity::kInfo:
+      return "info";
+    case Severity::kWarning:
+      return "warning";
+    case Severity::kError:
+      return "error";
   }
   return "error";
 }

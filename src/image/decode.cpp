@@ -7,12 +7,22 @@
 namespace vigil::image {
 
 namespace {
-bool has_prefix(std::string_view b, std::string_view magic) { return b.substr(0, magic.size()) == magic; }
+bool has_prefix(std::string_view b, std::string_view magic) {
+  return b.substr(0, magic.size()) == magic;
+}
 
-uint32_t be16(const unsigned char* p) { return (uint32_t(p[0]) << 8) | p[1]; }
-uint32_t be32(const unsigned char* p) { return (be16(p) << 16) | be16(p + 2); }
-uint32_t le16(const unsigned char* p) { return uint32_t(p[0]) | (uint32_t(p[1]) << 8); }
-int32_t le32(const unsigned char* p) { return int32_t(le16(p) | (le16(p + 2) << 16)); }
+uint32_t be16(const unsigned char* p) {
+  return (uint32_t(p[0]) << 8) | p[1];
+}
+uint32_t be32(const unsigned char* p) {
+  return (be16(p) << 16) | be16(p + 2);
+}
+uint32_t le16(const unsigned char* p) {
+  return uint32_t(p[0]) | (uint32_t(p[1]) << 8);
+}
+int32_t le32(const unsigned char* p) {
+  return int32_t(le16(p) | (le16(p + 2) << 16));
+}
 
 /// Walks JPEG markers up to the first SOFn to read the frame size.
 HeaderInfo probe_jpeg(std::string_view b) {
@@ -58,13 +68,20 @@ ImageType sniff_type(std::string_view b) {
 
 const char* type_name(ImageType t) {
   switch (t) {
-    case ImageType::kJpeg: return "jpeg";
-    case ImageType::kPng: return "png";
-    case ImageType::kBmp: return "bmp";
-    case ImageType::kGif: return "gif";
-    case ImageType::kWebp: return "webp";
-    case ImageType::kTiff: return "tiff";
-    case ImageType::kUnknown: break;
+    case ImageType::kJpeg:
+      return "jpeg";
+    case ImageType::kPng:
+      return "png";
+    case ImageType::kBmp:
+      return "bmp";
+    case ImageType::kGif:
+      return "gif";
+    case ImageType::kWebp:
+      return "webp";
+    case ImageType::kTiff:
+      return "tiff";
+    case ImageType::kUnknown:
+      break;
   }
   return "unknown";
 }
@@ -73,7 +90,8 @@ HeaderInfo probe_header(std::string_view b) {
   HeaderInfo info{sniff_type(b), 0, 0};
   const auto* p = reinterpret_cast<const unsigned char*>(b.data());
   switch (info.type) {
-    case ImageType::kJpeg: return probe_jpeg(b);
+    case ImageType::kJpeg:
+      return probe_jpeg(b);
     case ImageType::kPng:
       if (b.size() >= 24 && b.substr(12, 4) == "IHDR") {
         info.width = static_cast<int>(be32(p + 16));
@@ -90,7 +108,8 @@ HeaderInfo probe_header(std::string_view b) {
         info.height = static_cast<int>(le16(p + 8));
       }
       break;
-    default: break;
+    default:
+      break;
   }
   return info;
 }
@@ -115,19 +134,20 @@ Decoded decode(std::string_view bytes, const DecodeOptions& options) {
   }
   out.type = sniff_type(bytes);
   if (out.type == ImageType::kUnknown) {
-    out.error = {"not_an_image", fmt::format("not an image: {} bytes with no known image signature", bytes.size())};
+    out.error = {"not_an_image",
+                 fmt::format("not an image: {} bytes with no known image signature", bytes.size())};
     return out;
   }
   auto header = probe_header(bytes);
   if (int64_t(header.width) * header.height > options.max_pixels) {
-    out.error = {"too_large", fmt::format("{}x{} = {} pixels exceeds the limit of {}", header.width,
-                                          header.height, int64_t(header.width) * header.height,
-                                          options.max_pixels)};
+    out.error = {"too_large",
+                 fmt::format("{}x{} = {} pixels exceeds the limit of {}", header.width, header.height,
+                             int64_t(header.width) * header.height, options.max_pixels)};
     return out;
   }
   if (!options.allow_truncated && looks_truncated(bytes, out.type)) {
-    out.error = {"truncated", fmt::format("truncated {}: the file ends before the image data does",
-                                          type_name(out.type))};
+    out.error = {"truncated",
+                 fmt::format("truncated {}: the file ends before the image data does", type_name(out.type))};
     return out;
   }
   cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
@@ -138,7 +158,8 @@ Decoded decode(std::string_view bytes, const DecodeOptions& options) {
     return out;
   }
   if (out.bgr.empty()) {
-    out.error = {"unreadable", fmt::format("{} signature but the decoder could not read it", type_name(out.type))};
+    out.error = {"unreadable",
+                 fmt::format("{} signature but the decoder could not read it", type_name(out.type))};
   } else if (int64_t(out.bgr.cols) * out.bgr.rows > options.max_pixels) {
     out.bgr.release();
     out.error = {"too_large", fmt::format("image exceeds the limit of {} pixels", options.max_pixels)};

@@ -28,7 +28,9 @@
 namespace vigil::config {
 
 template <class T, class V>
-concept VisitableWith = requires(T& t, V& v) { t.visit(v); };
+concept VisitableWith = requires(T& t, V& v) {
+  t.visit(v);
+};
 
 /// Where a configuration comes from: an optional YAML file and ordered `key=value` overrides.
 struct Source {

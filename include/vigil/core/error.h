@@ -17,12 +17,12 @@ namespace vigil {
 /// Documented process exit codes (README "Exit codes").
 enum class ExitCode : int {
   kOk = 0,
-  kInternal = 1,         ///< a bug: please report it (message carries file:line)
-  kUsage = 2,            ///< bad command line or configuration (unknown key, bad value)
-  kInvalidData = 3,      ///< input data failed validation or could not be used
-  kNotFound = 4,         ///< a named file, dataset or version does not exist
-  kIo = 5,               ///< reading or writing failed (disk full, permissions)
-  kInterrupted = 130,    ///< stopped by Ctrl-C / SIGTERM after saving what could be saved
+  kInternal = 1,       ///< a bug: please report it (message carries file:line)
+  kUsage = 2,          ///< bad command line or configuration (unknown key, bad value)
+  kInvalidData = 3,    ///< input data failed validation or could not be used
+  kNotFound = 4,       ///< a named file, dataset or version does not exist
+  kIo = 5,             ///< reading or writing failed (disk full, permissions)
+  kInterrupted = 130,  ///< stopped by Ctrl-C / SIGTERM after saving what could be saved
 };
 
 enum class ErrorCode { kInternal, kInvalidArgument, kInvalidData, kNotFound, kIo, kInterrupted };
@@ -129,13 +129,13 @@ namespace detail {
 }  // namespace vigil
 
 /// A broken invariant (a bug). Throws InternalError with file:line.
-#define VIGIL_ASSERT(cond, ...)                                                               \
-  do {                                                                                        \
+#define VIGIL_ASSERT(cond, ...)                                                                           \
+  do {                                                                                                    \
     if (!(cond)) ::vigil::detail::throw_internal(__FILE__, __LINE__, #cond, fmt::format("" __VA_ARGS__)); \
   } while (0)
 
 /// Bad input at an API boundary. Throws InvalidArgument; write the message as "expected ..., got ...".
-#define VIGIL_CHECK(cond, ...)                                                      \
-  do {                                                                              \
-    if (!(cond)) throw ::vigil::InvalidArgument(fmt::format(__VA_ARGS__));          \
+#define VIGIL_CHECK(cond, ...)                                             \
+  do {                                                                     \
+    if (!(cond)) throw ::vigil::InvalidArgument(fmt::format(__VA_ARGS__)); \
   } while (0)

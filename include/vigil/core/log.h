@@ -10,10 +10,10 @@
 namespace vigil {
 
 struct LogOptions {
-  std::string level = "info";       ///< trace, debug, info, warn, error, off
-  std::filesystem::path log_dir;    ///< empty: console only
+  std::string level = "info";     ///< trace, debug, info, warn, error, off
+  std::filesystem::path log_dir;  ///< empty: console only
   bool console = true;
-  int keep_days = 14;               ///< rotated files kept
+  int keep_days = 14;  ///< rotated files kept
 };
 
 /// Installs the default logger. Safe to call again (e.g. once the workspace is known).

@@ -17,10 +17,10 @@ Task parse_task(const std::string& s);
 /// Pixel box, top-left origin, x2/y2 exclusive edges as in torchvision (x1 < x2, y1 < y2 when valid).
 struct Box {
   float x1 = 0, y1 = 0, x2 = 0, y2 = 0;
-  int class_id = 0;           ///< index into Dataset::classes
-  bool difficult = false;     ///< Pascal VOC flag
-  bool truncated = false;     ///< Pascal VOC flag
-  bool crowd = false;         ///< COCO iscrowd
+  int class_id = 0;        ///< index into Dataset::classes
+  bool difficult = false;  ///< Pascal VOC flag
+  bool truncated = false;  ///< Pascal VOC flag
+  bool crowd = false;      ///< COCO iscrowd
   float width() const { return x2 - x1; }
   float height() const { return y2 - y1; }
   float area() const { return width() * height(); }
@@ -29,15 +29,15 @@ struct Box {
 /// What decoding the image bytes found (filled by inspect_images or at ingest).
 struct ImageCheck {
   bool inspected = false;
-  std::string problem_kind;   ///< "" when the image decodes; else an Issue kind (unreadable, truncated, ...)
-  std::string problem;        ///< human-readable detail
-  std::string type;           ///< detected by magic bytes: jpeg, png, bmp, ...
-  uint64_t phash = 0;         ///< 64-bit perceptual hash (DCT)
+  std::string problem_kind;  ///< "" when the image decodes; else an Issue kind (unreadable, truncated, ...)
+  std::string problem;       ///< human-readable detail
+  std::string type;          ///< detected by magic bytes: jpeg, png, bmp, ...
+  uint64_t phash = 0;        ///< 64-bit perceptual hash (DCT)
 };
 
 struct Sample {
-  std::string file;           ///< path relative to the dataset root, UTF-8 with '/' separators; unique
-  std::string hash;           ///< sha256 of the image bytes ("" until hashed)
+  std::string file;  ///< path relative to the dataset root, UTF-8 with '/' separators; unique
+  std::string hash;  ///< sha256 of the image bytes ("" until hashed)
   int64_t bytes = 0;
   int width = 0, height = 0;  ///< 0 until known (from annotations or decoding)
   int label = -1;             ///< classification: index into Dataset::classes
@@ -54,18 +54,18 @@ const char* severity_name(Severity s);
 struct Issue {
   std::string kind;
   Severity severity = Severity::kError;
-  std::string file;           ///< the file the problem is in (relative to the dataset root)
-  int line = 0;               ///< 1-based line in `file`, 0 when not applicable
+  std::string file;  ///< the file the problem is in (relative to the dataset root)
+  int line = 0;      ///< 1-based line in `file`, 0 when not applicable
   std::string message;
 };
 
 struct Dataset {
   Task task = Task::kDetection;
-  std::string format;                 ///< the format it was read from
-  std::filesystem::path root;         ///< where the files are (source folder, or empty once in the store)
-  std::vector<std::string> classes;   ///< detection: object classes without background; classification: labels
+  std::string format;                ///< the format it was read from
+  std::filesystem::path root;        ///< where the files are (source folder, or empty once in the store)
+  std::vector<std::string> classes;  ///< detection: object classes without background; classification: labels
   std::vector<Sample> samples;
-  std::vector<Issue> issues;          ///< problems met while reading; each skipped item is listed here
+  std::vector<Issue> issues;  ///< problems met while reading; each skipped item is listed here
 
   /// -1 when absent.
   int class_index(const std::string& name) const;

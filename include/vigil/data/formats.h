@@ -22,7 +22,7 @@ struct ReadOptions {
 using ImageSource = std::function<std::filesystem::path(const Sample&)>;
 
 struct WriteOptions {
-  bool copy_images = true;   ///< copy image files next to the labels (else labels only)
+  bool copy_images = true;  ///< copy image files next to the labels (else labels only)
 };
 
 struct FormatInfo {
@@ -30,7 +30,8 @@ struct FormatInfo {
   std::string description;
   std::function<Dataset(const std::filesystem::path&, const ReadOptions&)> read;
   /// Empty when the format cannot be written.
-  std::function<void(const Dataset&, const ImageSource&, const std::filesystem::path&, const WriteOptions&)> write;
+  std::function<void(const Dataset&, const ImageSource&, const std::filesystem::path&, const WriteOptions&)>
+      write;
 };
 
 void register_format(FormatInfo info);
@@ -41,7 +42,8 @@ std::vector<std::string> format_names();
 void register_builtin_formats();
 
 /// Reads `root` in format `format` ("auto" guesses from the layout).
-Dataset read_dataset(const std::filesystem::path& root, const std::string& format, const ReadOptions& options = {});
+Dataset read_dataset(const std::filesystem::path& root, const std::string& format,
+                     const ReadOptions& options = {});
 /// Guesses the format of a folder (or a COCO .json file); throws InvalidArgument when nothing fits.
 std::string detect_format(const std::filesystem::path& root);
 void write_dataset(const Dataset& ds, const ImageSource& images, const std::filesystem::path& out,

@@ -43,7 +43,8 @@ TEST(Config, DefaultsWhenNothingGiven) {
 TEST(Config, FileThenOverridesInOrder) {
   vigil::testing::TempDir dir;
   vigil::testing::write_text(dir / "c.yaml", "epochs: 7\noptim:\n  lr: 0.5\n  steps: [1, 2, 3]\n");
-  auto o = vigil::config::load<Outer>(Source{(dir / "c.yaml").string(), {"optim.lr=0.25", "flag=true", "name=x y"}});
+  auto o = vigil::config::load<Outer>(
+      Source{(dir / "c.yaml").string(), {"optim.lr=0.25", "flag=true", "name=x y"}});
   EXPECT_EQ(o.epochs, 7);
   EXPECT_DOUBLE_EQ(o.optim.lr, 0.25);
   EXPECT_EQ(o.optim.steps, (std::vector<int>{1, 2, 3}));
@@ -89,7 +90,9 @@ TEST(Config, ScalarWhereSectionExpected) {
   EXPECT_THROW(vigil::config::load<Outer>(Source{"", {"epochs.x=3"}}), InvalidArgument);
 }
 
-TEST(Config, ValidateRuns) { EXPECT_THROW(vigil::config::load<Outer>(Source{"", {"epochs=0"}}), InvalidArgument); }
+TEST(Config, ValidateRuns) {
+  EXPECT_THROW(vigil::config::load<Outer>(Source{"", {"epochs=0"}}), InvalidArgument);
+}
 
 TEST(Config, MalformedOverrideAndYamlSyntax) {
   EXPECT_THROW(vigil::config::load<Outer>(Source{"", {"noequals"}}), InvalidArgument);

@@ -73,7 +73,10 @@ TEST(ThreadPool, ParallelForCoversAllAndRethrows) {
   std::vector<std::atomic<int>> hits(1000);
   vigil::parallel_for(hits.size(), 4, [&](size_t i) { hits[i]++; });
   for (auto& h : hits) EXPECT_EQ(h.load(), 1);
-  EXPECT_THROW(vigil::parallel_for(10, 2, [](size_t i) { if (i == 5) throw vigil::DataError("x"); }),
+  EXPECT_THROW(vigil::parallel_for(10, 2,
+                                   [](size_t i) {
+                                     if (i == 5) throw vigil::DataError("x");
+                                   }),
                vigil::DataError);
   vigil::ThreadPool pool(2);
   auto f = pool.submit([] { return 7; });

@@ -1,0 +1,90 @@
+#pragma once
+/// The training data loader: worker threads decode, augment and convert samples to LibTorch tensors; batches
+/// come out in a deterministic order whatever the thread count, with at most `prefetch_batches` in flight.
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "vigil/data/augment.h"
+#include "vigil/data/dataset.h"
+#include "vigil/data/formats.h"
+
+namespace vigil::data {
+
+struct LoaderOptions {
+  int batch_size = 8;
+  int threads = 0;           ///< decode + augment workers; 0 = all cores
+  int prefetch_batches = 4;  ///< batches in flight (decoding or ready): bounds memory
+  bool shuffle = true;
+  bool drop_last = false;
+  uint64_t seed = 0;
+  bool augment = true;
+  /// Detection: resize like torchvision's GeneralizedRCNNTransform, scale = min(min_size / short side,
+  /// max_size / long side); 0 leaves that bound out (both 0: keep the size).
+  int min_size = 0, max_size = 0;
+  int image_width = 224, image_height = 224;                                ///< classification output size
+  std::vector<double> mean{0.485, 0.456, 0.406}, std{0.229, 0.224, 0.225};  ///< RGB, on 0..1 values
+  bool normalize = false;  ///< detection models normalise inside; classifiers want it here
+
+  template <class V>
+  void visit(V& v) {
+    v("batch_size", batch_size, "samples per batch");
+    v("threads", threads, "decode and augment workers (0 = all cores)");
+    v("prefetch_batches", prefetch_batches, "batches prepared ahead (bounds memory)");
+    v("shuffle", shuffle, "shuffle the sample order every epoch");
+    v("drop_last", drop_last, "drop the last incomplete batch");
+    v("seed", seed, "seed for shuffling and augmentation");
+    v("augment", augment, "apply augmentations");
+    v("min_size", min_size, "detection: resize so the short side is this (0 = no bound)");
+    v("max_size", max_size, "detection: ... unless the long side would exceed this (0 = no bound)");
+    v("image_width", image_width, "classification: output width");
+    v("image_height", image_height, "classification: output height");
+    v("mean", mean, "per-channel RGB mean for normalisation");
+    v("std", std, "per-channel RGB standard deviation for normalisation");
+    v("normalize", normalize, "subtract mean and divide by std");
+  }
+  void validate() const;
+};
+
+struct Batch {
+  std::vector<int> indices;               ///< dataset sample indices, in batch order
+  torch::Tensor images;                   ///< classification: [B, 3, H, W] float, RGB
+  std::vector<torch::Tensor> image_list;  ///< detection: each [3, H, W] float in 0..1 (or normalised), RGB
+  std::vector<torch::Tensor> boxes;       ///< detection: each [N, 4] float x1 y1 x2 y2 in pixels
+  std::vector<torch::Tensor> labels;      ///< detection: each [N] int64, class_id + 1 (0 = background)
+  torch::Tensor targets;                  ///< classification: [B] int64 class ids
+  size_t size() const { return indices.size(); }
+};
+
+/// Iterates a subset of a dataset in batches. `ds` must outlive the loader. A sample whose image cannot be
+/// decoded is skipped with a warning naming the file and counted in skipped(); its batch is one smaller.
+/// The per-sample random stream is seeded from (seed, epoch, sample index), so the same options give the same
+/// batches for any number of threads.
+class DataLoader {
+ public:
+  /// `indices` are positions in ds.samples (e.g. one split); `images` maps a sample to its file.
+  DataLoader(const Dataset& ds, ImageSource images, std::vector<int> indices, LoaderOptions o,
+             DetectionAugmentOptions da = {}, ClassificationAugmentOptions ca = {});
+  ~DataLoader();
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  /// Starts (or restarts, abandoning the rest of the current one) an epoch: reshuffles and begins decoding.
+  void start_epoch(int epoch);
+  /// The next batch of the epoch, or nullopt at its end. Starts epoch 0 when no epoch was started.
+  /// Rethrows an unexpected error raised in a worker.
+  std::optional<Batch> next();
+  size_t batches_per_epoch() const;
+  /// Samples skipped because their image could not be used, over the loader's life.
+  size_t skipped() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vigil::data
