@@ -1,5 +1,7 @@
 #include "tests_util.h"
 
+#include <fmt/format.h>
+
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -58,10 +60,29 @@ std::string slurp(const fs::path& p) {
 }
 }  // namespace
 
+std::pair<int, std::string> run_shell(const std::string& command) {
+  TempDir io;
+  std::string cmd = command + " > '" + (io / "out").string() + "' 2>&1 < /dev/null";
+  int status = std::system(cmd.c_str());
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return {code, slurp(io / "out")};
+}
+
+std::optional<std::string> reference_python() {
+  static const std::optional<std::string> found = []() -> std::optional<std::string> {
+    for (const char* py : {"/usr/bin/python3", "python3"}) {
+      auto [code, out] = run_shell(std::string(py) + " -c 'import torch, torchvision'");
+      if (code == 0) return std::string(py);
+    }
+    return std::nullopt;
+  }();
+  return found;
+}
+
 CommandResult run_vigil(const std::string& args, const fs::path& workspace) {
   TempDir io;
-  std::string cmd = std::string("'") + VIGIL_BINARY + "' --workspace '" + workspace.string() + "' " + args +
-                    " > '" + (io / "out").string() + "' 2> '" + (io / "err").string() + "' < /dev/null";
+  const std::string cmd = fmt::format("'{}' --workspace '{}' {} > '{}' 2> '{}' < /dev/null", VIGIL_BINARY,
+                                      workspace.string(), args, (io / "out").string(), (io / "err").string());
   int status = std::system(cmd.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

@@ -26,6 +26,13 @@ class TempDir {
 /// ../shared/datasets/<name> when present (VIGIL_SHARED_DIR or <source>/../shared), else nullopt.
 std::optional<fs::path> shared_dataset(const std::string& name);
 
+/// Debian's python3 with torchvision (the reference for parity tests), or nullopt when it is missing.
+/// (A python3 earlier on PATH, e.g. pyenv's, may lack torch: /usr/bin/python3 is tried first.)
+std::optional<std::string> reference_python();
+
+/// Runs a command through the shell; returns its exit code and stdout+stderr.
+std::pair<int, std::string> run_shell(const std::string& command);
+
 /// Writes bytes to a file, creating parent folders.
 void write_text(const fs::path& path, const std::string& content);
 
@@ -41,6 +48,12 @@ struct CommandResult {
 CommandResult run_vigil(const std::string& args, const fs::path& workspace);
 
 }  // namespace vigil::testing
+
+/// Skips the current test when python3-torchvision is absent.
+#define VIGIL_REQUIRE_TORCHVISION(var)                                         \
+  auto var##_opt = ::vigil::testing::reference_python();                       \
+  if (!var##_opt) GTEST_SKIP() << "python3 with torchvision absent; skipping"; \
+  const std::string var = *var##_opt
 
 /// Skips the current test when a shared dataset is absent (fresh clone).
 #define VIGIL_REQUIRE_SHARED(var, name)                                                 \

@@ -1,0 +1,148 @@
+#include "vigil/nn/zoo.h"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <mutex>
+
+#include "vigil/core/error.h"
+#include "vigil/nn/backbones/mobilenet_v2.h"
+#include "vigil/nn/backbones/mobilenet_v3.h"
+#include "vigil/nn/backbones/resnet.h"
+#include "vigil/nn/classification/small_cnn.h"
+
+namespace vigil::nn {
+
+namespace {
+
+struct Registry {
+  std::mutex mutex;
+  std::map<std::string, ModelSpec> specs;  // std::map: references stay valid as models are added
+};
+
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+
+const std::vector<double> kImageNetMean = {0.485, 0.456, 0.406};
+const std::vector<double> kImageNetStd = {0.229, 0.224, 0.225};
+
+ModelSpec classifier_spec(std::string name, std::string description,
+                          std::function<std::shared_ptr<torch::nn::Module>(const ModelArgs&)> factory) {
+  ModelSpec spec;
+  spec.name = std::move(name);
+  spec.task = "classification";
+  spec.mean = kImageNetMean;
+  spec.std = kImageNetStd;
+  spec.description = std::move(description);
+  spec.factory = std::move(factory);
+  return spec;
+}
+
+template <typename Options>
+Options with_dropout(Options options, const ModelArgs& args) {
+  if (args.dropout >= 0) options.dropout(args.dropout);
+  return options;
+}
+
+void register_classifiers() {
+  register_model(classifier_spec(
+      "mobilenet_v2", "MobileNetV2 (torchvision 0.14 names), 3.5M parameters",
+      [](const ModelArgs& a) -> std::shared_ptr<torch::nn::Module> {
+        return MobileNetV2(with_dropout(MobileNetV2Options().num_classes(a.num_classes), a)).ptr();
+      }));
+  for (const std::string size : {"large", "small"}) {
+    register_model(classifier_spec(
+        "mobilenet_v3_" + size, "MobileNetV3-" + size + " (torchvision 0.14 names)",
+        [size](const ModelArgs& a) -> std::shared_ptr<torch::nn::Module> {
+          return MobileNetV3(with_dropout(MobileNetV3Options(size).num_classes(a.num_classes), a)).ptr();
+        }));
+  }
+  for (int depth : {18, 50}) {
+    register_model(classifier_spec(fmt::format("resnet{}", depth),
+                                   fmt::format("ResNet-{} (torchvision 0.14 names)", depth),
+                                   [depth](const ModelArgs& a) -> std::shared_ptr<torch::nn::Module> {
+                                     auto options = resnet_options(depth).num_classes(a.num_classes);
+                                     return ResNet(with_dropout(options, a)).ptr();
+                                   }));
+  }
+  auto mask = classifier_spec(
+      "mask_small_cnn", "The face-mask seed's small CNN: 3 conv blocks (32/64/128), dense 256, 100x100 input",
+      [](const ModelArgs& a) -> std::shared_ptr<torch::nn::Module> {
+        return SmallCnn(with_dropout(SmallCnnOptions().num_classes(a.num_classes), a)).ptr();
+      });
+  // The Keras seed only rescales pixels to [0, 1].
+  mask.input_width = mask.input_height = 100;
+  mask.mean = {0.0, 0.0, 0.0};
+  mask.std = {1.0, 1.0, 1.0};
+  register_model(std::move(mask));
+}
+
+}  // namespace
+
+void register_model(ModelSpec spec) {
+  VIGIL_CHECK(!spec.name.empty(), "expected a model name, got an empty string");
+  VIGIL_CHECK(static_cast<bool>(spec.factory), "expected a factory for model '{}', got none", spec.name);
+  VIGIL_CHECK(spec.task == "classification" || spec.task == "detection",
+              "expected task 'classification' or 'detection' for model '{}', got '{}'", spec.name, spec.task);
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  VIGIL_CHECK(!r.specs.count(spec.name), "expected a new model name, got '{}' which is already registered",
+              spec.name);
+  const std::string name = spec.name;
+  r.specs.emplace(name, std::move(spec));
+}
+
+void register_builtin_models() {
+  static std::once_flag once;
+  std::call_once(once, register_classifiers);
+}
+
+const ModelSpec& find_model(const std::string& name) {
+  register_builtin_models();
+  auto& r = registry();
+  {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    auto it = r.specs.find(name);
+    if (it != r.specs.end()) return it->second;
+  }
+  throw InvalidArgument(
+      fmt::format("expected a model name, one of: {}; got '{}'", fmt::join(model_names(), ", "), name));
+}
+
+std::vector<std::string> model_names() {
+  register_builtin_models();
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  std::vector<std::string> names;
+  for (const auto& [name, spec] : r.specs) names.push_back(name);
+  return names;
+}
+
+std::shared_ptr<torch::nn::Module> make_model(const std::string& name, const ModelArgs& args) {
+  VIGIL_CHECK(args.num_classes >= 1, "expected num_classes >= 1, got {}", args.num_classes);
+  return find_model(name).factory(args);
+}
+
+std::shared_ptr<Classifier> make_classifier(const ClassifierOptions& options) {
+  options.validate();
+  const auto& spec = find_model(options.arch);
+  VIGIL_CHECK(spec.task == "classification", "expected a classification model, got '{}' (task {})", spec.name,
+              spec.task);
+  ModelArgs args;
+  args.num_classes = options.num_classes;
+  args.dropout = options.dropout;
+  auto classifier = std::dynamic_pointer_cast<Classifier>(spec.factory(args));
+  VIGIL_ASSERT(classifier, "factory of '{}' did not return a Classifier", spec.name);
+  return classifier;
+}
+
+std::shared_ptr<Classifier> make_classifier(const std::string& name, int num_classes) {
+  ClassifierOptions options;
+  options.arch = name;
+  options.num_classes = num_classes;
+  return make_classifier(options);
+}
+
+}  // namespace vigil::nn
