@@ -49,5 +49,9 @@ int configure_threads(int requested);
 void register_version(CLI::App& app, Context& ctx);
 void register_doctor(CLI::App& app, Context& ctx);
 void register_data(CLI::App& app, Context& ctx);
+void register_weights(CLI::App& app, Context& ctx);
+void register_predict(CLI::App& app, Context& ctx);
+void register_train(CLI::App& app, Context& ctx);
+void register_evaluate(CLI::App& app, Context& ctx);
 
 }  // namespace vigil::cli

@@ -26,6 +26,10 @@ int main(int argc, char** argv) {
   cli::register_version(app, ctx);
   cli::register_doctor(app, ctx);
   cli::register_data(app, ctx);
+  cli::register_weights(app, ctx);
+  cli::register_predict(app, ctx);
+  cli::register_train(app, ctx);
+  cli::register_evaluate(app, ctx);
 
   try {
     app.parse(argc, argv);

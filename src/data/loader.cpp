@@ -384,4 +384,17 @@ size_t DataLoader::skipped() const {
   return impl_->skipped.load();
 }
 
+torch::Tensor image_to_tensor(const cv::Mat& bgr, const LoaderOptions& o) {
+  VIGIL_CHECK(bgr.type() == CV_8UC3 && !bgr.empty(),
+              "expected a non-empty 8-bit BGR image, got type {} {}x{}", bgr.type(), bgr.cols, bgr.rows);
+  return to_tensor(bgr, o);
+}
+
+torch::Tensor classification_input(const cv::Mat& bgr, const LoaderOptions& o) {
+  ClassificationAugmentOptions plain;
+  plain.enabled = false;
+  std::mt19937_64 unused_rng(0);
+  return to_tensor(augment_classification(bgr, plain, o.image_width, o.image_height, unused_rng), o);
+}
+
 }  // namespace vigil::data

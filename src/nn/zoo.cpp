@@ -10,6 +10,7 @@
 #include "vigil/nn/backbones/mobilenet_v3.h"
 #include "vigil/nn/backbones/resnet.h"
 #include "vigil/nn/classification/small_cnn.h"
+#include "vigil/nn/detection/faster_rcnn.h"
 
 namespace vigil::nn {
 
@@ -40,6 +41,11 @@ ModelSpec classifier_spec(std::string name, std::string description,
   return spec;
 }
 
+// ModelArgs' 0 means the architecture's default; detectors resolve theirs in their builders.
+int classes_or_default(const ModelArgs& args) {
+  return args.num_classes > 0 ? args.num_classes : 1000;
+}
+
 template <typename Options>
 Options with_dropout(Options options, const ModelArgs& args) {
   if (args.dropout >= 0) options.dropout(args.dropout);
@@ -50,33 +56,59 @@ void register_classifiers() {
   register_model(classifier_spec(
       "mobilenet_v2", "MobileNetV2 (torchvision 0.14 names), 3.5M parameters",
       [](const ModelArgs& a) -> std::shared_ptr<torch::nn::Module> {
-        return MobileNetV2(with_dropout(MobileNetV2Options().num_classes(a.num_classes), a)).ptr();
+        return MobileNetV2(with_dropout(MobileNetV2Options().num_classes(classes_or_default(a)), a)).ptr();
       }));
   for (const std::string size : {"large", "small"}) {
     register_model(classifier_spec(
         "mobilenet_v3_" + size, "MobileNetV3-" + size + " (torchvision 0.14 names)",
         [size](const ModelArgs& a) -> std::shared_ptr<torch::nn::Module> {
-          return MobileNetV3(with_dropout(MobileNetV3Options(size).num_classes(a.num_classes), a)).ptr();
+          return MobileNetV3(with_dropout(MobileNetV3Options(size).num_classes(classes_or_default(a)), a))
+              .ptr();
         }));
   }
   for (int depth : {18, 50}) {
     register_model(classifier_spec(fmt::format("resnet{}", depth),
                                    fmt::format("ResNet-{} (torchvision 0.14 names)", depth),
                                    [depth](const ModelArgs& a) -> std::shared_ptr<torch::nn::Module> {
-                                     auto options = resnet_options(depth).num_classes(a.num_classes);
+                                     auto options = resnet_options(depth).num_classes(classes_or_default(a));
                                      return ResNet(with_dropout(options, a)).ptr();
                                    }));
   }
   auto mask = classifier_spec(
       "mask_small_cnn", "The face-mask seed's small CNN: 3 conv blocks (32/64/128), dense 256, 100x100 input",
       [](const ModelArgs& a) -> std::shared_ptr<torch::nn::Module> {
-        return SmallCnn(with_dropout(SmallCnnOptions().num_classes(a.num_classes), a)).ptr();
+        return SmallCnn(with_dropout(SmallCnnOptions().num_classes(classes_or_default(a)), a)).ptr();
       });
   // The Keras seed only rescales pixels to [0, 1].
   mask.input_width = mask.input_height = 100;
   mask.mean = {0.0, 0.0, 0.0};
   mask.std = {1.0, 1.0, 1.0};
   register_model(std::move(mask));
+}
+
+void register_detectors() {
+  const std::map<std::string, std::string> descriptions = {
+      {"fasterrcnn_resnet50_fpn", "Faster R-CNN, ResNet-50 FPN backbone (torchvision 0.14 names), 800/1333"},
+      {"fasterrcnn_mobilenet_v3_large_fpn",
+       "Faster R-CNN, MobileNetV3-Large FPN backbone (torchvision 0.14 names), 800/1333"},
+      {"fasterrcnn_mobilenet_v3_large_320_fpn",
+       "Faster R-CNN, MobileNetV3-Large FPN backbone (torchvision 0.14 names), low resolution 320/640"},
+  };
+  for (const auto& name : faster_rcnn_names()) {
+    const auto defaults = faster_rcnn_defaults(name);
+    ModelSpec spec;
+    spec.name = name;
+    spec.task = "detection";
+    spec.input_width = static_cast<int>(defaults.min_size().back());
+    spec.input_height = static_cast<int>(defaults.max_size());
+    spec.mean = defaults.image_mean();
+    spec.std = defaults.image_std();
+    spec.description = descriptions.at(name);
+    spec.factory = [name](const ModelArgs& a) -> std::shared_ptr<torch::nn::Module> {
+      return make_faster_rcnn(name, a).ptr();
+    };
+    register_model(std::move(spec));
+  }
 }
 
 }  // namespace
@@ -96,7 +128,10 @@ void register_model(ModelSpec spec) {
 
 void register_builtin_models() {
   static std::once_flag once;
-  std::call_once(once, register_classifiers);
+  std::call_once(once, [] {
+    register_classifiers();
+    register_detectors();
+  });
 }
 
 const ModelSpec& find_model(const std::string& name) {
@@ -121,8 +156,18 @@ std::vector<std::string> model_names() {
 }
 
 std::shared_ptr<torch::nn::Module> make_model(const std::string& name, const ModelArgs& args) {
-  VIGIL_CHECK(args.num_classes >= 1, "expected num_classes >= 1, got {}", args.num_classes);
+  VIGIL_CHECK(args.num_classes >= 0, "expected num_classes >= 1 (or 0 for the model's default), got {}",
+              args.num_classes);
   return find_model(name).factory(args);
+}
+
+std::shared_ptr<Detector> make_detector(const std::string& name, const ModelArgs& args) {
+  const auto& spec = find_model(name);
+  VIGIL_CHECK(spec.task == "detection", "expected a detection model, got '{}' (task {})", spec.name,
+              spec.task);
+  auto detector = std::dynamic_pointer_cast<Detector>(make_model(name, args));
+  VIGIL_ASSERT(detector, "factory of '{}' did not return a Detector", spec.name);
+  return detector;
 }
 
 std::shared_ptr<Classifier> make_classifier(const ClassifierOptions& options) {

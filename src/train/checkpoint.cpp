@@ -83,6 +83,7 @@ json meta_to_json(const Checkpoint& meta, const std::vector<NamedTensor>& tensor
           {"class_names", meta.class_names},
           {"config_yaml", meta.config_yaml},
           {"extra_json", meta.extra_json},
+          {"model_json", meta.model_json},
           {"rng_state", meta.rng_state},
           {"optimizer", kind},
           {"model", model}};
@@ -96,6 +97,7 @@ Checkpoint meta_from_json(const json& j) {
   meta.class_names = j.at("class_names").get<std::vector<std::string>>();
   meta.config_yaml = j.at("config_yaml").get<std::string>();
   meta.extra_json = j.at("extra_json").get<std::string>();
+  meta.model_json = j.value("model_json", std::string());
   meta.rng_state = j.at("rng_state").get<std::string>();
   meta.optimizer = j.at("optimizer").get<std::string>();
   return meta;

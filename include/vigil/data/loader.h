@@ -87,4 +87,13 @@ class DataLoader {
   std::unique_ptr<Impl> impl_;
 };
 
+/// An 8-bit BGR image as the loader hands it to models: RGB float [3, H, W] on 0..1, normalised with
+/// o.mean / o.std when o.normalize (no resizing).
+torch::Tensor image_to_tensor(const cv::Mat& bgr, const LoaderOptions& o);
+
+/// A classifier's input exactly as the loader makes it without augmentation (validation): the whole image
+/// resized (bilinear) to o.image_width x o.image_height, then image_to_tensor(). `vigil predict` uses it so
+/// training and prediction see the same pixels.
+torch::Tensor classification_input(const cv::Mat& bgr, const LoaderOptions& o);
+
 }  // namespace vigil::data

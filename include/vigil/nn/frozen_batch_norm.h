@@ -54,6 +54,12 @@ struct NormLayerOptions {
   static NormLayerOptions for_detection(bool pretrained);
 };
 
+/// Folds an eval-mode norm (BatchNorm2d or FrozenBatchNorm2d; anything else throws InvalidArgument) into the
+/// convolution before it, so conv'(x) == norm(conv(x)): the weight is scaled per output channel and the bias
+/// becomes the norm's shift. Inference only: the conv's `bias` member gets a tensor that is not a registered
+/// parameter, so the folded conv must not be trained or saved.
+void fold_norm_into_conv(torch::nn::Conv2dImpl& conv, torch::nn::Module& norm);
+
 /// A BatchNorm2d or FrozenBatchNorm2d registered directly under its parent module, so parameter names stay
 /// torchvision's (`bn1.weight`, not `bn1.norm.weight`).
 class Norm2d {
@@ -62,12 +68,19 @@ class Norm2d {
   /// Builds the norm and registers it as `parent.<name>`.
   Norm2d(torch::nn::Module& parent, const std::string& name, const NormLayerOptions& options,
          int64_t channels);
+  /// The norm, or the identity once folded (forward in training mode after folding throws InvalidArgument).
   torch::Tensor forward(const torch::Tensor& x);
   bool is_empty() const { return !bn_ && !frozen_; }
+  /// Folds this norm into `conv` (fold_norm_into_conv) and turns forward() into the identity. Returns 1 when
+  /// it folded now, 0 when there is nothing (left) to fold.
+  int fold_into(torch::nn::Conv2dImpl& conv);
 
  private:
+  torch::nn::Module& module() const;
+
   torch::nn::BatchNorm2d bn_{nullptr};
   FrozenBatchNorm2d frozen_{nullptr};
+  bool folded_ = false;
 };
 
 /// The chosen norm as an AnyModule, for torch::nn::Sequential containers.

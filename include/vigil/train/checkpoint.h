@@ -27,8 +27,11 @@ struct Checkpoint {
   std::vector<std::string> class_names;  ///< index -> class name
   std::string config_yaml;               ///< the resolved training options
   std::string extra_json;                ///< trainer state: early stopping, best metric, ...
-  std::string rng_state;                 ///< data-order RNG (see rng_state_string), empty when unused
-  std::string optimizer;                 ///< optimizer kind ("sgd", "adamw", ...); empty if none was saved
+  /// What serving a model needs besides weights (train/model_file.h's ModelInfo as JSON): task, input size,
+  /// normalisation, thresholds, lineage. Empty in checkpoints written before it existed.
+  std::string model_json;
+  std::string rng_state;  ///< data-order RNG (see rng_state_string), empty when unused
+  std::string optimizer;  ///< optimizer kind ("sgd", "adamw", ...); empty if none was saved
 };
 
 /// Saves meta, `model` and, when not null, `optimizer` (plus the default CPU generator) to `file` atomically.

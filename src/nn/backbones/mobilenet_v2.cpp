@@ -118,7 +118,24 @@ MobileNetV2BlockImpl::MobileNetV2BlockImpl(const MobileNetV2BlockOptions& o) {
 }
 
 torch::Tensor MobileNetV2BlockImpl::forward(const torch::Tensor& x) {
-  return use_res_connect_ ? x + conv_->forward(x) : conv_->forward(x);
+  torch::Tensor out;
+  if (tail_folded_) {
+    VIGIL_CHECK(!is_training(), "expected an eval-mode model after folding batch norms, got train mode");
+    out = x;
+    const size_t n = conv_->size() - 1;  // the folded norm is skipped
+    for (size_t i = 0; i < n; ++i) out = (conv_->begin() + static_cast<std::ptrdiff_t>(i))->forward(out);
+  } else {
+    out = conv_->forward(x);
+  }
+  return use_res_connect_ ? x + out : out;
+}
+
+int MobileNetV2BlockImpl::fold_norm() {
+  if (tail_folded_) return 0;
+  const size_t n = conv_->size();
+  fold_norm_into_conv(*conv_[n - 2]->as<torch::nn::Conv2dImpl>(), *conv_[n - 1]);
+  tail_folded_ = true;
+  return 1;
 }
 
 void MobileNetV2Options::validate() const {

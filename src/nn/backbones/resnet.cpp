@@ -61,6 +61,13 @@ void ResNetBlockImpl::zero_init_last_norm() {
   }
 }
 
+int ResNetBlockImpl::fold_norms() {
+  int n = bn1_.fold_into(*conv1_) + bn2_.fold_into(*conv2_);
+  if (conv3_) n += bn3_.fold_into(*conv3_);
+  if (down_conv_) n += down_norm_.fold_into(*down_conv_);
+  return n;
+}
+
 torch::Tensor ResNetBlockImpl::forward(const torch::Tensor& x) {
   auto out = bn1_.forward(conv1_->forward(x)).relu_();
   out = bn2_.forward(conv2_->forward(out));

@@ -44,6 +44,8 @@ class ConvNormActivationImpl : public torch::nn::Module {
   explicit ConvNormActivationImpl(const ConvNormActivationOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
   int64_t out_channels() const { return options_.out_channels(); }
+  /// Folds the norm into the conv for inference (see fold_batch_norms in nn/fuse.h).
+  int fold_norm() { return norm_.fold_into(*conv_); }
 
  private:
   ConvNormActivationOptions options_;
@@ -90,9 +92,13 @@ class MobileNetV2BlockImpl : public torch::nn::Module {
  public:
   explicit MobileNetV2BlockImpl(const MobileNetV2BlockOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
+  /// Folds the projection's norm (the last entry of `conv`) into the 1x1 conv before it, for inference;
+  /// returns the number of norms folded (the expansion units fold themselves).
+  int fold_norm();
 
  private:
   bool use_res_connect_ = false;
+  bool tail_folded_ = false;
   torch::nn::Sequential conv_{nullptr};
 };
 TORCH_MODULE(MobileNetV2Block);

@@ -35,6 +35,8 @@ class ResNetBlockImpl : public torch::nn::Module {
 
   /// Zeroes the weight of the branch's last BatchNorm (bn2 or bn3): zero_init_residual.
   void zero_init_last_norm();
+  /// Folds every norm into its conv, for inference (see fold_batch_norms in nn/fuse.h); returns how many.
+  int fold_norms();
 
  private:
   ResNetBlockOptions options_;
@@ -83,6 +85,8 @@ class ResNetImpl : public Classifier {
   void replace_head(int64_t num_classes, uint64_t seed = 0) override;
   void freeze_backbone(int trainable_stages = 0) override;
   int num_backbone_stages() const override { return 5; }
+  /// Folds the stem's bn1 into conv1 for inference; the blocks fold themselves (fold_batch_norms).
+  int fold_stem_norm() { return bn1_.fold_into(*conv1_); }
   int64_t num_classes() const override;
 
   const ResNetOptions& options() const { return options_; }

@@ -1,0 +1,209 @@
+// `vigil evaluate`: score a model on a dataset split (--model M --data D, or --run NAME for a training run),
+// or a COCO results file against COCO ground truth (--gt GT.json --detections RESULTS.json). Writes
+// metrics.json, plots and report.html into the output folder and prints the summary table.
+
+#include <fmt/core.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <ctime>
+
+#include "cli.h"
+#include "vigil/core/fs.h"
+#include "vigil/data/store.h"
+#include "vigil/train/evaluate.h"
+#include "vigil/train/model_file.h"
+#include "vigil/train/train_options.h"
+
+namespace vigil::cli {
+
+namespace {
+namespace fs = std::filesystem;
+
+struct EvaluateArgs {
+  std::string model, arch, data, run, gt, detections, out;
+};
+
+std::string utc_now() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+/// A run folder: `last` is the most recently written one.
+fs::path resolve_run(const Workspace& ws, const std::string& name) {
+  const fs::path runs = ws.root() / "runs";
+  if (name != "last") {
+    const fs::path dir = fs::exists(name) ? fs::path(name) : runs / name;
+    if (!fs::is_directory(dir))
+      throw NotFound(fmt::format("no training run '{}' in {}", name, to_utf8(runs)));
+    return dir;
+  }
+  fs::path best;
+  fs::file_time_type newest{};
+  if (fs::is_directory(runs)) {
+    for (const auto& e : fs::directory_iterator(runs)) {
+      const fs::path marker = e.path() / "results.csv";
+      if (!fs::exists(marker)) continue;
+      const auto t = fs::last_write_time(marker);
+      if (best.empty() || t > newest) best = e.path(), newest = t;
+    }
+  }
+  if (best.empty())
+    throw NotFound(fmt::format("no training run in {} (train one with `vigil train`)", to_utf8(runs)));
+  return best;
+}
+
+/// --run: the run's best (else last) weights and the dataset and split it was trained on.
+void fill_from_run(const Context& ctx, EvaluateArgs& a, train::EvaluateOptions& options,
+                   bool split_name_given) {
+  const fs::path dir = resolve_run(ctx.workspace(), a.run);
+  const auto trained = config::load<train::TrainOptions>({to_utf8(dir / "config.yaml"), {}});
+  for (const char* name : {"best.ckpt", "last.ckpt"}) {
+    if (a.model.empty() && fs::exists(dir / "weights" / name)) a.model = to_utf8(dir / "weights" / name);
+  }
+  if (a.model.empty())
+    throw NotFound(fmt::format("run {} has no weights/best.ckpt or weights/last.ckpt", to_utf8(dir)));
+  if (a.data.empty()) a.data = trained.data.dataset;
+  if (!split_name_given) options.split_name = trained.data.split;
+  if (a.out.empty()) a.out = to_utf8(dir / "eval" / options.split);
+}
+
+std::vector<int> split_samples(const data::DatasetStore& store, const data::DatasetVersion& v,
+                               const data::Dataset& ds, const train::EvaluateOptions& o) {
+  std::vector<int> out;
+  if (o.split == "all") {
+    for (size_t i = 0; i < ds.samples.size(); ++i) out.push_back(static_cast<int>(i));
+    return out;
+  }
+  const auto files = store.load_split(v, o.split_name);
+  const auto& list = o.split == "train" ? files.train : (o.split == "val" ? files.val : files.test);
+  std::unordered_map<std::string, int> index_of;
+  for (size_t i = 0; i < ds.samples.size(); ++i) index_of.emplace(ds.samples[i].file, static_cast<int>(i));
+  for (const auto& f : list) {
+    auto it = index_of.find(f);
+    if (it == index_of.end()) {
+      throw DataError(
+          fmt::format("split '{}' lists '{}', which is not a sample of dataset {} (split made for "
+                      "another version?); make the split again with `vigil data split`",
+                      o.split_name, f, v.short_id()));
+    }
+    out.push_back(it->second);
+  }
+  if (out.empty()) {
+    throw DataError(
+        fmt::format("the {} part of split '{}' of dataset {} is empty (parts: train {}, val {}, test "
+                    "{}); choose another with --split",
+                    o.split, o.split_name, v.name, files.train.size(), files.val.size(), files.test.size()));
+  }
+  return out;
+}
+
+void print_report(const train::EvaluationReport& r) {
+  fmt::print("{}\n", r.summary);
+  fmt::print("evaluated {} image(s); metrics {}\nreport {}\n", r.images, to_utf8(r.metrics_file),
+             to_utf8(r.report_file));
+}
+
+int run_files(const Context& ctx, const EvaluateArgs& a, const train::EvaluateOptions& options) {
+  VIGIL_CHECK(!a.gt.empty() && !a.detections.empty(),
+              "expected both --gt GT.json and --detections RESULTS.json, got only {}",
+              a.gt.empty() ? "--detections" : "--gt");
+  const fs::path out =
+      a.out.empty() ? ctx.workspace().root() / "evals" / fs::path(a.detections).stem() : fs::path(a.out);
+  const auto r =
+      train::evaluate_coco_files(a.gt, a.detections, out, options,
+                                 {{"ground truth", a.gt}, {"detections", a.detections}, {"date", utc_now()}});
+  config::write_resolved(config::to_yaml(options), out);
+  print_report(r);
+  return 0;
+}
+
+int run_evaluate(const Context& ctx, EvaluateArgs a, bool split_name_given) {
+  auto options = ctx.options<train::EvaluateOptions>();
+  if (!a.gt.empty() || !a.detections.empty()) {
+    VIGIL_CHECK(a.model.empty() && a.run.empty(), "expected either --gt/--detections or a model, got both");
+    return run_files(ctx, a, options);
+  }
+  if (!a.run.empty()) fill_from_run(ctx, a, options, split_name_given);
+  VIGIL_CHECK(!a.model.empty(), "expected --model FILE, --run NAME or --gt with --detections, got none");
+  VIGIL_CHECK(!a.data.empty(),
+              "expected --data DATASET (a name, name@id or id of `vigil data list`), got none");
+  options.validate();
+
+  const Workspace ws = ctx.workspace();
+  data::DatasetStore store(ws);
+  const auto version = store.resolve(a.data);
+  const auto ds = store.load(version);
+  train::LoadModelOptions lo;
+  lo.arch = a.arch;
+  train::Predictor predictor(train::load_model(a.model, lo), options.predict);
+  train::check_classes(predictor.info(), ds);
+
+  train::EvaluationInput input;
+  input.dataset = &ds;
+  input.images = store.image_source();
+  input.samples = split_samples(store, version, ds, options);
+  if (a.out.empty()) {
+    const fs::path model(a.model);
+    const bool in_run = model.parent_path().filename() == "weights";
+    a.out = to_utf8(in_run ? model.parent_path().parent_path() / "eval" / options.split
+                           : ws.root() / "evals" /
+                                 fmt::format("{}-{}-{}", model.stem().string(), version.name, options.split));
+  }
+  input.out = a.out;
+  input.metadata = {{"model", a.model},
+                    {"architecture", predictor.info().arch},
+                    {"dataset", fmt::format("{} ({})", version.name, version.short_id())},
+                    {"split", fmt::format("{} of '{}' ({} images)", options.split, options.split_name,
+                                          input.samples.size())},
+                    {"date", utc_now()}};
+  spdlog::info("evaluating {} ({}) on {} images of {} / {}", a.model, predictor.info().arch,
+               input.samples.size(), version.name, options.split);
+  Progress progress("evaluating", input.samples.size(), "img");
+  const auto r = train::evaluate_model(predictor, input, options, &progress);
+  progress.finish();
+  config::write_resolved(config::to_yaml(options), input.out);
+  print_report(r);
+  return 0;
+}
+
+}  // namespace
+
+void register_evaluate(CLI::App& app, Context& ctx) {
+  static EvaluateArgs a;
+  auto* sub = app.add_subcommand(
+      "evaluate",
+      "score a model on a dataset split, or COCO results against COCO ground truth: metrics.json, plots, "
+      "report.html");
+  sub->add_option("--model,-m", a.model,
+                  "vigil model file or checkpoint (or a torchvision .pth with --arch)");
+  sub->add_option("--arch", a.arch, "architecture of a torchvision .pth file");
+  sub->add_option("--data,-d", a.data, "dataset: name, name@id or id (`vigil data list`)");
+  sub->add_option("--run", a.run,
+                  "a training run (name, folder or `last`): its best weights and its dataset");
+  sub->add_option("--gt", a.gt, "COCO ground-truth JSON (with --detections; no model needed)");
+  sub->add_option("--detections", a.detections, "COCO results JSON to score against --gt");
+  sub->add_option("--out,-o", a.out,
+                  "output folder (default: the run's eval/<split>, else WORKSPACE/evals/...)");
+  add_config_options(sub, ctx);
+  add_override(sub, ctx, "--split", "split", "train, val, test or all");
+  auto* split_name = add_override(sub, ctx, "--split-name", "split_name",
+                                  "the dataset's saved split (default: default, or the run's)");
+  add_override(sub, ctx, "--gallery", "gallery", "sample pictures in the report (0: none)");
+  add_override(sub, ctx, "--batch", "predict.batch_size", "images per inference batch");
+  add_override(sub, ctx, "--score-threshold", "predict.score_threshold",
+               "detection: keep boxes scoring at least this (default: the model's)");
+  sub->add_option("--threads", ctx.threads, "LibTorch threads (default: every core)")
+      ->check(CLI::NonNegativeNumber);
+  sub->callback([&ctx, split_name] {
+    ctx.uses_workspace = true;
+    const bool split_name_given = split_name->count() > 0;
+    ctx.action = [&ctx, split_name_given] { return run_evaluate(ctx, a, split_name_given); };
+  });
+}
+
+}  // namespace vigil::cli

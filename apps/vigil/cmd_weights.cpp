@@ -1,0 +1,177 @@
+// `vigil weights ...`: bring torchvision weight files in as vigil model files, and look inside weight and
+// model files.
+
+#include <fmt/core.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+
+#include "cli.h"
+#include "vigil/core/fs.h"
+#include "vigil/core/hash.h"
+#include "vigil/core/strings.h"
+#include "vigil/nn/weights.h"
+#include "vigil/train/model_file.h"
+
+namespace vigil::cli {
+
+namespace {
+
+struct WeightsArgs {
+  std::string file, arch, class_names, classes_file, partial = "none", output;
+  int num_classes = 0;
+  uint64_t seed = 0;
+};
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::vector<std::string> class_names_arg(const WeightsArgs& a) {
+  std::vector<std::string> names;
+  if (!a.class_names.empty()) {
+    for (const auto& n : split(a.class_names, ',')) names.emplace_back(trim(n));
+  } else if (!a.classes_file.empty()) {
+    for (const auto& line : split(read_file(a.classes_file), '\n')) {
+      const std::string name(trim(line));
+      if (!name.empty()) names.push_back(name);
+    }
+  }
+  for (const auto& n : names)
+    VIGIL_CHECK(!n.empty(), "expected non-empty class names, got an empty one in '{}'", a.class_names);
+  return names;
+}
+
+/// models/<arch>-<12 hex>.vgm in the workspace, the hash covering the source bytes and everything that shapes
+/// the result, so importing the same thing twice gives the same file.
+std::filesystem::path default_output(const Context& ctx, const WeightsArgs& a,
+                                     const std::vector<std::string>& names) {
+  const std::string key = fmt::format("{}\n{}\n{}\n{}\n{}\n{}", hash_file(a.file), a.arch, a.num_classes,
+                                      join(names, ","), a.partial, a.seed);
+  return ctx.workspace().root() / "models" / fmt::format("{}-{}.vgm", a.arch, hash_bytes(key).substr(0, 12));
+}
+
+int run_import(const Context& ctx, const WeightsArgs& a) {
+  train::LoadModelOptions o;
+  o.arch = a.arch;
+  o.num_classes = a.num_classes;
+  o.class_names = class_names_arg(a);
+  o.partial = train::parse_partial_load(a.partial);
+  o.seed = a.seed;
+  auto imported = train::import_weights(a.file, o);
+  train::ModelInfo& info = imported.model.info;
+  info.created_at = utc_now();
+  info.code_version = VIGIL_VERSION;
+  const std::filesystem::path out =
+      a.output.empty() ? default_output(ctx, a, o.class_names) : std::filesystem::path(a.output);
+  train::save_model(out, info, *imported.model.module);
+  fmt::print("{}", imported.report.to_text());
+  fmt::print("imported {} as {} ({}, {} classes, {} parameters{})\n", a.file, info.arch, info.task,
+             info.num_classes(), train::parameter_count(*imported.model.module),
+             o.partial == train::PartialLoad::kNone ? "" : "; partial load: " + a.partial);
+  fmt::print("wrote {}\n", to_utf8(out));
+  return 0;
+}
+
+int run_show(const WeightsArgs& a) {
+  train::LoadModelOptions o;
+  o.arch = a.arch;
+  const auto m = train::load_model(a.file, o);
+  const auto& i = m.info;
+  fmt::print("file        {}\narch        {}\ntask        {}\n", a.file, i.arch, i.task);
+  fmt::print("classes     {}: {}\n", i.num_classes(), join(i.class_names, ", "));
+  if (i.task == "detection") {
+    fmt::print("resize      min_size {}, max_size {}\n", i.input_width, i.input_height);
+    fmt::print("postprocess score_threshold {}, nms_iou {}, max_detections {}\n",
+               i.postprocess.score_threshold, i.postprocess.nms_iou, i.postprocess.max_detections);
+    fmt::print("backbone    {}\n",
+               i.pretrained_backbone ? "FrozenBatchNorm2d (from pretrained weights)" : "BatchNorm2d");
+  } else {
+    fmt::print("input       {}x{}\n", i.input_width, i.input_height);
+  }
+  fmt::print("mean        [{}]\nstd         [{}]\n", fmt::join(i.mean, ", "), fmt::join(i.std, ", "));
+  fmt::print("parameters  {}\n", train::parameter_count(*m.module));
+  const std::pair<const char*, std::string> lineage[] = {{"source", i.source},
+                                                         {"run", i.run_id},
+                                                         {"dataset", i.dataset_id},
+                                                         {"created", i.created_at},
+                                                         {"code", i.code_version}};
+  for (const auto& [key, value] : lineage) {
+    if (!value.empty()) fmt::print("{:<11} {}\n", key, value);
+  }
+  return 0;
+}
+
+int run_inspect(const WeightsArgs& a) {
+  fmt::print("{}", nn::describe_state_dict(nn::read_state_dict(a.file)));
+  return 0;
+}
+
+int run_export(const WeightsArgs& a) {
+  VIGIL_CHECK(!a.output.empty(), "expected --output FILE.pth, got none");
+  train::LoadModelOptions o;
+  o.arch = a.arch;
+  const auto m = train::load_model(a.file, o);
+  nn::StateDict dict;
+  for (const auto& p : m.module->named_parameters(true)) dict.insert(p.key(), p.value());
+  for (const auto& b : m.module->named_buffers(true)) dict.insert(b.key(), b.value());
+  nn::save_state_dict(dict, a.output);
+  fmt::print("wrote {} ({} tensors, torchvision names; load with torch.load + load_state_dict)\n", a.output,
+             dict.size());
+  return 0;
+}
+
+}  // namespace
+
+void register_weights(CLI::App& app, Context& ctx) {
+  static WeightsArgs a;
+  auto* weights =
+      app.add_subcommand("weights", "weight files: import torchvision .pth, show, inspect, export");
+  weights->require_subcommand(1);
+
+  auto* imp =
+      weights->add_subcommand("import", "check a torchvision .pth / TorchScript file and write a model file");
+  imp->add_option("file", a.file, "weights file (.pth, TorchScript)")->required();
+  imp->add_option("--arch", a.arch, "model zoo architecture")->required();
+  imp->add_option("--num-classes", a.num_classes, "classes of the model (default: the file's head)")
+      ->check(CLI::NonNegativeNumber);
+  auto* names =
+      imp->add_option("--class-names", a.class_names, "comma-separated class names, in label order");
+  imp->add_option("--classes-file", a.classes_file, "file with one class name per line")->excludes(names);
+  imp->add_option(
+         "--partial", a.partial,
+         "none; backbone (only the backbone); skip-predictor (all but the class-specific head, which "
+         "stays freshly initialised: fine-tuning to other classes)")
+      ->capture_default_str();
+  imp->add_option("--seed", a.seed, "seed of the freshly initialised layers of a partial load")
+      ->capture_default_str();
+  imp->add_option("--output,-o", a.output, "model file to write (default: WORKSPACE/models/ARCH-HASH.vgm)");
+  imp->callback([&ctx] {
+    ctx.uses_workspace = true;
+    ctx.action = [&ctx] { return run_import(ctx, a); };
+  });
+
+  auto* show =
+      weights->add_subcommand("show", "describe a model file: classes, input, normalisation, lineage");
+  show->add_option("file", a.file, "model file (or a .pth with --arch)")->required();
+  show->add_option("--arch", a.arch, "architecture of a torchvision .pth file");
+  show->callback([&ctx] { ctx.action = [] { return run_show(a); }; });
+
+  auto* inspect = weights->add_subcommand("inspect", "list the tensors of a PyTorch weight file");
+  inspect->add_option("file", a.file, "weights file (.pth, TorchScript)")->required();
+  inspect->callback([&ctx] { ctx.action = [] { return run_inspect(a); }; });
+
+  auto* exp = weights->add_subcommand("export", "write a model file's weights as a torchvision .pth");
+  exp->add_option("file", a.file, "model file")->required();
+  exp->add_option("--arch", a.arch, "architecture, when FILE is itself a .pth");
+  exp->add_option("--output,-o", a.output, "the .pth to write")->required();
+  exp->callback([&ctx] { ctx.action = [] { return run_export(a); }; });
+}
+
+}  // namespace vigil::cli

@@ -1,0 +1,153 @@
+#pragma once
+/// Everything `vigil train` is configured by: one Options struct with nested sections, filled by the YAML
+/// file, `--set section.key=value` and the command's flags (core/config.h), and written back fully resolved
+/// as the run's config.yaml.
+///
+///   name: masks-cnn            # run folder <workspace>/runs/<name>/ (default <arch>-<n>)
+///   epochs: 20
+///   seed: 0
+///   model: {arch: mask_small_cnn, weights: "", trainable_stages: -1}
+///   data: {dataset: masks, split: default, batch_size: 32, image_size: 100, balance: none}
+///   optimizer: {name: adamw, lr: 0.001}
+///   schedule: {name: cosine, warmup_iters: 50}
+///   early_stopping: {metric: val_accuracy, patience: 5}
+
+#include <cstdint>
+#include <string>
+
+#include "vigil/data/augment.h"
+#include "vigil/train/optim.h"
+#include "vigil/train/schedule.h"
+
+namespace vigil::train {
+
+/// Which model to train and what it starts from.
+struct ModelSection {
+  std::string arch;     ///< model zoo name (required)
+  double dropout = -1;  ///< < 0: the architecture's default
+  /// Optional starting weights: a vigil model file / checkpoint, or a torchvision `.pth`. Tensors whose shape
+  /// differs (a head for another class count) are left at their fresh initialisation.
+  std::string weights;
+  std::string weights_scope = "auto";  ///< auto | full | backbone: which tensors of `weights` are loaded
+  /// Backbone stages left trainable, the rest frozen (torchvision's trainable_backbone_layers; 0 = the whole
+  /// backbone frozen, Keras' `base.trainable = False`). -1: every stage (classification) or torchvision's
+  /// default (detection).
+  int trainable_stages = -1;
+
+  template <class V>
+  void visit(V& v) {
+    v("arch", arch, "architecture from the model zoo (vigil weights list-models)");
+    v("dropout", dropout, "dropout before the last layer (< 0: the architecture's default)");
+    v("weights", weights, "starting weights: vigil model file or torchvision .pth ('' = fresh)");
+    v("weights_scope", weights_scope,
+      "which tensors of `weights` to load: auto, full (every matching one) or backbone");
+    v("trainable_stages", trainable_stages,
+      "backbone stages left trainable, the rest frozen (-1: all / the detector's default; 0: frozen base)");
+  }
+  void validate() const;
+};
+
+/// Which data, how it is batched and augmented.
+struct DataSection {
+  std::string dataset;            ///< name, name@id or id in the workspace store (required)
+  std::string split = "default";  ///< split made by `vigil data split --name`
+  std::string train = "train";    ///< list of the split trained on: train, val or test
+  std::string val = "val";        ///< list of the split validated on
+  int batch_size = 16;
+  int val_batch_size = 0;          ///< 0: batch_size
+  int image_size = 0;              ///< classification: square input side; 0 = the architecture's input size
+  int min_size = 0, max_size = 0;  ///< detection: resize in the loader (0: leave it to the model)
+  bool augment = true;
+  data::DetectionAugmentOptions detection_augment;
+  data::ClassificationAugmentOptions classification_augment;
+  /// none | weights (classification: loss weighted by inverse class frequency) | resample (every epoch draws
+  /// its samples with probability inversely proportional to their class frequency).
+  std::string balance = "none";
+  int threads = 0;  ///< decode + augment workers; 0 = the run's thread count
+  int prefetch_batches = 4;
+
+  template <class V>
+  void visit(V& v) {
+    v("dataset", dataset, "dataset name, name@id or id in the workspace");
+    v("split", split, "split name from `vigil data split`");
+    v("train", train, "list of the split to train on: train, val or test");
+    v("val", val, "list of the split to validate on: train, val or test");
+    v("batch_size", batch_size, "training samples per batch");
+    v("val_batch_size", val_batch_size, "validation samples per batch (0 = batch_size)");
+    v("image_size", image_size, "classification input side in pixels (0 = the architecture's)");
+    v("min_size", min_size, "detection: loader resizes the short side to this (0 = leave to the model)");
+    v("max_size", max_size, "detection: ... unless the long side would exceed this (0 = no bound)");
+    v("augment", augment, "augment training images");
+    v("detection_augment", detection_augment, "detection augmentations");
+    v("classification_augment", classification_augment, "classification augmentations");
+    v("balance", balance, "class balancing: none, weights (loss weights) or resample");
+    v("threads", threads, "decode and augment workers (0 = the run's thread count)");
+    v("prefetch_batches", prefetch_batches, "batches prepared ahead (bounds memory)");
+  }
+  void validate() const;
+};
+
+/// Stop when the validation metric has not improved for `patience` epochs; best.ckpt follows the same metric.
+struct EarlyStoppingOptions {
+  /// val_loss | val_accuracy | fitness | mAP50 | mAP50-95 | auto (classification: val_accuracy; detection:
+  /// fitness = 0.1 mAP50 + 0.9 mAP50-95, Ultralytics' choice of best weights)
+  std::string metric = "auto";
+  std::string mode = "auto";  ///< min | max | auto (from the metric)
+  int patience = 0;           ///< epochs without improvement before stopping; 0 disables stopping
+  double min_delta = 0.0;     ///< an improvement must exceed this
+
+  template <class V>
+  void visit(V& v) {
+    v("metric", metric,
+      "val_loss, val_accuracy, fitness, mAP50, mAP50-95 or auto (accuracy for classifiers; fitness = 0.1 "
+      "mAP50 + 0.9 mAP50-95 for detectors)");
+    v("mode", mode, "min, max or auto (from the metric)");
+    v("patience", patience, "epochs without improvement before stopping (0 = never stop early)");
+    v("min_delta", min_delta, "smallest change that counts as an improvement");
+  }
+  void validate() const;
+};
+
+struct TrainOptions {
+  std::string name;  ///< run folder name; "" = <arch>-<n>, the first free n
+  int epochs = 10;
+  uint64_t seed = 0;
+  std::string device = "cpu";  ///< cpu | cuda | cuda:N
+  int threads = 0;             ///< LibTorch intra-op threads; 0 = keep the process setting (every core)
+  double grad_clip_norm = 0;   ///< clip the gradients' total L2 norm to this; 0 = no clipping
+  ModelSection model;
+  DataSection data;
+  OptimizerOptions optimizer;
+  ScheduleOptions schedule;
+  EarlyStoppingOptions early_stopping;
+
+  template <class V>
+  void visit(V& v) {
+    v("name", name, "run name: folder <workspace>/runs/<name> ('' = <arch>-<n>)");
+    v("epochs", epochs, "passes over the training data");
+    v("seed", seed, "seed of weights, data order, augmentation and dropout (same seed, same weights)");
+    v("device", device, "cpu, cuda or cuda:N");
+    v("threads", threads, "LibTorch threads (0 = every core); bit-identical reruns need the same count");
+    v("grad_clip_norm", grad_clip_norm, "clip the gradients' total L2 norm (0 = off)");
+    v("model", model, "architecture and starting weights");
+    v("data", data, "dataset, split, batching and augmentation");
+    v("optimizer", optimizer, "optimizer and its hyper-parameters");
+    v("schedule", schedule, "learning-rate schedule");
+    v("early_stopping", early_stopping, "early stopping and the best-checkpoint metric");
+  }
+  /// Range and name checks of every section; an unknown architecture lists the valid ones, a metric that
+  /// does not fit the architecture's task is rejected. Throws InvalidArgument.
+  void validate() const;
+};
+
+/// "classification" or "detection", from the zoo entry of options.model.arch.
+std::string task_of(const TrainOptions& options);
+/// The early-stopping metric with "auto" resolved: "val_accuracy" (classifiers) or "fitness" (detectors).
+std::string resolved_metric(const TrainOptions& options);
+/// True when a larger metric is better, with "auto" resolved.
+bool metric_maximize(const TrainOptions& options);
+/// The results.csv column of an early-stopping metric ("fitness" -> "fitness", "mAP50" ->
+/// "metrics/mAP50(B)", "val_loss" -> "val/loss", ...).
+std::string metric_column(const std::string& metric);
+
+}  // namespace vigil::train

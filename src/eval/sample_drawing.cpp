@@ -1,0 +1,100 @@
+#include "vigil/eval/sample_drawing.h"
+
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+#include "vigil/core/fs.h"
+#include "vigil/image/decode.h"
+#include "vigil/image/draw.h"
+
+namespace vigil::eval {
+namespace {
+
+// "#rrggbb" -> OpenCV BGR.
+cv::Scalar bgr_of(const char* css) {
+  unsigned long v = std::stoul(std::string(css + 1), nullptr, 16);
+  return cv::Scalar(static_cast<double>(v & 0xFF), static_cast<double>((v >> 8) & 0xFF),
+                    static_cast<double>((v >> 16) & 0xFF));
+}
+
+image::DrawBox scaled(float x1, float y1, float x2, float y2, double s) {
+  image::DrawBox b;
+  b.x1 = static_cast<float>(x1 * s), b.y1 = static_cast<float>(y1 * s);
+  b.x2 = static_cast<float>(x2 * s), b.y2 = static_cast<float>(y2 * s);
+  return b;
+}
+
+std::string draw_on(cv::Mat& bgr, const std::vector<TruthBox>& truth,
+                    const std::vector<PredictedBox>& predictions, const SampleDrawingOptions& options) {
+  double s = 1.0;
+  int longest = std::max(bgr.cols, bgr.rows);
+  if (longest > options.max_side) {
+    s = static_cast<double>(options.max_side) / longest;
+    cv::Mat small;
+    int w = std::max(1, static_cast<int>(std::lround(bgr.cols * s)));
+    int h = std::max(1, static_cast<int>(std::lround(bgr.rows * s)));
+    cv::resize(bgr, small, cv::Size(w, h), 0, 0, cv::INTER_AREA);
+    bgr = small;
+  }
+  // Ground truth first so that predictions, the thing being judged, stay readable on top of it.
+  std::vector<image::DrawBox> boxes;
+  for (const auto& t : truth) {
+    if (t.matched && !options.draw_matched_truth) continue;
+    auto b = scaled(t.x1, t.y1, t.x2, t.y2, s);
+    b.label = t.label;
+    b.color = bgr_of(t.matched ? kMatchedTruthColour : kMissedColour);
+    boxes.push_back(std::move(b));
+  }
+  for (bool tp : {false, true}) {
+    for (const auto& p : predictions) {
+      if (p.true_positive != tp) continue;
+      auto b = scaled(p.x1, p.y1, p.x2, p.y2, s);
+      b.label = p.label;
+      b.score = p.score;
+      b.color = bgr_of(tp ? kTruePositiveColour : kFalsePositiveColour);
+      boxes.push_back(std::move(b));
+    }
+  }
+  image::draw_boxes(bgr, boxes, options.thickness);
+  return image::encode(bgr, "jpg", options.jpeg_quality);
+}
+
+Status decode_failure(const std::string& what, const image::DecodeError& e) {
+  return Status(ErrorCode::kInvalidData,
+                fmt::format("cannot draw sample {}: {}: {}", what, e.kind, e.detail));
+}
+
+}  // namespace
+
+void SampleDrawingOptions::validate() const {
+  VIGIL_CHECK(max_side >= 16 && max_side <= 10000, "expected max_side in [16, 10000], got {}", max_side);
+  VIGIL_CHECK(jpeg_quality >= 1 && jpeg_quality <= 100, "expected jpeg_quality in [1, 100], got {}",
+              jpeg_quality);
+  VIGIL_CHECK(thickness >= 0 && thickness <= 50, "expected thickness in [0, 50], got {}", thickness);
+}
+
+Result<std::string> draw_sample(std::string_view image_bytes, const std::vector<TruthBox>& truth,
+                                const std::vector<PredictedBox>& predictions,
+                                const SampleDrawingOptions& options) {
+  options.validate();
+  auto decoded = image::decode(image_bytes);
+  if (!decoded.ok()) return decode_failure("(image bytes)", decoded.error);
+  return draw_on(decoded.bgr, truth, predictions, options);
+}
+
+Result<std::string> draw_sample_file(const fs::path& image, const std::vector<TruthBox>& truth,
+                                     const std::vector<PredictedBox>& predictions,
+                                     const SampleDrawingOptions& options) {
+  options.validate();
+  std::error_code ec;
+  if (!fs::exists(image, ec)) {
+    return Status(ErrorCode::kNotFound, fmt::format("image not found: {}", to_utf8(image)));
+  }
+  auto decoded = image::decode_file(image.string());
+  if (!decoded.ok()) return decode_failure(to_utf8(image), decoded.error);
+  return draw_on(decoded.bgr, truth, predictions, options);
+}
+
+}  // namespace vigil::eval

@@ -1,0 +1,26 @@
+#include "vigil/nn/fuse.h"
+
+#include "vigil/core/error.h"
+#include "vigil/nn/backbones/mobilenet_v2.h"
+#include "vigil/nn/backbones/resnet.h"
+
+namespace vigil::nn {
+
+int fold_batch_norms(torch::nn::Module& root) {
+  VIGIL_CHECK(!root.is_training(), "expected an eval-mode model to fold batch norms into, got train mode");
+  int folded = 0;
+  for (const auto& m : root.modules()) {
+    if (auto* cna = m->as<ConvNormActivationImpl>()) {
+      folded += cna->fold_norm();
+    } else if (auto* v2 = m->as<MobileNetV2BlockImpl>()) {
+      folded += v2->fold_norm();
+    } else if (auto* block = m->as<ResNetBlockImpl>()) {
+      folded += block->fold_norms();
+    } else if (auto* resnet = m->as<ResNetImpl>()) {
+      folded += resnet->fold_stem_norm();
+    }
+  }
+  return folded;
+}
+
+}  // namespace vigil::nn

@@ -1,0 +1,123 @@
+#include "vigil/train/train_options.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <regex>
+
+#include "vigil/core/error.h"
+#include "vigil/core/strings.h"
+#include "vigil/nn/zoo.h"
+
+namespace vigil::train {
+namespace {
+
+bool one_of(const std::string& value, const std::vector<std::string>& valid) {
+  return std::find(valid.begin(), valid.end(), value) != valid.end();
+}
+
+void check_one_of(const char* key, const std::string& value, const std::vector<std::string>& valid) {
+  VIGIL_CHECK(one_of(value, valid), "expected {} to be one of {}, got '{}'", key, join(valid, ", "), value);
+}
+
+bool valid_device(const std::string& device) {
+  static const std::regex kDevice("cpu|cuda(:[0-9]+)?");
+  return std::regex_match(device, kDevice);
+}
+
+}  // namespace
+
+void ModelSection::validate() const {
+  VIGIL_CHECK(!arch.empty(), "expected model.arch, one of: {}; got none", join(nn::model_names(), ", "));
+  nn::find_model(arch);  // unknown names list the valid ones
+  VIGIL_CHECK(dropout < 1.0, "expected model.dropout < 1 (or < 0 for the architecture's default), got {}",
+              dropout);
+  check_one_of("model.weights_scope", weights_scope, {"auto", "full", "backbone"});
+  VIGIL_CHECK(trainable_stages >= -1, "expected model.trainable_stages >= -1, got {}", trainable_stages);
+}
+
+void DataSection::validate() const {
+  VIGIL_CHECK(!dataset.empty(), "expected data.dataset (a dataset name, name@id or id), got none");
+  VIGIL_CHECK(!split.empty(), "expected data.split (a split name from `vigil data split`), got none");
+  check_one_of("data.train", train, {"train", "val", "test"});
+  check_one_of("data.val", val, {"train", "val", "test"});
+  VIGIL_CHECK(batch_size >= 1, "expected data.batch_size >= 1, got {}", batch_size);
+  VIGIL_CHECK(val_batch_size >= 0, "expected data.val_batch_size >= 0, got {}", val_batch_size);
+  VIGIL_CHECK(image_size >= 0 && image_size <= 4096, "expected data.image_size in [0, 4096], got {}",
+              image_size);
+  VIGIL_CHECK(min_size >= 0 && max_size >= 0, "expected data.min_size and data.max_size >= 0, got {} and {}",
+              min_size, max_size);
+  check_one_of("data.balance", balance, {"none", "weights", "resample"});
+  VIGIL_CHECK(threads >= 0 && threads <= 1024, "expected data.threads in [0, 1024], got {}", threads);
+  VIGIL_CHECK(prefetch_batches >= 1, "expected data.prefetch_batches >= 1, got {}", prefetch_batches);
+  detection_augment.validate();
+  classification_augment.validate();
+}
+
+void EarlyStoppingOptions::validate() const {
+  check_one_of("early_stopping.metric", metric,
+               {"auto", "val_loss", "val_accuracy", "fitness", "mAP50", "mAP50-95"});
+  check_one_of("early_stopping.mode", mode, {"auto", "min", "max"});
+  VIGIL_CHECK(patience >= 0, "expected early_stopping.patience >= 0, got {}", patience);
+  VIGIL_CHECK(std::isfinite(min_delta) && min_delta >= 0, "expected early_stopping.min_delta >= 0, got {}",
+              min_delta);
+}
+
+void TrainOptions::validate() const {
+  static const std::regex kName("[A-Za-z0-9._-]*");
+  VIGIL_CHECK(std::regex_match(name, kName) && name != "." && name != "..",
+              "expected name made of letters, digits, '.', '_' and '-', got '{}'", name);
+  VIGIL_CHECK(epochs >= 1, "expected epochs >= 1, got {}", epochs);
+  VIGIL_CHECK(valid_device(device), "expected device cpu, cuda or cuda:N, got '{}'", device);
+  VIGIL_CHECK(threads >= 0 && threads <= 1024, "expected threads in [0, 1024], got {}", threads);
+  VIGIL_CHECK(std::isfinite(grad_clip_norm) && grad_clip_norm >= 0,
+              "expected grad_clip_norm >= 0 (0 = no clipping), got {}", grad_clip_norm);
+  model.validate();
+  data.validate();
+  optimizer.validate();
+  schedule.validate();
+  early_stopping.validate();
+  const std::string task = task_of(*this);
+  if (task == "detection") {
+    VIGIL_CHECK(early_stopping.metric != "val_accuracy",
+                "expected early_stopping.metric fitness, mAP50, mAP50-95, val_loss or auto for detector "
+                "'{}', got val_accuracy",
+                model.arch);
+    VIGIL_CHECK(data.balance != "weights",
+                "expected data.balance none or resample for detector '{}' (its losses take no class "
+                "weights), got 'weights'",
+                model.arch);
+  } else {
+    VIGIL_CHECK(early_stopping.metric == "auto" || early_stopping.metric == "val_accuracy" ||
+                    early_stopping.metric == "val_loss",
+                "expected early_stopping.metric val_accuracy, val_loss or auto for classifier '{}', got {}",
+                model.arch, early_stopping.metric);
+  }
+}
+
+std::string task_of(const TrainOptions& options) {
+  return nn::find_model(options.model.arch).task;
+}
+
+std::string resolved_metric(const TrainOptions& options) {
+  if (options.early_stopping.metric != "auto") return options.early_stopping.metric;
+  return task_of(options) == "classification" ? "val_accuracy" : "fitness";
+}
+
+bool metric_maximize(const TrainOptions& options) {
+  if (options.early_stopping.mode != "auto") return options.early_stopping.mode == "max";
+  return resolved_metric(options) != "val_loss";
+}
+
+std::string metric_column(const std::string& metric) {
+  static const std::map<std::string, std::string> kColumns = {{"val_accuracy", "metrics/accuracy_top1"},
+                                                              {"val_loss", "val/loss"},
+                                                              {"fitness", "fitness"},
+                                                              {"mAP50", "metrics/mAP50(B)"},
+                                                              {"mAP50-95", "metrics/mAP50-95(B)"}};
+  auto it = kColumns.find(metric);
+  VIGIL_ASSERT(it != kColumns.end(), "no results column for metric '{}'", metric);
+  return it->second;
+}
+
+}  // namespace vigil::train

@@ -1,0 +1,42 @@
+#pragma once
+// Internal to the trainer: the run's dataset version, split indices, class balancing and loaders.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vigil/core/workspace.h"
+#include "vigil/data/loader.h"
+#include "vigil/data/store.h"
+#include "vigil/nn/zoo.h"
+#include "vigil/train/train_options.h"
+
+namespace vigil::train::detail {
+
+/// The data of one run, resolved from the workspace store.
+struct RunData {
+  data::DatasetVersion version;
+  data::Dataset ds;
+  data::ImageSource images;
+  std::vector<int> train, val;   ///< indices into ds.samples
+  std::vector<double> weights;   ///< balance=weights: loss weight per class (empty otherwise)
+  std::vector<double> sample_p;  ///< balance=resample: draw weight per train entry (empty otherwise)
+};
+
+/// Resolves `dataset_ref` (a name, name@id or id), loads its split and checks that both lists have samples
+/// and that the dataset's task is the model's. NotFound / DataError / InvalidArgument name the dataset and
+/// split.
+RunData load_run_data(const Workspace& ws, const TrainOptions& options, const std::string& dataset_ref);
+
+/// Loader options for training (`train` true: shuffled, augmented) or validation.
+data::LoaderOptions loader_options(const TrainOptions& options, const nn::ModelSpec& spec, bool train,
+                                   size_t samples);
+
+/// Classification input size: data.image_size, else the architecture's.
+int classifier_input_size(const TrainOptions& options, const nn::ModelSpec& spec);
+
+/// balance=resample: the training samples of `epoch`, drawn with replacement with probability sample_p, as a
+/// dataset of their own (so each draw gets its own augmentation stream). Deterministic for (seed, epoch).
+data::Dataset resampled_epoch(const RunData& run, uint64_t seed, int epoch);
+
+}  // namespace vigil::train::detail
