@@ -31,11 +31,13 @@ struct Args {
   std::string dir, arch;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int iters = 5, train_iters = 3;
+  int channels_last = 1;  ///< what vigil's predictor and trainer do by default on CPU
 };
 
 Args parse(int argc, char** argv) {
   if (argc < 3)
-    throw vigil::InvalidArgument("usage: model_timer DIR ARCH [--threads T] [--iters N] [--train-iters M]");
+    throw vigil::InvalidArgument(
+        "usage: model_timer DIR ARCH [--threads T] [--iters N] [--train-iters M] [--channels-last 0|1]");
   Args a;
   a.dir = argv[1];
   a.arch = argv[2];
@@ -48,6 +50,8 @@ Args parse(int argc, char** argv) {
       a.iters = value;
     } else if (flag == "--train-iters") {
       a.train_iters = value;
+    } else if (flag == "--channels-last") {
+      a.channels_last = value;
     } else {
       throw vigil::InvalidArgument("unknown flag " + flag);
     }
@@ -128,7 +132,8 @@ Timings time_detector(vigil::nn::Detector& model, vigil::nn::Detector& trainee,
 
 Timings time_classifier(vigil::nn::Classifier& model, vigil::nn::Classifier& trainee,
                         const vigil::nn::StateDict& inputs, const Args& a) {
-  const torch::Tensor images = inputs["images"];
+  const torch::Tensor images =
+      a.channels_last ? inputs["images"].contiguous(torch::MemoryFormat::ChannelsLast) : inputs["images"];
   const torch::Tensor labels = inputs["labels"];
   const torch::Tensor batch1 = images.slice(0, 0, 1);
   Timings t;
@@ -165,12 +170,16 @@ int run(const Args& a) {
   const std::string dir = a.dir + "/" + a.arch;
   const auto weights = vigil::nn::read_state_dict(dir + "/weights.pth");
   const auto inputs = vigil::nn::read_state_dict(dir + "/inputs.pt");
-  // Inference runs the way vigil serves: batch norms folded into the convolutions (nn/fuse.h); training
-  // gets its own unfolded copy of the same weights.
+  // Inference runs the way vigil serves: batch norms folded into the convolutions and channels-last weights
+  // (nn/fuse.h); training gets its own unfolded copy of the same weights, channels-last like the trainer.
   auto infer = build(a, weights);
   infer->eval();
   vigil::nn::fold_batch_norms(*infer);
   auto train = build(a, weights);
+  if (a.channels_last) {
+    vigil::nn::to_channels_last(*infer);
+    vigil::nn::to_channels_last(*train);
+  }
   Timings t;
   if (auto det = std::dynamic_pointer_cast<vigil::nn::Detector>(infer)) {
     t = time_detector(*det, *std::dynamic_pointer_cast<vigil::nn::Detector>(train), inputs, a);

@@ -23,4 +23,17 @@ int fold_batch_norms(torch::nn::Module& root) {
   return folded;
 }
 
+int to_channels_last(torch::nn::Module& root) {
+  torch::NoGradGuard no_grad;
+  int converted = 0;
+  auto convert = [&](torch::Tensor& t) {
+    if (!t.defined() || t.dim() != 4 || t.is_contiguous(torch::MemoryFormat::ChannelsLast)) return;
+    t.set_data(t.contiguous(torch::MemoryFormat::ChannelsLast));
+    ++converted;
+  };
+  for (auto& p : root.parameters(/*recurse=*/true)) convert(p);
+  for (auto& b : root.buffers(/*recurse=*/true)) convert(b);
+  return converted;
+}
+
 }  // namespace vigil::nn

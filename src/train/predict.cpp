@@ -84,6 +84,7 @@ Predictor::Predictor(LoadedModel model, PredictOptions options)
   model_.module->to(device_);
   model_.module->eval();
   if (options_.fold_batch_norms) nn::fold_batch_norms(*model_.module);
+  if (options_.channels_last && device_.is_cpu()) nn::to_channels_last(*model_.module);
   input_.image_width = info.input_width;
   input_.image_height = info.input_height;
   input_.mean = or_default(info.mean, 0.0);
@@ -111,7 +112,10 @@ void Predictor::predict(const std::vector<torch::Tensor>& inputs, const std::vec
   if (inputs.empty()) return;
   c10::InferenceMode inference;  // no autograd bookkeeping at all (lighter than NoGradGuard)
   if (!is_detector()) {
-    const torch::Tensor logits = model_.classifier->forward(torch::stack(inputs).to(device_));
+    torch::Tensor batch = torch::stack(inputs).to(device_);
+    if (options_.channels_last && device_.is_cpu())
+      batch = batch.contiguous(torch::MemoryFormat::ChannelsLast);
+    const torch::Tensor logits = model_.classifier->forward(batch);
     const torch::Tensor probs = torch::softmax(logits, 1).to(torch::kCPU, torch::kFloat32).contiguous();
     const int64_t n_classes = probs.size(1);
     for (size_t i = 0; i < out.size(); ++i) {

@@ -6,6 +6,7 @@
 #include "vigil/core/strings.h"
 #include "vigil/eval/detection_metrics.h"
 #include "vigil/nn/detection/detector.h"
+#include "vigil/nn/fuse.h"
 #include "vigil/nn/weights.h"
 #include "vigil/train/model_file.h"
 
@@ -29,15 +30,15 @@ std::string short_list(const std::vector<std::string>& keys, size_t most = 6) {
 class ClassificationModel : public TaskModel {
  public:
   ClassificationModel(std::shared_ptr<nn::Classifier> net, const std::vector<double>& class_weights,
-                      torch::Device device)
-      : net_(std::move(net)), device_(device) {
+                      torch::Device device, bool channels_last)
+      : net_(std::move(net)), device_(device), channels_last_(channels_last) {
     if (!class_weights.empty()) weights_ = torch::tensor(class_weights, torch::kFloat32).to(device);
   }
   torch::nn::Module& module() override { return *net_; }
   std::shared_ptr<torch::nn::Module> module_ptr() override { return net_; }
 
   std::map<std::string, torch::Tensor> train_losses(const data::Batch& batch) override {
-    auto logits = net_->forward(batch.images.to(device_));
+    auto logits = net_->forward(input(batch));
     auto options = F::CrossEntropyFuncOptions();
     if (weights_.defined()) options.weight(weights_);
     return {{"loss", F::cross_entropy(logits, batch.targets.to(device_), options)}};
@@ -45,7 +46,7 @@ class ClassificationModel : public TaskModel {
 
   void validate_batch(const data::Batch& batch, ValSums& sums) override {
     torch::NoGradGuard no_grad;
-    auto logits = net_->forward(batch.images.to(device_));
+    auto logits = net_->forward(input(batch));
     auto targets = batch.targets.to(device_);
     // Validation loss is unweighted: comparable across balancing choices.
     auto loss = F::cross_entropy(logits, targets, F::CrossEntropyFuncOptions().reduction(torch::kSum));
@@ -65,8 +66,14 @@ class ClassificationModel : public TaskModel {
   std::vector<std::string> val_names() const override { return {"metrics/accuracy_top1", "val/loss"}; }
 
  private:
+  torch::Tensor input(const data::Batch& batch) const {
+    auto x = batch.images.to(device_);
+    return channels_last_ ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
+  }
+
   std::shared_ptr<nn::Classifier> net_;
   torch::Device device_;
+  bool channels_last_ = false;
   torch::Tensor weights_;
 };
 
@@ -313,7 +320,9 @@ std::unique_ptr<TaskModel> make_task_model(const TrainOptions& options,
     }
     check_input_size(*net, ms.arch, input_size);
     net->to(device);
-    return std::make_unique<ClassificationModel>(net, class_weights, device);
+    const bool nhwc = options.channels_last && device.is_cpu();
+    if (nhwc) nn::to_channels_last(*net);
+    return std::make_unique<ClassificationModel>(net, class_weights, device, nhwc);
   }
   nn::ModelArgs args;
   args.num_classes = static_cast<int>(class_names.size()) + 1;  // label 0 is the background
@@ -324,6 +333,7 @@ std::unique_ptr<TaskModel> make_task_model(const TrainOptions& options,
   VIGIL_ASSERT(net, "zoo model '{}' (detection) is not an nn::Detector", ms.arch);
   if (load_weights && !ms.weights.empty()) load_start_weights(*net, spec.task, ms);
   net->to(device);
+  if (options.channels_last && device.is_cpu()) nn::to_channels_last(*net);
   return std::make_unique<DetectionModel>(net, device, class_names);
 }
 

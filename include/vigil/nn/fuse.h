@@ -13,4 +13,11 @@ namespace vigil::nn {
 /// train or save it afterwards. Returns the number of norms folded.
 int fold_batch_norms(torch::nn::Module& root);
 
+/// Stores every 4-d parameter and buffer of `root` (convolution weights) channels-last (NHWC strides, same
+/// values, same shapes), so oneDNN runs the convolutions in its NHWC kernels without reordering: on this
+/// CPU 1.1-1.9x faster inference and up to 2x faster MobileNet training than PyTorch's default layout
+/// (bench/models.sh). Works for training too (optimizer state follows the parameters' layout); state dicts
+/// are written contiguous, so files do not change. Returns the number of tensors converted.
+int to_channels_last(torch::nn::Module& root);
+
 }  // namespace vigil::nn

@@ -27,6 +27,7 @@ struct PredictOptions {
   double nms_iou = -1;           ///< detection: torchvision's box_nms_thresh
   int64_t max_detections = -1;   ///< detection: torchvision's box_detections_per_img
   bool fold_batch_norms = true;  ///< fold norms into convolutions (nn/fuse.h): same outputs up to rounding
+  bool channels_last = true;     ///< NHWC convolution weights (nn/fuse.h): faster on CPU, same up to rounding
 
   template <class V>
   void visit(V& v) {
@@ -39,6 +40,8 @@ struct PredictOptions {
     v("max_detections", max_detections, "detection: boxes kept per image (< 0: the model's)");
     v("fold_batch_norms", fold_batch_norms,
       "fold batch norms into convolutions (faster; equal up to rounding)");
+    v("channels_last", channels_last,
+      "channels-last convolution weights (faster on CPU; equal up to rounding)");
   }
   /// Throws InvalidArgument naming the field; "cuda" without CUDA available is an error here.
   void validate() const;

@@ -87,5 +87,72 @@ TEST(FoldBatchNorms, RefusesTrainMode) {
       << "a folded model must not silently train without its norms";
 }
 
+TEST(ChannelsLast, SameOutputsAndGradientsWithNhwcWeights) {
+  torch::manual_seed(5);
+  auto model = make_classifier("mobilenet_v3_small", 4);
+  randomize_norms(*model);
+  const auto x = torch::rand({8, 3, 64, 80});
+  const auto y = torch::tensor({1, 3, 0, 2, 2, 1, 0, 3});
+  model->train();
+  auto loss_of = [&](const torch::Tensor& input) {
+    for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+    torch::manual_seed(11);  // the same dropout mask in both passes
+    auto loss = torch::nn::functional::cross_entropy(model->forward(input), y);
+    loss.backward();
+    return loss.item<double>();
+  };
+  // Train-mode batch norms normalise with batch statistics, so the running statistics they update in
+  // between do not change the second pass: loss and gradients must agree up to rounding.
+  const double before = loss_of(x);
+  std::vector<torch::Tensor> grads_before;
+  for (const auto& p : model->parameters()) grads_before.push_back(p.grad().clone());
+  // 1x1 and depthwise weights are already both NCHW- and NHWC-contiguous (size-1 dimensions): only the
+  // others need a copy.
+  EXPECT_GE(to_channels_last(*model), 1);
+  for (const auto& p : model->parameters()) {
+    if (p.dim() == 4) EXPECT_TRUE(p.is_contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+  EXPECT_EQ(to_channels_last(*model), 0) << "a second pass must find nothing left";
+  const double after = loss_of(x.contiguous(torch::MemoryFormat::ChannelsLast));
+  EXPECT_NEAR(before, after, 1e-5 * std::max(1.0, std::abs(before)));
+  // Relative L2 distance per parameter: NHWC kernels sum in another order. Biases right before a
+  // train-mode batch norm have an analytic gradient of zero (rounding noise of ~1e-9), so the bound also
+  // allows a millionth of the whole gradient's norm.
+  double total = 0;
+  for (const auto& g : grads_before) total += g.norm().pow(2).item<double>();
+  total = std::sqrt(total);
+  size_t i = 0;
+  for (const auto& p : model->parameters()) {
+    ASSERT_TRUE(p.grad().defined());
+    const auto& g0 = grads_before[i++];
+    ASSERT_EQ(p.grad().sizes(), g0.sizes());
+    EXPECT_LT((p.grad() - g0).norm().item<double>(), 1e-3 * g0.norm().item<double>() + 1e-6 * total)
+        << "parameter " << i - 1 << " " << g0.sizes();
+  }
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const auto reference = model->forward(x);
+  EXPECT_LT((model->forward(x.contiguous(torch::MemoryFormat::ChannelsLast)) - reference)
+                .abs()
+                .max()
+                .item<double>(),
+            1e-5);
+}
+
+TEST(ChannelsLast, FoldedEvalOutputsMatchTheContiguousModel) {
+  torch::manual_seed(6);
+  auto model = make_classifier("resnet18", 3);
+  randomize_norms(*model);
+  model->eval();
+  const auto x = torch::rand({2, 3, 64, 64});
+  torch::NoGradGuard no_grad;
+  const auto reference = model->forward(x);
+  fold_batch_norms(*model);
+  to_channels_last(*model);
+  const auto fast = model->forward(x.contiguous(torch::MemoryFormat::ChannelsLast));
+  const double scale = std::max(1.0, reference.abs().max().item<double>());
+  EXPECT_LT((fast - reference).abs().max().item<double>(), 1e-4 * scale);
+}
+
 }  // namespace
 }  // namespace vigil::nn
