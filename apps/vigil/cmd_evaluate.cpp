@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "vigil/core/fs.h"
+#include "vigil/data/split.h"
 #include "vigil/data/store.h"
 #include "vigil/train/evaluate.h"
 #include "vigil/train/model_file.h"
@@ -81,18 +82,8 @@ std::vector<int> split_samples(const data::DatasetStore& store, const data::Data
   }
   const auto files = store.load_split(v, o.split_name);
   const auto& list = o.split == "train" ? files.train : (o.split == "val" ? files.val : files.test);
-  std::unordered_map<std::string, int> index_of;
-  for (size_t i = 0; i < ds.samples.size(); ++i) index_of.emplace(ds.samples[i].file, static_cast<int>(i));
-  for (const auto& f : list) {
-    auto it = index_of.find(f);
-    if (it == index_of.end()) {
-      throw DataError(
-          fmt::format("split '{}' lists '{}', which is not a sample of dataset {} (split made for "
-                      "another version?); make the split again with `vigil data split`",
-                      o.split_name, f, v.short_id()));
-    }
-    out.push_back(it->second);
-  }
+  out = data::split_sample_indices(ds, list,
+                                   fmt::format("split '{}' of dataset {}", o.split_name, v.short_id()));
   if (out.empty()) {
     throw DataError(
         fmt::format("the {} part of split '{}' of dataset {} is empty (parts: train {}, val {}, test "

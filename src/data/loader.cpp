@@ -15,20 +15,13 @@
 #include <thread>
 
 #include "vigil/core/error.h"
+#include "vigil/core/hash.h"
 #include "vigil/core/thread_pool.h"
 #include "vigil/image/decode.h"
 
 namespace vigil::data {
 
 namespace {
-
-/// splitmix64 finaliser, used to derive independent streams from (seed, epoch, sample).
-uint64_t mix(uint64_t seed, uint64_t value) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (value + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 constexpr uint64_t kShuffleStream = 0x53485546464C45ull;  // keeps the shuffle apart from sample streams
 
@@ -199,7 +192,7 @@ void DataLoader::Impl::reset_epoch(int e) {
   order = indices;
   if (o.shuffle) {
     // Fisher-Yates with our own draws: std::shuffle's use of the generator differs between stdlibs.
-    std::mt19937_64 rng(mix(mix(o.seed, kShuffleStream), static_cast<uint64_t>(e)));
+    std::mt19937_64 rng(splitmix64(splitmix64(o.seed, kShuffleStream), static_cast<uint64_t>(e)));
     for (size_t i = order.size(); i > 1; --i) {
       const auto j = std::min(i - 1, static_cast<size_t>(uniform01(rng) * static_cast<double>(i)));
       std::swap(order[i - 1], order[j]);
@@ -263,7 +256,8 @@ Item DataLoader::Impl::load(int index, int e) const {
     file = images ? images(s).string() : (ds.root / s.file).string();
     image::Decoded dec = image::decode_file(file);
     if (!dec.ok()) throw DataError(fmt::format("{}: {}", dec.error.kind, dec.error.detail));
-    std::mt19937_64 rng(mix(mix(o.seed, static_cast<uint64_t>(e)), static_cast<uint64_t>(index)));
+    std::mt19937_64 rng(
+        splitmix64(splitmix64(o.seed, static_cast<uint64_t>(e)), static_cast<uint64_t>(index)));
     if (ds.task == Task::kDetection) {
       load_detection(std::move(dec.bgr), s, file, rng, item);
     } else {

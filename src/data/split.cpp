@@ -1,9 +1,12 @@
 #include "vigil/data/split.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <random>
 #include <set>
+#include <unordered_map>
 
 #include "vigil/core/error.h"
 #include "vigil/core/strings.h"
@@ -228,6 +231,25 @@ SplitResult split_dataset(const Dataset& ds, const SplitOptions& opt) {
   const auto split_of = opt.mode == "folders" ? folder_assignment(ds) : random_assignment(ds, groups, opt);
   fill_result(ds, groups, split_of, r);
   return r;
+}
+
+std::vector<int> split_sample_indices(const Dataset& ds, const std::vector<std::string>& files,
+                                      const std::string& where) {
+  std::unordered_map<std::string, int> index_of;
+  for (size_t i = 0; i < ds.samples.size(); ++i) index_of.emplace(ds.samples[i].file, static_cast<int>(i));
+  std::vector<int> out;
+  out.reserve(files.size());
+  for (const auto& f : files) {
+    auto it = index_of.find(f);
+    if (it == index_of.end()) {
+      throw DataError(fmt::format(
+          "{}: lists '{}', which is not a sample of the dataset (split made for another version?); "
+          "make the split again with `vigil data split`",
+          where, f));
+    }
+    out.push_back(it->second);
+  }
+  return out;
 }
 
 }  // namespace vigil::data

@@ -208,25 +208,6 @@ std::string classifier_head_prefix(const torch::nn::Module& module) {
   return prefix;
 }
 
-bool has_prefix(const nn::StateDict& dict, const std::string& prefix) {
-  for (const auto& item : dict)
-    if (item.key().rfind(prefix, 0) == 0) return true;
-  return false;
-}
-
-/// A classifier's backbone as a detector's `backbone.body.` (torchvision's weights_backbone): ResNet keys
-/// keep their names, MobileNet's `features.N` become `body.N`; the classifier head is dropped.
-nn::StateDict classifier_to_detector_backbone(const nn::StateDict& dict) {
-  nn::StateDict out;
-  for (const auto& item : dict) {
-    std::string key = item.key();
-    if (key.rfind("fc.", 0) == 0 || key.rfind("classifier.", 0) == 0) continue;
-    if (key.rfind("features.", 0) == 0) key = key.substr(std::string_view("features.").size());
-    out.insert("backbone.body." + key, item.value());
-  }
-  return out;
-}
-
 struct MismatchScan {
   std::optional<std::string> first;  ///< the first offending key with the reason
   size_t matched = 0, module_keys = 0;
@@ -298,6 +279,24 @@ std::vector<std::string> class_names_for(const std::string& task, int n, std::ve
 }
 
 }  // namespace
+
+bool has_key_prefix(const nn::StateDict& dict, const std::string& prefix) {
+  for (const auto& item : dict) {
+    if (item.key().rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+nn::StateDict classifier_to_detector_backbone(const nn::StateDict& dict) {
+  nn::StateDict out;
+  for (const auto& item : dict) {
+    std::string key = item.key();
+    if (key.rfind("fc.", 0) == 0 || key.rfind("classifier.", 0) == 0) continue;
+    if (key.rfind("features.", 0) == 0) key = key.substr(std::string_view("features.").size());
+    out.insert("backbone.body." + key, item.value());
+  }
+  return out;
+}
 
 std::string ModelInfo::to_json() const {
   const json j = {{"format", kInfoFormat},
@@ -535,7 +534,7 @@ ImportedModel import_weights(const std::filesystem::path& file, const LoadModelO
   nn::StateDict dict = nn::read_state_dict(file);
   const bool detection = spec.task == "detection";
   bool from_classifier = false;
-  if (detection && options.partial == PartialLoad::kBackbone && !has_prefix(dict, "backbone.")) {
+  if (detection && options.partial == PartialLoad::kBackbone && !has_key_prefix(dict, "backbone.")) {
     dict = classifier_to_detector_backbone(dict);
     from_classifier = true;
   }

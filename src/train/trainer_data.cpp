@@ -9,18 +9,12 @@
 #include <unordered_map>
 
 #include "vigil/core/error.h"
+#include "vigil/core/hash.h"
 #include "vigil/data/augment.h"
+#include "vigil/data/split.h"
 
 namespace vigil::train::detail {
 namespace {
-
-/// splitmix64 finaliser: independent streams from (seed, value).
-uint64_t mix(uint64_t seed, uint64_t value) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (value + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 constexpr uint64_t kResampleStream = 0x5245534D504C45ull;
 
@@ -28,25 +22,6 @@ const std::vector<std::string>& split_list(const data::SplitFiles& files, const 
   if (which == "train") return files.train;
   if (which == "val") return files.val;
   return files.test;
-}
-
-std::vector<int> to_indices(const data::Dataset& ds, const std::vector<std::string>& files,
-                            const std::string& where) {
-  std::unordered_map<std::string, int> index_of;
-  for (size_t i = 0; i < ds.samples.size(); ++i) index_of.emplace(ds.samples[i].file, static_cast<int>(i));
-  std::vector<int> out;
-  out.reserve(files.size());
-  for (const auto& f : files) {
-    auto it = index_of.find(f);
-    if (it == index_of.end()) {
-      throw DataError(
-          fmt::format("{}: lists '{}', which is not a sample of the dataset (split made for "
-                      "another version?); make the split again with `vigil data split`",
-                      where, f));
-    }
-    out.push_back(it->second);
-  }
-  return out;
 }
 
 /// Group of a training sample for balancing: its label (classification) or, for detection, the rarest class
@@ -119,8 +94,8 @@ RunData load_run_data(const Workspace& ws, const TrainOptions& options, const st
   check_task(run, options, display);
   const auto files = store.load_split(run.version, d.split);
   const std::string where = fmt::format("split '{}' of {}", d.split, display);
-  run.train = to_indices(run.ds, split_list(files, d.train), where);
-  run.val = to_indices(run.ds, split_list(files, d.val), where);
+  run.train = data::split_sample_indices(run.ds, split_list(files, d.train), where);
+  run.val = data::split_sample_indices(run.ds, split_list(files, d.val), where);
   if (run.train.size() < 2) {
     throw DataError(
         fmt::format("{} has {} sample(s) in its '{}' list; training needs at least 2 (make a split "
@@ -172,7 +147,7 @@ data::Dataset resampled_epoch(const RunData& run, uint64_t seed, int epoch) {
   std::vector<double> cumulative(run.sample_p.size());
   double total = 0;
   for (size_t i = 0; i < run.sample_p.size(); ++i) cumulative[i] = total += run.sample_p[i];
-  std::mt19937_64 rng(mix(mix(seed, kResampleStream), static_cast<uint64_t>(epoch)));
+  std::mt19937_64 rng(splitmix64(splitmix64(seed, kResampleStream), static_cast<uint64_t>(epoch)));
   data::Dataset out;
   out.task = run.ds.task;
   out.format = run.ds.format;

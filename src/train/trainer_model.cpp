@@ -15,13 +15,6 @@ namespace {
 
 namespace F = torch::nn::functional;
 
-bool has_prefix(const nn::StateDict& dict, const std::string& prefix) {
-  for (const auto& item : dict) {
-    if (item.key().rfind(prefix, 0) == 0) return true;
-  }
-  return false;
-}
-
 std::string short_list(const std::vector<std::string>& keys, size_t most = 6) {
   std::vector<std::string> head(keys.begin(), keys.begin() + std::min(keys.size(), most));
   return join(head, ", ") + (keys.size() > most ? fmt::format(", ... ({} in all)", keys.size()) : "");
@@ -198,18 +191,6 @@ nn::StateDict state_of(const torch::nn::Module& module) {
   return out;
 }
 
-/// A classifier's backbone as a detector's `backbone.body.` (torchvision's weights_backbone).
-nn::StateDict classifier_to_detector_backbone(const nn::StateDict& dict) {
-  nn::StateDict out;
-  for (const auto& item : dict) {
-    std::string key = item.key();
-    if (key.rfind("fc.", 0) == 0 || key.rfind("classifier.", 0) == 0) continue;
-    if (key.rfind("features.", 0) == 0) key = key.substr(std::string_view("features.").size());
-    out.insert("backbone.body." + key, item.value());
-  }
-  return out;
-}
-
 /// The tensors of model.weights: a vigil model file (which must be of the same architecture) or a torchvision
 /// .pth / TorchScript file.
 nn::StateDict read_start_weights(const std::string& file, const std::string& arch) {
@@ -227,7 +208,7 @@ nn::StateDict read_start_weights(const std::string& file, const std::string& arc
 
 void load_start_weights(torch::nn::Module& module, const std::string& task, const ModelSection& ms) {
   nn::StateDict dict = read_start_weights(ms.weights, ms.arch);
-  const bool detector_file = has_prefix(dict, "backbone.");
+  const bool detector_file = has_key_prefix(dict, "backbone.");
   std::string scope = ms.weights_scope;
   if (scope == "auto") scope = task == "detection" && !detector_file ? "backbone" : "full";
   nn::LoadOptions lo;

@@ -59,4 +59,9 @@ struct SplitResult {
 /// inspection: near-duplicate grouping uses Sample::check.phash (see inspect.h).
 SplitResult split_dataset(const Dataset& ds, const SplitOptions& opt);
 
+/// Positions in ds.samples of the sample files a split lists (SplitFiles::train/val/test), in list order.
+/// A file that is not a sample (a split made for another version) is a DataError starting with `where`.
+std::vector<int> split_sample_indices(const Dataset& ds, const std::vector<std::string>& files,
+                                      const std::string& where);
+
 }  // namespace vigil::data

@@ -103,6 +103,14 @@ const std::vector<std::string>& coco_category_names();
 /// (detectors: "__background__" at index 0).
 std::vector<std::string> default_class_names(const std::string& task, int num_classes);
 
+/// True when some key of `dict` starts with `prefix`.
+bool has_key_prefix(const nn::StateDict& dict, const std::string& prefix);
+
+/// A classifier's state dict as a detector backbone's (torchvision's weights_backbone): keys move under
+/// `backbone.body.`, ResNet names kept, MobileNet's `features.N` becoming `body.N`; the classifier head is
+/// dropped.
+nn::StateDict classifier_to_detector_backbone(const nn::StateDict& dict);
+
 /// Number of parameter elements (buffers excluded).
 int64_t parameter_count(const torch::nn::Module& module);
 

@@ -110,7 +110,9 @@ TEST(ChannelsLast, SameOutputsAndGradientsWithNhwcWeights) {
   // others need a copy.
   EXPECT_GE(to_channels_last(*model), 1);
   for (const auto& p : model->parameters()) {
-    if (p.dim() == 4) EXPECT_TRUE(p.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    if (p.dim() == 4) {
+      EXPECT_TRUE(p.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    }
   }
   EXPECT_EQ(to_channels_last(*model), 0) << "a second pass must find nothing left";
   const double after = loss_of(x.contiguous(torch::MemoryFormat::ChannelsLast));
