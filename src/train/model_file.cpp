@@ -1,6 +1,5 @@
 #include "vigil/train/model_file.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -9,6 +8,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "rng_guard.h"
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
 #include "vigil/nn/zoo.h"
@@ -25,27 +25,6 @@ constexpr const char* kBackground = "__background__";
 // The checkpoint trailer documented in train/checkpoint.h: "VGLCKPT1" + 64 hex digits.
 constexpr std::string_view kCheckpointMagic = "VGLCKPT1";
 constexpr std::streamoff kTrailerSize = 8 + 64;
-
-/// Building a model draws its initial weights from the global generator and load_checkpoint() restores the
-/// generator saved in the file: loading a model must not change the caller's random stream.
-class GlobalRngGuard {
- public:
-  GlobalRngGuard() {
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    state_ = gen.get_state();
-  }
-  ~GlobalRngGuard() {
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(state_);
-  }
-  GlobalRngGuard(const GlobalRngGuard&) = delete;
-  GlobalRngGuard& operator=(const GlobalRngGuard&) = delete;
-
- private:
-  torch::Tensor state_;
-};
 
 std::string json_excerpt(const json& j) {
   std::string text = j.dump();
@@ -514,7 +493,7 @@ bool is_vigil_model_file(const std::filesystem::path& file) {
 }
 
 LoadedModel load_model(const std::filesystem::path& file, const LoadModelOptions& options) {
-  GlobalRngGuard rng_guard;
+  detail::GlobalRngGuard rng_guard;
   if (is_vigil_model_file(file)) return load_vigil_file(file, options);
   if (options.arch.empty()) {
     throw DataError(
@@ -555,7 +534,7 @@ ImportedModel import_weights(const std::filesystem::path& file, const LoadModelO
     info.pretrained_backbone = from_classifier || !counters;
   }
 
-  GlobalRngGuard rng_guard;
+  detail::GlobalRngGuard rng_guard;
   ImportedModel out;
   out.model = build_model(info, options.seed);
   nn::LoadOptions lo = load_options_for(options.partial, out.model);

@@ -1,6 +1,5 @@
 #include "vigil/train/trainer.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -13,6 +12,7 @@
 #include <optional>
 #include <set>
 
+#include "rng_guard.h"
 #include "trainer_data.h"
 #include "trainer_model.h"
 #include "vigil/core/config.h"
@@ -43,27 +43,6 @@ constexpr const char* kBestName = "best.ckpt";
 /// shortens the run, and with it the cosine schedule).
 const std::vector<std::string> kResumeOverridable = {"epochs", "device", "threads", "data.threads",
                                                      "data.prefetch_batches"};
-
-/// Keeps the global torch generator where it was: validation must not move the training random stream, so a
-/// run's weights do not depend on what it is validated on or whether validation was interrupted.
-class GeneratorGuard {
- public:
-  GeneratorGuard() {
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    state_ = gen.get_state();
-  }
-  ~GeneratorGuard() {
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(state_);
-  }
-  GeneratorGuard(const GeneratorGuard&) = delete;
-  GeneratorGuard& operator=(const GeneratorGuard&) = delete;
-
- private:
-  torch::Tensor state_;
-};
 
 /// While alive, the default logger also writes to the run's train.log.
 class RunLog {
@@ -405,7 +384,9 @@ bool Trainer::Impl::train_epoch() {
 }
 
 std::map<std::string, double> Trainer::Impl::validate() {
-  GeneratorGuard keep_training_stream;
+  // Validation must not move the training random stream: a run's weights do not depend on what it is
+  // validated on or whether validation was interrupted.
+  detail::GlobalRngGuard keep_training_stream;
   model->set_eval_mode();
   val_loader->start_epoch(0);
   detail::ValSums sums;
