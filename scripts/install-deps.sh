@@ -22,7 +22,16 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # reference implementations for parity tests and benchmarks (never on a user's path)
   python3 python3-torch python3-torchvision python3-numpy python3-pil
+  # serving tests: a real browser for the UI test, promtool to check /metrics
+  chromium prometheus
+  # serving benchmarks: the seeds' FastAPI stack side by side, load generators
+  wrk python3-locust python3-fastapi python3-uvicorn python3-multipart
 )
+# The web UI's front-end packages and the browser test's driver come from npm at build time; a Node.js that
+# ships its own npm (e.g. NodeSource's) is kept, otherwise Debian's is installed.
+if ! command -v node >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -53,5 +53,6 @@ void register_weights(CLI::App& app, Context& ctx);
 void register_predict(CLI::App& app, Context& ctx);
 void register_train(CLI::App& app, Context& ctx);
 void register_evaluate(CLI::App& app, Context& ctx);
+void register_serve(CLI::App& app, Context& ctx);
 
 }  // namespace vigil::cli

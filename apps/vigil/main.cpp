@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   cli::register_predict(app, ctx);
   cli::register_train(app, ctx);
   cli::register_evaluate(app, ctx);
+  cli::register_serve(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -103,6 +103,16 @@ Predictor::Predictor(LoadedModel model, PredictOptions options)
   }
 }
 
+void Predictor::set_postprocess(const nn::PostprocessOptions& post) {
+  if (!is_detector()) return;
+  VIGIL_CHECK(post.score_threshold >= 0 && post.score_threshold <= 1,
+              "expected score_threshold in 0..1, got {}", post.score_threshold);
+  VIGIL_CHECK(post.nms_iou >= 0 && post.nms_iou <= 1, "expected nms_iou in 0..1, got {}", post.nms_iou);
+  VIGIL_CHECK(post.max_detections >= 1, "expected max_detections >= 1, got {}", post.max_detections);
+  model_.detector->set_postprocess(post);
+  model_.info.postprocess = post;
+}
+
 torch::Tensor Predictor::preprocess(const cv::Mat& bgr) const {
   return is_detector() ? data::image_to_tensor(bgr, input_) : data::classification_input(bgr, input_);
 }

@@ -10,4 +10,10 @@ bool interrupt_requested();
 void request_interrupt();
 void clear_interrupt();
 
+/// SIGHUP asks a long-running service to reload (vigil serve: the model). Installs the handler.
+void install_reload_handler();
+/// True once per SIGHUP (or request_reload()) received since the last call.
+bool take_reload_request();
+void request_reload();
+
 }  // namespace vigil

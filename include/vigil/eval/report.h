@@ -19,9 +19,6 @@ namespace vigil::eval {
 /// Escapes &, <, >, " and ' so any text is safe in element content and quoted attributes.
 std::string html_escape(std::string_view text);
 
-/// Standard base64 (RFC 4648, with '=' padding), as data URIs need.
-std::string base64_encode(std::string_view bytes);
-
 /// One picture of the sample gallery.
 struct GalleryItem {
   std::string image;    ///< encoded JPEG or PNG bytes (e.g. from draw_sample)

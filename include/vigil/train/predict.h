@@ -82,6 +82,11 @@ class Predictor {
   const ModelInfo& info() const { return model_.info; }
   const PredictOptions& options() const { return options_; }
   bool is_detector() const { return static_cast<bool>(model_.detector); }
+  /// Detection thresholds for the next predict() calls (the server changes them per group of requests).
+  /// Classifiers ignore them.
+  void set_postprocess(const nn::PostprocessOptions& post);
+  /// The detection thresholds in use (the model file's, after PredictOptions' overrides).
+  const nn::PostprocessOptions& postprocess() const { return model_.info.postprocess; }
 
   /// 8-bit BGR image -> the model's input tensor on the CPU: classifiers get the training loader's
   /// validation input (resize to the ModelInfo input size, RGB, /255, mean/std); detectors get RGB on 0..1

@@ -1,4 +1,5 @@
 #include "vigil/eval/report.h"
+#include "vigil/core/base64.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -20,25 +21,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 using vigil::testing::TempDir;
-
-std::string base64_decode(const std::string& s) {
-  static const std::string kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : s) {
-    if (c == '=') break;
-    auto v = kAlphabet.find(c);
-    if (v == std::string::npos) return "<bad base64>";
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
 
 // Checks that every element the report writes is closed in order (void elements aside): a small parser
 // instead of a regex, so a stray '<' from unescaped text shows up as an unknown or unbalanced tag.
@@ -100,20 +82,6 @@ TEST(HtmlEscape, EscapesEverySpecialCharacter) {
   EXPECT_EQ(html_escape("<script>alert('x') & \"y\"</script>"),
             "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;");
   EXPECT_EQ(html_escape("plain ünïcode"), "plain ünïcode");
-}
-
-TEST(Base64, Rfc4648Vectors) {
-  EXPECT_EQ(base64_encode(""), "");
-  EXPECT_EQ(base64_encode("f"), "Zg==");
-  EXPECT_EQ(base64_encode("fo"), "Zm8=");
-  EXPECT_EQ(base64_encode("foo"), "Zm9v");
-  EXPECT_EQ(base64_encode("foob"), "Zm9vYg==");
-  EXPECT_EQ(base64_encode("fooba"), "Zm9vYmE=");
-  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
-  std::string bytes;
-  for (int i = 0; i < 256; ++i) bytes += static_cast<char>(i);
-  EXPECT_EQ(base64_decode(base64_encode(bytes)), bytes);
-  EXPECT_EQ(base64_encode("\xff\xfe\xfd"), "//79");
 }
 
 class ReportTest : public ::testing::Test {

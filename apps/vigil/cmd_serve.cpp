@@ -1,0 +1,94 @@
+// `vigil serve`: the model over HTTP (the guns seed's routes, /v1 JSON API, KServe v2, /metrics) and the web
+// UI, until SIGINT/SIGTERM (graceful: accepted requests are answered, then exit 0). SIGHUP reloads the model.
+
+#include <fmt/core.h>
+
+#include <cstdio>
+
+#include "cli.h"
+#include "vigil/core/interrupt.h"
+#include "vigil/serve/server.h"
+
+namespace vigil::cli {
+
+namespace {
+
+struct ServeArgs {
+  std::vector<std::string> api_keys, cors_origins, class_names;
+};
+
+int run_serve(const Context& ctx, const ServeArgs& a) {
+  auto options = ctx.options<serve::ServeOptions>();
+  options.api_keys.insert(options.api_keys.end(), a.api_keys.begin(), a.api_keys.end());
+  options.cors_origins.insert(options.cors_origins.end(), a.cors_origins.begin(), a.cors_origins.end());
+  if (!a.class_names.empty()) options.class_names = a.class_names;
+  if (options.access_log.empty() && ctx.uses_workspace)
+    options.access_log = (ctx.workspace().logs_dir() / "access.log").string();
+  options.validate();
+  serve::Server server(options);
+  const int port = server.bind();
+  const std::string shown_host = options.host == "0.0.0.0" ? "localhost" : options.host;
+  fmt::print(stderr, "vigil serve: listening on http://{}:{} (UI http://{}:{}/ui/)\n", shown_host, port,
+             shown_host, port);
+  std::fflush(stderr);
+  server.run();
+  // A stop asked for by SIGINT/SIGTERM is the normal end of a server, not an interruption of work.
+  if (interrupt_requested()) clear_interrupt();
+  fmt::print(stderr, "vigil serve: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app, Context& ctx) {
+  static ServeArgs a;
+  auto* sub =
+      app.add_subcommand("serve", "serve a model over HTTP (REST, KServe v2, metrics) with the web UI");
+  add_config_options(sub, ctx);
+  add_override(sub, ctx, "--model,-m", "model", "vigil model file, or a torchvision .pth with --arch");
+  add_override(sub, ctx, "--arch", "arch", "architecture of a torchvision .pth file");
+  add_override(sub, ctx, "--num-classes", "num_classes", ".pth: classes of the head (0 = the file's)");
+  add_override(sub, ctx, "--name", "name", "served model name (default: the file's stem)");
+  add_override(sub, ctx, "--host", "host", "address to listen on (default 127.0.0.1; 0.0.0.0 = every)");
+  add_override(sub, ctx, "--port,-p", "port", "port (default 8080; 0 = any free port)");
+  add_override(sub, ctx, "--port-file", "port_file", "write the bound port to this file");
+  add_override(sub, ctx, "--http-threads", "http_threads", "HTTP worker threads (default 8)");
+  add_override(sub, ctx, "--max-batch", "max_batch", "images per forward pass (default 8)");
+  add_override(sub, ctx, "--max-queue-delay-ms", "max_queue_delay_ms",
+               "how long a waiting image waits for others to batch with (default 5)");
+  add_override(sub, ctx, "--instances", "instances", "inference workers, each with a model copy (default 1)");
+  add_override(sub, ctx, "--threads-per-instance", "threads_per_instance",
+               "LibTorch threads per worker (default: the cores shared among them)");
+  add_override(sub, ctx, "--queue-capacity", "queue_capacity",
+               "images waiting at most, then 503 (default 64)");
+  add_override(sub, ctx, "--max-body-mb", "max_body_mb", "request body limit in MiB, then 413 (default 10)");
+  add_override(sub, ctx, "--max-pixels", "max_pixels", "image pixel limit, then 413 (default 40000000)");
+  add_override(sub, ctx, "--max-batch-images", "max_batch_images", "images per batch request (default 32)");
+  add_override(sub, ctx, "--score-threshold", "score_threshold",
+               "POST /predict/ draws boxes above this (0.7)");
+  add_override(sub, ctx, "--rate-limit", "rate_limit", "per-client limit, e.g. 10/minute (default none)");
+  sub->add_option("--api-key", a.api_keys,
+                  "accept this API key (repeatable); without any, no authentication");
+  add_override(sub, ctx, "--api-keys-file", "api_keys_file", "file with one API key per line");
+  sub->add_option("--cors-origin", a.cors_origins, "allow this browser origin (repeatable; '*' = any)");
+  add_override(sub, ctx, "--access-log", "access_log",
+               "access log file, '-' = stderr, 'off' (default: <workspace>/logs/access.log)");
+  add_override(sub, ctx, "--web-dir", "web_dir",
+               "serve the UI from this folder instead of the built-in copy");
+  add_override(sub, ctx, "--read-timeout-s", "read_timeout_s",
+               "seconds a client may take to send (default 30)");
+  sub->add_option("--class-names", a.class_names,
+                  ".pth: class names in head order (detectors: without background)")
+      ->delimiter(',');
+  add_override(sub, ctx, "--device", "device", "cpu (default) or cuda");
+  sub->footer(
+      "Routes: GET / and POST /predict/ (the guns seed's), POST /v1/predict, /v1/predict/batch, GET "
+      "/v1/models, "
+      "/v1/stats, /metrics, KServe v2 under /v2, the UI under /ui/. See docs/serve-api.md.");
+  sub->callback([&ctx] {
+    ctx.uses_workspace = true;
+    ctx.action = [&ctx] { return run_serve(ctx, a); };
+  });
+}
+
+}  // namespace vigil::cli

@@ -1,0 +1,108 @@
+#pragma once
+/// `vigil serve`: one process serving a model over HTTP (the guns seed's routes, a JSON API under /v1, the
+/// KServe v2 protocol, Prometheus metrics) and the web UI. docs/serve-api.md is the contract. cpp-httplib
+/// stays inside src/serve/.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vigil/serve/model_host.h"
+
+namespace vigil::serve {
+
+/// Everything `vigil serve` can be told; the CLI, a YAML config and --set fill the same struct.
+struct ServeOptions {
+  std::string model;  ///< a vigil model file, or a torchvision .pth with arch
+  std::string arch;
+  int num_classes = 0;
+  std::vector<std::string> class_names;  ///< .pth: names in head order (detectors: without background)
+  std::string name;                      ///< served model name (default: the model file's stem)
+  std::string host = "127.0.0.1";
+  int port = 8080;  ///< 0 = any free port
+  std::string port_file;
+  int http_threads = 8;
+  int max_batch = 8;
+  double max_queue_delay_ms = 5;
+  int queue_capacity = 64;
+  int instances = 1;             ///< inference workers, each with a copy of the model
+  int threads_per_instance = 0;  ///< intra-op threads per worker (0 = the cores divided among them)
+  double max_body_mb = 10;
+  int64_t max_pixels = 40'000'000;
+  int max_batch_images = 32;
+  int64_t max_detections_limit = 300;
+  double score_threshold = 0.7;  ///< the seed route's drawing threshold
+  std::string rate_limit;        ///< "10/minute"; empty = none
+  std::vector<std::string> api_keys;
+  std::string api_keys_file;
+  std::vector<std::string> cors_origins;
+  std::string access_log;  ///< a file, "-" for stderr, or "off"
+  std::string web_dir;     ///< serve the UI from here instead of the embedded copy
+  int read_timeout_s = 30;
+  std::string device = "cpu";
+  bool fold_batch_norms = true;
+  bool channels_last = true;
+
+  template <class V>
+  void visit(V& v) {
+    v("model", model, "model file (vigil model or torchvision .pth with arch)");
+    v("arch", arch, "architecture of a torchvision .pth file");
+    v("num_classes", num_classes, ".pth: classes of the head (0 = the file's)");
+    v("class_names", class_names, ".pth: class names in head order (detectors: without the background)");
+    v("name", name, "served model name (default: the file's stem)");
+    v("host", host, "address to listen on");
+    v("port", port, "port (0 = any free port)");
+    v("port_file", port_file, "write the bound port here once listening");
+    v("http_threads", http_threads, "HTTP worker threads (decode, validate, encode)");
+    v("max_batch", max_batch, "images per forward pass, at most");
+    v("max_queue_delay_ms", max_queue_delay_ms, "how long the first waiting image waits for more");
+    v("queue_capacity", queue_capacity, "images waiting for inference, at most (then 503)");
+    v("instances", instances, "inference workers, each with its own copy of the model");
+    v("threads_per_instance", threads_per_instance, "LibTorch threads per worker (0 = cores / instances)");
+    v("max_body_mb", max_body_mb, "request body limit in MiB (then 413)");
+    v("max_pixels", max_pixels, "image pixel limit against decompression bombs (then 413)");
+    v("max_batch_images", max_batch_images, "images per /v1/predict/batch or infer request");
+    v("max_detections_limit", max_detections_limit, "largest max_detections a request may ask for");
+    v("score_threshold", score_threshold, "POST /predict/ draws boxes scoring above this");
+    v("rate_limit", rate_limit, "per-client limit on predict routes, e.g. 10/minute (empty = none)");
+    v("api_keys", api_keys, "accepted API keys (empty = no authentication)");
+    v("api_keys_file", api_keys_file, "file with one API key per line");
+    v("cors_origins", cors_origins, "origins allowed by CORS ('*' = any)");
+    v("access_log", access_log, "access log file, '-' for stderr, 'off' (default: none)");
+    v("web_dir", web_dir, "serve the UI from this folder instead of the embedded copy");
+    v("read_timeout_s", read_timeout_s, "seconds a client may take to send a request");
+    v("device", device, "cpu or cuda");
+    v("fold_batch_norms", fold_batch_norms, "fold batch norms into convolutions (faster)");
+    v("channels_last", channels_last, "channels-last convolution weights (faster on CPU)");
+  }
+  /// Throws InvalidArgument naming the field.
+  void validate() const;
+};
+
+class Server {
+ public:
+  /// Loads the model (throws NotFound/DataError/InvalidArgument when it cannot be served) and sets up the
+  /// routes; does not listen yet.
+  explicit Server(ServeOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// Binds host:port; returns the bound port (the chosen one for port 0). Throws IoError when it cannot.
+  int bind();
+  /// Serves until stop(), an interrupt (SIGINT/SIGTERM) or a fatal error; SIGHUP reloads the model. Returns
+  /// after the accepted requests were answered and the inference queue drained.
+  void run();
+  /// Stops accepting; thread-safe.
+  void stop();
+  /// Reloads the model (path empty: from its source) beside the old one; throws and keeps the old one on
+  /// failure.
+  void reload(const std::string& path = "");
+
+  struct Impl;  ///< defined in src/serve/server_impl.h (keeps httplib out of this header)
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vigil::serve

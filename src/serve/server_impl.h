@@ -1,0 +1,143 @@
+#pragma once
+// Shared state of the server and the helpers its route files use. Internal to src/serve/ (httplib lives here
+// only).
+
+#include <httplib.h>
+#include <spdlog/logger.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vigil/image/decode.h"
+#include "vigil/serve/batcher.h"
+#include "vigil/serve/metrics.h"
+#include "vigil/serve/prediction_stats.h"
+#include "vigil/serve/rate_limiter.h"
+#include "vigil/serve/server.h"
+
+namespace vigil::serve {
+
+/// An answer other than 2xx, thrown by handlers and turned into the JSON error body in one place.
+struct HttpError {
+  int status = 500;
+  std::string code;
+  std::string message;
+  int retry_after_s = 0;
+};
+[[noreturn]] void throw_http(int status, std::string code, std::string message, int retry_after_s = 0);
+
+/// The metric families the server updates.
+struct ServerMetrics {
+  explicit ServerMetrics(MetricsRegistry& r);
+  MetricFamily& requests;         ///< route, method, status
+  MetricFamily& request_seconds;  ///< route
+  MetricFamily& stage_seconds;    ///< stage
+  MetricFamily& queue_depth;
+  MetricFamily& queue_capacity;
+  MetricFamily& executions;
+  MetricFamily& inferences;
+  MetricFamily& batch_size;
+  MetricFamily& model_load_seconds;  ///< model, version
+  MetricFamily& model_loads;         ///< result
+  MetricFamily& rejected;            ///< reason
+  MetricFamily& predictions;         ///< label
+  MetricFamily& resident_bytes;
+  MetricFamily& virtual_bytes;
+  MetricFamily& cpu_seconds;
+  MetricFamily& start_time;
+  MetricFamily& build_info;  ///< version
+};
+
+/// One image of a request, still encoded.
+struct ImagePart {
+  std::string filename;
+  std::string_view bytes;
+};
+
+/// Per-request prediction settings (query parameters or KServe parameters), already bounded.
+struct PredictParams {
+  nn::PostprocessOptions post;
+};
+
+/// A decoded, answered image.
+struct ImageOutcome {
+  std::string filename;
+  image::ImageType type = image::ImageType::kUnknown;
+  cv::Mat bgr;  ///< kept when the caller draws
+  InferenceResult result;
+  double decode_ms = 0;
+  std::optional<HttpError> error;  ///< this image failed (the others of a batch may not have)
+};
+
+/// Timing of the current request, kept per HTTP thread from pre-routing to the logger.
+struct RequestContext {
+  std::string id;
+  std::chrono::steady_clock::time_point start;
+  std::string route;  ///< the route pattern (bounded label set), set by the router
+};
+RequestContext& request_context();
+
+struct Server::Impl {
+  explicit Impl(ServeOptions o);
+
+  ServeOptions options;
+  ModelHost host;
+  MetricsRegistry registry;
+  ServerMetrics metrics;
+  PredictionStats stats;
+  RateLimiter limiter;
+  std::unique_ptr<Batcher> batcher;
+  std::set<std::string> api_keys;
+  std::shared_ptr<spdlog::logger> access_log;
+  httplib::Server http;
+  std::atomic<bool> stopping{false};
+  int port = -1;
+
+  // routes_predict.cpp
+  void add_predict_routes();
+  // routes_kserve.cpp
+  void add_kserve_routes();
+  // server.cpp
+  void add_ui_routes();
+  void install_middleware();
+  void reload(const std::string& path);
+
+  /// The published model or 503 not_ready.
+  std::shared_ptr<ServedModel> model_or_503() const;
+  /// Reads thresholds from name -> text pairs ("score_threshold", "nms_iou", "max_detections"); 400 naming
+  /// the parameter when out of bounds.
+  PredictParams params_from(const ServedModel& model,
+                            const std::function<std::optional<std::string>(const char*)>& get) const;
+  /// Decodes, queues (all or nothing) and waits for every image; per-image failures are in the outcomes.
+  /// Throws 503 when the queue is full.
+  std::vector<ImageOutcome> predict_images(const std::shared_ptr<ServedModel>& model,
+                                           const std::vector<ImagePart>& parts, const PredictParams& params,
+                                           bool keep_images);
+  /// The /v1/predict body of one outcome.
+  nlohmann::json outcome_json(const ServedModel& model, const ImageOutcome& outcome) const;
+  nlohmann::json model_json(const ServedModel& model) const;
+  std::string render_metrics();
+  /// Applies the rate limit for this client (429 when over).
+  void check_rate_limit(const httplib::Request& req);
+};
+
+/// Labels and confidences of an answer (a classifier's label, a detector's boxes), for the statistics.
+std::vector<std::pair<std::string, float>> answer_labels(const train::Prediction& p);
+/// Writes a JSON body.
+void send_json(httplib::Response& res, const nlohmann::json& body, int status = 200);
+/// Writes the error body for `e` with the current request id.
+void send_error(httplib::Response& res, const HttpError& e);
+/// The image parts of a request: multipart file parts (every part with content, or only field `field`
+/// when given), else the raw body. 400 when there is none.
+std::vector<ImagePart> image_parts(const httplib::Request& req, const std::string& field = "");
+/// Wraps a handler: records the route label, maps HttpError / vigil errors / exceptions to JSON bodies.
+httplib::Server::Handler guarded(Server::Impl& impl, std::string route,
+                                 std::function<void(const httplib::Request&, httplib::Response&)> handler);
+
+}  // namespace vigil::serve
