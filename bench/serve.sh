@@ -54,17 +54,12 @@ STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-180}"
 WAIT_IDLE_MAX="${WAIT_IDLE_MAX:-120}"
 OTHER_MAX="${OTHER_MAX:-0.3}"
 MAX_TRIES="${MAX_TRIES:-2}"
-BASELINE_DIR="${BASELINE_DIR:-$(cd "$repo/.." && pwd)/shared/bench/baseline}"
-[ -d "$BASELINE_DIR" ] || BASELINE_DIR=/work/shared/bench/baseline
 STAMP="$(date +%Y%m%d-%H%M%S)"
 RES="${RESULTS_DIR:-$here/results/serve-$STAMP}"
 BASE="http://$HOST:$PORT"
 
-# Same thread settings for both servers (both use OpenMP/oneDNN for convolutions and OpenBLAS for GEMMs).
-export TORCH_NUM_THREADS="$THREADS" OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS"
-export OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT-4}"
-[ -n "$OPENBLAS_THREAD_TIMEOUT" ] || unset OPENBLAS_THREAD_TIMEOUT
-export PYTHONWARNINGS=ignore
+# Same thread settings for both servers.
+source "$here/serve_common.sh"
 
 # ---- tools ------------------------------------------------------------------------------------------------------
 missing=()

@@ -47,14 +47,9 @@ export MIX_BAD="${MIX_BAD:-1}"
 REQ_TIMEOUT="${REQ_TIMEOUT:-60}"
 STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-180}"
 COPY_BINARY="${COPY_BINARY:-1}"
-BASELINE_DIR="${BASELINE_DIR:-$(cd "$repo/.." && pwd)/shared/bench/baseline}"
-[ -d "$BASELINE_DIR" ] || BASELINE_DIR=/work/shared/bench/baseline
 RES="${RESULTS_DIR:-$here/results/soak-$(date +%Y%m%d-%H%M%S)}"
 BASE="http://$HOST:$PORT"
-export TORCH_NUM_THREADS="$THREADS" OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS"
-export OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT-4}"
-[ -n "$OPENBLAS_THREAD_TIMEOUT" ] || unset OPENBLAS_THREAD_TIMEOUT
-export PYTHONWARNINGS=ignore
+source "$here/serve_common.sh"
 
 # ---- tools ------------------------------------------------------------------------------------------------------
 missing=()

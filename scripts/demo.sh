@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The main job on built-in defaults, as far as it exists: synthesise a detection dataset (or ingest
-# DATA=path), ingest, validate, split, print stats; then train a CPU-friendly Faster R-CNN on it for a short
-# run (EPOCHS, default 2), evaluate it on the test split (report.html) and predict a few images with boxes
-# drawn. Serving follows.
+# The main job on built-in defaults: synthesise a detection dataset (or ingest DATA=path, FORMAT=auto), ingest,
+# validate, split, print stats; train a CPU-friendly Faster R-CNN on it for a short run (EPOCHS, default 2),
+# evaluate it on the test split (report.html), predict a few images with boxes drawn, and serve it with the web UI
+# on http://localhost:PORT (default 8080) until Ctrl-C. TRAIN=0 stops after the data steps, SERVE=0 before serving.
 set -euo pipefail
 vigil="${1:?usage: demo.sh VIGIL_BINARY WORKSPACE}"
 ws="${2:?usage: demo.sh VIGIL_BINARY WORKSPACE}"
@@ -23,8 +23,8 @@ run data split "$name" --val 0.2 --test 0.1 --seed 0
 run data stats "$name"
 run data list
 
-# Training runs on the synthetic default (set TRAIN=0 to skip it).
-if [ -z "${DATA:-}" ] && [ "${TRAIN:-1}" = 1 ]; then
+# Training runs on the synthetic default or the ingested DATA (set TRAIN=0 to skip it).
+if [ "${TRAIN:-1}" = 1 ]; then
   cat >"$ws/demo-train.yaml" <<YAML
 name: demo
 epochs: ${EPOCHS:-2}
@@ -46,9 +46,21 @@ schedule:
 YAML
   run train --config "$ws/demo-train.yaml"
   run evaluate --run demo --split test --gallery 12 || echo "(evaluation failed: see above)"
-  run predict -m "$ws/runs/demo/weights/best.ckpt" "$src" --format coco -o "$ws/demo-predictions.json" \
+  images="${DATA:-$src}"
+  run predict -m "$ws/runs/demo/weights/best.ckpt" "$images" --format coco -o "$ws/demo-predictions.json" \
     --save "$ws/demo-drawn" 2>&1 | tail -n 2 || true
 fi
 echo
-echo "demo done: workspace $ws (dataset plots under $ws/datasets/*/stats/, run in $ws/runs/demo/, report"
+echo "demo: workspace $ws (dataset plots under $ws/datasets/*/stats/, run in $ws/runs/demo/, report"
 echo "$ws/runs/demo/eval/test/report.html, drawn predictions in $ws/demo-drawn/)"
+
+model="$ws/runs/demo/weights/best.ckpt"
+if [ "${SERVE:-1}" = 1 ] && [ -f "$model" ]; then
+  port="${PORT:-8080}"
+  example="$(find "${DATA:-$src}" -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | sort | head -n 1)"
+  echo
+  echo "serving the demo model: open http://localhost:$port/ui/ (Ctrl-C stops the server)"
+  echo "try:  curl -F file=@$example 'http://localhost:$port/v1/predict?score_threshold=0.3'"
+  echo "      curl -F file=@$example http://localhost:$port/predict/ -o boxes.png"
+  exec "$vigil" --workspace "$ws" serve --model "$model" --name demo --host "${HOST:-127.0.0.1}" --port "$port"
+fi

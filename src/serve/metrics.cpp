@@ -32,13 +32,17 @@ std::string format_value(double v) {
   return fmt::format("{}", v);
 }
 
-std::string escape_help(const std::string& help) {
+/// The exposition format's escapes: backslash and newline everywhere, the double quote in label values only.
+std::string escape(const std::string& text, bool quote) {
   std::string out;
-  for (char c : help) {
+  out.reserve(text.size());
+  for (char c : text) {
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '\n') {
       out += "\\n";
+    } else if (quote && c == '"') {
+      out += "\\\"";
     } else {
       out += c;
     }
@@ -63,20 +67,7 @@ std::string close_labels(const std::string& prefix) {
 }  // namespace
 
 std::string escape_label_value(const std::string& value) {
-  std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
+  return escape(value, true);
 }
 
 std::vector<double> latency_buckets() {
@@ -138,7 +129,7 @@ double MetricFamily::value(const std::vector<std::string>& labels) const {
 
 void MetricFamily::render(std::string& out) const {
   std::lock_guard lock(mutex_);
-  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name_, escape_help(help_), name_, type_name(type_));
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name_, escape(help_, false), name_, type_name(type_));
   for (const auto& [labels, s] : series_) {
     const std::string prefix = label_prefix(label_names_, labels);
     if (type_ != MetricType::kHistogram) {

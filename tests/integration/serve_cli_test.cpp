@@ -268,6 +268,10 @@ TEST_F(ServeTest, LimitsRefuseBadInputWithTheRightStatus) {
   ASSERT_TRUE(no_route);
   EXPECT_EQ(no_route->status, 404);
   EXPECT_EQ(body_json(no_route)["code"], "not_found");
+  auto wrong_method = c.Get("/v1/predict");
+  ASSERT_TRUE(wrong_method);
+  EXPECT_EQ(wrong_method->status, 405);
+  EXPECT_EQ(wrong_method->get_header_value("Allow"), "POST");
 }
 
 TEST_F(ServeTest, ApiKeysCorsAndRateLimit) {

@@ -4,6 +4,15 @@
 const kFont = '12px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif';
 const kAxisColor = '#5d6677';
 const kGridColor = '#e5e7eb';
+
+/** One grid line in the grid colour. */
+function gridLine(ctx, x1, y1, x2, y2) {
+  ctx.strokeStyle = kGridColor;
+  ctx.beginPath();
+  ctx.moveTo(x1, y1);
+  ctx.lineTo(x2, y2);
+  ctx.stroke();
+}
 const kTimeSteps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600].map((s) => s * 1000);
 
 /** Round tick values covering [min, max], about `count` of them. */
@@ -145,11 +154,7 @@ export class Chart {
     ctx.textBaseline = 'middle';
     for (const t of yt.ticks) {
       const yy = Math.round(py(t)) + 0.5;
-      ctx.strokeStyle = kGridColor;
-      ctx.beginPath();
-      ctx.moveTo(left, yy);
-      ctx.lineTo(right, yy);
-      ctx.stroke();
+      gridLine(ctx, left, yy, right, yy);
       ctx.fillStyle = kAxisColor;
       ctx.fillText(this.opts.format(t), left - 6, yy);
     }
@@ -258,11 +263,7 @@ export class Chart {
     ctx.textBaseline = 'top';
     for (const t of xt.ticks) {
       const xx = Math.round(px(t)) + 0.5;
-      ctx.strokeStyle = kGridColor;
-      ctx.beginPath();
-      ctx.moveTo(xx, top);
-      ctx.lineTo(xx, bottom);
-      ctx.stroke();
+      gridLine(ctx, xx, top, xx, bottom);
       ctx.fillStyle = kAxisColor;
       ctx.fillText(format(t), xx, bottom + 4);
     }
