@@ -25,7 +25,7 @@ packages=(
   # serving tests: a real browser for the UI test, promtool to check /metrics
   chromium prometheus
   # serving benchmarks: the seeds' FastAPI stack side by side, load generators
-  wrk python3-locust python3-fastapi python3-uvicorn python3-multipart
+  wrk curl python3-locust python3-fastapi python3-uvicorn python3-multipart
 )
 # The web UI's front-end packages and the browser test's driver come from npm at build time; a Node.js that
 # ships its own npm (e.g. NodeSource's) is kept, otherwise Debian's is installed.
