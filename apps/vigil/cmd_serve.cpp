@@ -22,8 +22,7 @@ int run_serve(const Context& ctx, const ServeArgs& a) {
   options.api_keys.insert(options.api_keys.end(), a.api_keys.begin(), a.api_keys.end());
   options.cors_origins.insert(options.cors_origins.end(), a.cors_origins.begin(), a.cors_origins.end());
   if (!a.class_names.empty()) options.class_names = a.class_names;
-  if (options.access_log.empty() && ctx.uses_workspace)
-    options.access_log = (ctx.workspace().logs_dir() / "access.log").string();
+  if (options.access_log.empty()) options.access_log = (ctx.workspace().logs_dir() / "access.log").string();
   options.validate();
   serve::Server server(options);
   const int port = server.bind();

@@ -174,6 +174,27 @@ std::vector<ImageOutcome> Server::Impl::predict_images(const std::shared_ptr<Ser
   return outcomes;
 }
 
+ImageOutcome Server::Impl::predict_one(const std::shared_ptr<ServedModel>& model, const ImagePart& part,
+                                       const PredictParams& params, bool keep_image) {
+  auto outcomes = predict_images(model, {part}, params, keep_image);
+  if (outcomes[0].error) {
+    stats.record_error();
+    throw *outcomes[0].error;
+  }
+  return std::move(outcomes[0]);
+}
+
+std::pair<double, double> Server::Impl::finish_one(httplib::Response& res, const ImageOutcome& outcome,
+                                                   const train::Prediction& shown, Clock::time_point start,
+                                                   Clock::time_point encode_start) {
+  const double encode_ms = ms_since(encode_start);
+  metrics.stage_seconds.observe(encode_ms / 1000, {"encode"});
+  const double total = ms_since(start);
+  stats.record(answer_labels(shown), total);
+  res.set_header("Server-Timing", server_timing(outcome, encode_ms, total));
+  return {encode_ms, total};
+}
+
 nlohmann::json Server::Impl::outcome_json(const ServedModel& model, const ImageOutcome& o) const {
   nlohmann::json j;
   j["request_id"] = request_context().id;
@@ -271,24 +292,15 @@ void Server::Impl::add_predict_routes() {
         const auto parts = image_parts(req, "file");
         if (parts.size() != 1)
           throw_http(400, "bad_request", fmt::format("expected one field 'file', got {}", parts.size()));
-        auto outcomes = predict_images(
-            model, parts, params_from(*model, [](const char*) { return std::optional<std::string>(); }),
-            true);
-        ImageOutcome& o = outcomes[0];
-        if (o.error) {
-          stats.record_error();
-          throw *o.error;
-        }
+        ImageOutcome o =
+            predict_one(model, parts[0],
+                        params_from(*model, [](const char*) { return std::optional<std::string>(); }), true);
         const auto t_encode = Clock::now();
         train::Prediction shown = o.result.prediction;
         std::erase_if(shown.boxes, [&](const auto& b) { return b.score <= options.score_threshold; });
         train::draw_prediction(o.bgr, shown);
         std::string png = image::encode(o.bgr, "png");
-        const double encode_ms = ms_since(t_encode);
-        metrics.stage_seconds.observe(encode_ms / 1000, {"encode"});
-        const double total = ms_since(start);
-        stats.record(answer_labels(shown), total);
-        res.set_header("Server-Timing", server_timing(o, encode_ms, total));
+        finish_one(res, o, shown, start, t_encode);
         res.set_content(std::move(png), "image/png");
       }));
 
@@ -307,32 +319,19 @@ void Server::Impl::add_predict_routes() {
           throw_http(
               400, "bad_request",
               fmt::format("expected one image, got {}; send several to /v1/predict/batch", parts.size()));
-        auto outcomes = predict_images(model, parts, params, !annotate.empty());
-        ImageOutcome& o = outcomes[0];
-        if (o.error) {
-          stats.record_error();
-          throw *o.error;
-        }
+        ImageOutcome o = predict_one(model, parts[0], params, !annotate.empty());
         const auto t_encode = Clock::now();
         if (!annotate.empty()) {
           train::draw_prediction(o.bgr, o.result.prediction);
           std::string bytes = image::encode(o.bgr, annotate == "png" ? "png" : "jpg", 90);
-          const double encode_ms = ms_since(t_encode);
-          metrics.stage_seconds.observe(encode_ms / 1000, {"encode"});
-          const double total = ms_since(start);
-          stats.record(answer_labels(o.result.prediction), total);
-          res.set_header("Server-Timing", server_timing(o, encode_ms, total));
+          finish_one(res, o, o.result.prediction, start, t_encode);
           res.set_content(std::move(bytes), annotate == "png" ? "image/png" : "image/jpeg");
           return;
         }
         nlohmann::json body = outcome_json(*model, o);
-        const double encode_ms = ms_since(t_encode);
-        metrics.stage_seconds.observe(encode_ms / 1000, {"encode"});
-        const double total = ms_since(start);
+        const auto [encode_ms, total] = finish_one(res, o, o.result.prediction, start, t_encode);
         body["timings_ms"]["encode"] = round3(encode_ms);
         body["timings_ms"]["total"] = round3(total);
-        stats.record(answer_labels(o.result.prediction), total);
-        res.set_header("Server-Timing", server_timing(o, encode_ms, total));
         send_json(res, body);
       }));
 

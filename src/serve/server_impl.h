@@ -119,6 +119,15 @@ struct Server::Impl {
   std::vector<ImageOutcome> predict_images(const std::shared_ptr<ServedModel>& model,
                                            const std::vector<ImagePart>& parts, const PredictParams& params,
                                            bool keep_images);
+  /// predict_images() for a request of one image; a failed image is counted and thrown as its HttpError.
+  ImageOutcome predict_one(const std::shared_ptr<ServedModel>& model, const ImagePart& part,
+                           const PredictParams& params, bool keep_image);
+  /// The bookkeeping after a single-image answer was encoded (encode began at `encode_start`): the encode
+  /// stage metric, the statistics for `shown`, and the Server-Timing header. Returns {encode_ms, total_ms}.
+  std::pair<double, double> finish_one(httplib::Response& res, const ImageOutcome& outcome,
+                                       const train::Prediction& shown,
+                                       std::chrono::steady_clock::time_point start,
+                                       std::chrono::steady_clock::time_point encode_start);
   /// The /v1/predict body of one outcome.
   nlohmann::json outcome_json(const ServedModel& model, const ImageOutcome& outcome) const;
   nlohmann::json model_json(const ServedModel& model) const;
