@@ -65,17 +65,20 @@ TEST(Batcher, BatchesWhatArrivesWithinTheDelayAndKeepsOrder) {
 
 TEST(Batcher, RefusesWhatDoesNotFitAndDrainsOnShutdown) {
   auto model = small_model();
-  Batcher b({2, 1000, 3});
+  Batcher b({4, 1000, 3});
+  // Three images now and a fourth still being decoded: the worker waits (up to 1 s) for it instead of
+  // running, so the queue deterministically holds all three when more arrive.
+  b.announce(4);
   std::vector<InferenceRequest> three;
   for (int i = 0; i < 3; ++i) three.push_back(request(model, i));
   auto first = b.submit(std::move(three));
   ASSERT_TRUE(first);
+  EXPECT_EQ(b.depth(), 3u);
   std::vector<InferenceRequest> more;
   more.push_back(request(model, 9));
   more.push_back(request(model, 10));
-  // At most one of the three can have been taken by the worker yet (its batch is 2, it waits for the delay).
-  EXPECT_FALSE(b.submit(std::move(more)));
-  b.shutdown();  // does not wait out the 1 s delay, and finishes all three
+  EXPECT_FALSE(b.submit(std::move(more)));  // 3 waiting + 2 > capacity 3: refused whole
+  b.shutdown();                             // does not wait out the 1 s delay, and finishes all three
   for (auto& f : *first) EXPECT_EQ(f.get().prediction.probs.size(), 2u);
   std::vector<InferenceRequest> late;
   late.push_back(request(model, 11));
