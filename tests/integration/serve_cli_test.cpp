@@ -529,17 +529,24 @@ TEST_F(ServeTest, HotReloadSwapsVersionsKeepsTheOldOneOnFailureAndDoesNotGrowMem
 }
 
 TEST_F(ServeTest, SigtermFinishesAcceptedRequestsAndExitsZero) {
-  auto s = start("--max-queue-delay-ms 500");
+  // One image per forward pass: sixteen 640x480 images keep the server busy well past the signal.
+  auto s = start("--max-batch 1");
   ASSERT_TRUE(s->running());
-  const std::string img = jpeg_bytes(320, 240, 15);
+  const std::string img = jpeg_bytes(640, 480, 15);
+  httplib::MultipartFormDataItems parts;
+  for (int i = 0; i < 16; ++i) parts.push_back({"files", img, fmt::format("{}.jpg", i), "image/jpeg"});
   auto pending = std::async(std::launch::async, [&] {
     auto c = client(*s);
-    auto r = c.Post("/v1/predict", img, "image/jpeg");
-    return r ? r->status : -1;
+    auto r = c.Post("/v1/predict/batch", parts);
+    return r ? std::make_pair(r->status, body_json(r)["results"].size()) : std::make_pair(-1, size_t{0});
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // accepted, waiting in the batcher
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // accepted and being inferred
+  ASSERT_EQ(pending.wait_for(std::chrono::seconds(0)), std::future_status::timeout)
+      << "answered before the signal";
   s->signal(SIGTERM);
-  EXPECT_EQ(pending.get(), 200);
+  const auto [status, answered] = pending.get();
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(answered, 16u);
   EXPECT_EQ(s->wait_exit(60), 0) << s->log();
   EXPECT_THAT(s->log(), HasSubstr("stopped"));
 }
