@@ -22,6 +22,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # reference implementations for parity tests and benchmarks (never on a user's path)
   python3 python3-torch python3-torchvision python3-numpy python3-pil
+  # DVC writes its YAML with ruamel: the pipeline tests compare vigil's dvc.lock writer against it
+  python3-ruamel.yaml
   # serving tests: a real browser for the UI test, promtool to check /metrics
   chromium prometheus
   # serving benchmarks: the seeds' FastAPI stack side by side, load generators

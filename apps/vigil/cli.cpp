@@ -11,6 +11,8 @@ config::Source Context::config_source() const {
 void add_config_options(CLI::App* sub, Context& ctx) {
   sub->add_option("--config", ctx.config.file, "YAML file with this command's options")
       ->check(CLI::ExistingFile);
+  sub->add_option("--config-key", ctx.config.key,
+                  "read the options from this key of --config (e.g. `train` in a DVC params.yaml)");
   sub->add_option("--set", ctx.config.overrides, "override one option: --set key=value (repeatable)")
       ->allow_extra_args(false);
 }

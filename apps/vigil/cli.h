@@ -54,5 +54,9 @@ void register_predict(CLI::App& app, Context& ctx);
 void register_train(CLI::App& app, Context& ctx);
 void register_evaluate(CLI::App& app, Context& ctx);
 void register_serve(CLI::App& app, Context& ctx);
+void register_runs(CLI::App& app, Context& ctx);
+void register_models(CLI::App& app, Context& ctx);
+void register_ui(CLI::App& app, Context& ctx);
+void register_pipeline(CLI::App& app, Context& ctx);
 
 }  // namespace vigil::cli

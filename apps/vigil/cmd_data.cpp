@@ -4,6 +4,8 @@
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
 #include "cli.h"
 #include "data_args.h"
 #include "vigil/core/fs.h"
@@ -19,7 +21,7 @@ namespace {
 
 struct DataArgs {
   std::string source, ref, format = "auto", name, out, classes, split_name = "default", export_split;
-  bool strict = false;
+  bool strict = false, json = false;
 };
 
 int run_ingest(const Context& ctx, const DataArgs& a) {
@@ -63,6 +65,25 @@ int run_show(const Context& ctx, const DataArgs& a) {
   data::DatasetStore store(ctx.workspace());
   auto v = store.resolve(a.ref);
   auto ds = store.load(v);
+  if (a.json) {
+    nlohmann::json j = {{"name", v.name},
+                        {"id", v.id},
+                        {"task", data::task_name(v.task)},
+                        {"format", v.format},
+                        {"source", v.source},
+                        {"created", v.created},
+                        {"images", v.images},
+                        {"boxes", v.boxes},
+                        {"files", v.files},
+                        {"classes", ds.classes},
+                        {"splits", nlohmann::json::object()}};
+    for (const auto& s : store.split_names(v)) {
+      const auto f = store.load_split(v, s);
+      j["splits"][s] = {{"train", f.train.size()}, {"val", f.val.size()}, {"test", f.test.size()}};
+    }
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
   fmt::print("dataset   {}\nversion   {}\ntask      {}\nformat    {}\nsource    {}\ncreated   {}\n", v.name,
              v.id, data::task_name(v.task), v.format, v.source, v.created);
   fmt::print("images    {}\nboxes     {}\nfiles     {}\nclasses   {}\n", v.images, v.boxes, v.files,
@@ -111,7 +132,17 @@ int run_split(const Context& ctx, const DataArgs& a) {
       v.name, v.short_id(), a.split_name, files.train.size(), files.val.size(), files.test.size(),
       result.groups, result.grouped_samples);
   fmt::print("{}\n", summary.dump(2));
-  fmt::print("files in {}\n", to_utf8(store.version_dir(v.id) / "splits" / a.split_name));
+  const auto dir = store.version_dir(v.id) / "splits" / a.split_name;
+  fmt::print("files in {}\n", to_utf8(dir));
+  if (!a.out.empty()) {
+    // A copy outside the workspace: what a dvc.yaml stage declares as its output.
+    ensure_dir(a.out);
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      if (e.is_regular_file())
+        write_file_atomic(std::filesystem::path(a.out) / e.path().filename(), read_file(e.path()));
+    }
+    fmt::print("copied to {}\n", a.out);
+  }
   return 0;
 }
 
@@ -186,6 +217,7 @@ void register_data(CLI::App& app, Context& ctx) {
 
   auto* show = data->add_subcommand("show", "describe one dataset version");
   show->add_option("dataset", a.ref, "name, name@id or id")->required();
+  show->add_flag("--json", a.json, "JSON output");
   set_action(show, [&ctx] { return run_show(ctx, a); });
 
   auto* validate = data->add_subcommand("validate", "report every problem: files, labels, boxes, duplicates");
@@ -203,6 +235,8 @@ void register_data(CLI::App& app, Context& ctx) {
   auto* split = data->add_subcommand("split", "deterministic, stratified, group-aware train/val/test split");
   split->add_option("dataset", a.ref, "name, name@id or id")->required();
   split->add_option("--name", a.split_name, "name of this split")->capture_default_str();
+  split->add_option("--out,-o", a.out,
+                    "also copy the split's files (train.txt, val.txt, ...) into this folder");
   add_config_options(split, ctx);
   add_override(split, ctx, "--val", "val", "validation fraction");
   add_override(split, ctx, "--test", "test", "test fraction");

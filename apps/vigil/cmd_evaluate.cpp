@@ -14,6 +14,7 @@
 #include "vigil/data/store.h"
 #include "vigil/train/evaluate.h"
 #include "vigil/train/model_file.h"
+#include "vigil/train/tracking.h"
 #include "vigil/train/train_options.h"
 
 namespace vigil::cli {
@@ -22,7 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 
 struct EvaluateArgs {
-  std::string model, arch, data, run, gt, detections, out;
+  std::string model, arch, data, run, gt, detections, out, experiment, name;
+  bool track = true;
 };
 
 std::string utc_now() {
@@ -34,8 +36,17 @@ std::string utc_now() {
   return buf;
 }
 
-/// A run folder: `last` is the most recently written one.
+/// A run folder: by the tracking store (id, prefix, name, `last`), else a folder or <workspace>/runs/<name>
+/// (runs trained before tracking), `last` being the most recently written one.
 fs::path resolve_run(const Workspace& ws, const std::string& name) {
+  if (!fs::is_directory(name)) {
+    try {
+      store::Store s(ws);
+      const auto run = s.get_run(name == "last" ? "last:train" : name);
+      if (run.info.kind == "train" && fs::is_directory(run.info.run_dir)) return run.info.run_dir;
+    } catch (const NotFound&) {
+    }
+  }
   const fs::path runs = ws.root() / "runs";
   if (name != "last") {
     const fs::path dir = fs::exists(name) ? fs::path(name) : runs / name;
@@ -91,6 +102,39 @@ std::vector<int> split_samples(const data::DatasetStore& store, const data::Data
                     o.split, o.split_name, v.name, files.train.size(), files.val.size(), files.test.size()));
   }
   return out;
+}
+
+/// Starts the evaluation's tracked run; its parent is the training run the model came from, when the store
+/// knows it.
+std::unique_ptr<train::TrackedRun> start_evaluation_run(const Workspace& ws, EvaluateArgs& a,
+                                                        const train::ModelInfo& info,
+                                                        const data::DatasetVersion& version,
+                                                        const train::EvaluateOptions& options) {
+  auto s = std::make_shared<store::Store>(ws);
+  store::NewRun run;
+  run.kind = "evaluate";
+  run.dataset_id = version.id;
+  run.run_dir = to_utf8(fs::absolute(a.out));
+  run.code.vigil = VIGIL_VERSION;
+  if (!info.run_id.empty()) {
+    try {
+      const auto parent = s->get_run(info.run_id);
+      if (parent.info.id == info.run_id) {
+        run.parent_id = parent.info.id;
+        run.experiment = parent.info.experiment;
+        if (a.name.empty()) a.name = fmt::format("eval-{}-{}", parent.info.name, options.split);
+      }
+    } catch (const NotFound&) {
+    }
+  }
+  if (!a.experiment.empty()) run.experiment = a.experiment;
+  if (a.name.empty()) a.name = fmt::format("eval-{}-{}", fs::path(a.model).stem().string(), options.split);
+  run.name = a.name;
+  run.params = train::flatten_config(config::to_yaml(options));
+  run.params["model"] = a.model;
+  run.params["dataset"] = fmt::format("{}@{}", version.name, version.short_id());
+  run.tags = {{"arch", info.arch}, {"task", info.task}, {"dataset", version.name}};
+  return std::make_unique<train::TrackedRun>(s, run);
 }
 
 void print_report(const train::EvaluationReport& r) {
@@ -154,10 +198,21 @@ int run_evaluate(const Context& ctx, EvaluateArgs a, bool split_name_given) {
                     {"date", utc_now()}};
   spdlog::info("evaluating {} ({}) on {} images of {} / {}", a.model, predictor.info().arch,
                input.samples.size(), version.name, options.split);
+  auto tracked = a.track ? start_evaluation_run(ws, a, predictor.info(), version, options) : nullptr;
   Progress progress("evaluating", input.samples.size(), "img");
   const auto r = train::evaluate_model(predictor, input, options, &progress);
   progress.finish();
   config::write_resolved(config::to_yaml(options), input.out);
+  if (tracked) {
+    std::map<std::string, double> values;
+    for (const auto& [k, v] : r.metrics.items()) {
+      if (v.is_number()) values[k] = v.get<double>();
+    }
+    tracked->log_metrics(values, 0);
+    tracked->log_artifacts(train::folder_artifacts(input.out, input.out));
+    tracked->end(store::RunStatus::kFinished);
+    fmt::print("tracked as run {} ({})\n", tracked->id().substr(0, 8), a.name);
+  }
   print_report(r);
   return 0;
 }
@@ -176,6 +231,10 @@ void register_evaluate(CLI::App& app, Context& ctx) {
   sub->add_option("--data,-d", a.data, "dataset: name, name@id or id (`vigil data list`)");
   sub->add_option("--run", a.run,
                   "a training run (name, folder or `last`): its best weights and its dataset");
+  sub->add_option("--experiment", a.experiment,
+                  "experiment to track the run under (default: the training run's)");
+  sub->add_option("--name", a.name, "name of the tracked run (default: eval-<run or model>-<split>)");
+  sub->add_flag("!--no-track", a.track, "do not record the evaluation in the tracking store");
   sub->add_option("--gt", a.gt, "COCO ground-truth JSON (with --detections; no model needed)");
   sub->add_option("--detections", a.detections, "COCO results JSON to score against --gt");
   sub->add_option("--out,-o", a.out,

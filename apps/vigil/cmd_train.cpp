@@ -40,6 +40,8 @@ void print_finished(const train::TrainResult& r) {
     if (key != "epoch") fmt::print("  {:<24} {:.5g}\n", key, value);
   }
   fmt::print("run folder {}\n", to_utf8(r.run_dir));
+  if (!r.run_id.empty())
+    fmt::print("tracked as run {} (vigil runs show {})\n", r.run_id, r.run_id.substr(0, 8));
   if (!r.best_checkpoint.empty()) fmt::print("best weights {}\n", to_utf8(r.best_checkpoint));
   fmt::print("last weights {}\n", to_utf8(r.last_checkpoint));
 }

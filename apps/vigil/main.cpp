@@ -31,6 +31,10 @@ int main(int argc, char** argv) {
   cli::register_train(app, ctx);
   cli::register_evaluate(app, ctx);
   cli::register_serve(app, ctx);
+  cli::register_runs(app, ctx);
+  cli::register_models(app, ctx);
+  cli::register_ui(app, ctx);
+  cli::register_pipeline(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -44,8 +44,19 @@ YAML::Node build_tree(const Source& source) {
                                         e.mark.column + 1, e.msg));
     }
     if (!tree || tree.IsNull()) tree = YAML::Node(YAML::NodeType::Map);
-    VIGIL_CHECK(tree.IsMap(), "expected a mapping of options at the top of {}, got another YAML type",
-                source.file);
+    if (!source.key.empty()) {
+      // reset(), not operator=: assigning yaml-cpp nodes writes through into the tree they alias.
+      YAML::Node node = YAML::Clone(tree);
+      for (const auto& part : split(source.key, '.')) {
+        const YAML::Node& parent = node;  // const lookup: non-const operator[] would create the key
+        VIGIL_CHECK(parent.IsMap() && parent[part], "expected a key '{}' (--config-key) in {}, got none",
+                    source.key, source.file);
+        node.reset(parent[part]);
+      }
+      tree.reset(node);
+    }
+    VIGIL_CHECK(tree.IsMap(), "expected a mapping of options at the top of {}{}, got another YAML type",
+                source.file, source.key.empty() ? "" : " key " + source.key);
   }
   for (const auto& o : source.overrides) {
     auto eq = o.find('=');

@@ -5,12 +5,14 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
 #include "vigil/core/hash.h"
 #include "vigil/serve/prediction_stats.h"
+#include "vigil/store/store.h"
 
 namespace vigil::serve {
 
@@ -19,6 +21,41 @@ std::vector<std::string> ServedModel::classes() const {
   if (is_detector() && !names.empty() && names.front() == "__background__") names.erase(names.begin());
   return names;
 }
+
+namespace {
+
+/// What a load reads: a file, or the registry version a reference currently means.
+struct ResolvedModel {
+  std::string file;
+  std::string version;  ///< the registry's version number ("" for a plain file: its hash is used)
+  std::string name;     ///< the registered name ("" for a plain file)
+};
+
+bool looks_like_file(const std::string& spec) {
+  const std::string ext = lower_extension(spec);
+  return ext == ".ckpt" || ext == ".pth" || ext == ".pt" || ext == ".torchscript" || spec.find('/') == 0 ||
+         spec.rfind("./", 0) == 0 || spec.rfind("../", 0) == 0 ||
+         std::count(spec.begin(), spec.end(), '/') > 1;
+}
+
+ResolvedModel resolve(const std::string& spec, const std::string& workspace) {
+  std::error_code ec;
+  if (workspace.empty() || std::filesystem::exists(spec, ec) || looks_like_file(spec)) return {spec, "", ""};
+  store::Store registry{Workspace(workspace)};
+  store::ModelVersion v;
+  try {
+    v = registry.resolve_model(spec);
+  } catch (const InvalidArgument& e) {
+    throw NotFound(
+        fmt::format("'{}' is neither a model file nor a registered model reference: {}", spec, e.what()));
+  } catch (const NotFound& e) {
+    throw NotFound(fmt::format("'{}' is not a model file, and the registry says: {}", spec, e.what()));
+  }
+  registry.verify_model_version(v);  // a registered file that changed is refused, never served
+  return {v.file, std::to_string(v.version), v.name};
+}
+
+}  // namespace
 
 ModelHost::ModelHost(ModelSource source, train::PredictOptions options, int instances)
     : source_(std::move(source)), options_(std::move(options)), instances_(instances) {
@@ -29,9 +66,10 @@ ModelHost::ModelHost(ModelSource source, train::PredictOptions options, int inst
 
 std::shared_ptr<ServedModel> ModelHost::load(const std::string& path) {
   std::lock_guard load_lock(load_mutex_);
-  const std::string file = path.empty() ? source_.path : path;
   const auto t0 = std::chrono::steady_clock::now();
   ++loads_;
+  const ResolvedModel resolved = resolve(path.empty() ? source_.path : path, source_.workspace);
+  const std::string& file = resolved.file;
   train::LoadModelOptions lo;
   lo.arch = source_.arch;
   lo.num_classes = source_.num_classes;
@@ -39,10 +77,12 @@ std::shared_ptr<ServedModel> ModelHost::load(const std::string& path) {
   train::LoadedModel loaded = train::load_model(file, lo);
 
   // The name is fixed by the first load: loading another file keeps serving under the same name.
-  if (source_.name.empty()) source_.name = std::filesystem::path(file).stem().string();
+  if (source_.name.empty())
+    source_.name = resolved.name.empty() ? std::filesystem::path(file).stem().string() : resolved.name;
   auto model = std::make_shared<ServedModel>();
   model->name = source_.name;
-  model->version = hash_file(file).substr(0, 12);  // same bytes, same version, on every machine
+  // A registered model's version is its registry number; a file's is its hash (same bytes, same version).
+  model->version = resolved.version.empty() ? hash_file(file).substr(0, 12) : resolved.version;
   model->source = to_utf8(std::filesystem::absolute(file));
   model->parameters = train::parameter_count(*loaded.module);
   model->predictor = std::make_unique<train::Predictor>(std::move(loaded), options_);

@@ -199,7 +199,12 @@ nlohmann::json kserve_metadata(const ServedModel& model) {
 void Server::Impl::add_kserve_routes() {
   auto live = [](const httplib::Request&, httplib::Response& res) { send_json(res, {{"live", true}}); };
   auto ready = [this](const httplib::Request&, httplib::Response& res) {
-    const bool ok = host.current() != nullptr && !stopping;
+    if (!host) {
+      // `vigil ui`: alive and answering, but not ready to predict.
+      send_json(res, {{"ready", false}, {"reason", "no model is served (vigil ui)"}}, 503);
+      return;
+    }
+    const bool ok = host->current() != nullptr && !stopping;
     send_json(res, {{"ready", ok}}, ok ? 200 : 503);
   };
   http.Get("/health", guarded(*this, "/health", live));
@@ -274,7 +279,7 @@ void Server::Impl::add_kserve_routes() {
 
   http.Post("/v2/repository/index",
             guarded(*this, "/v2/repository/index", [this](const httplib::Request&, httplib::Response& res) {
-              auto model = host.current();
+              auto model = current_model();
               nlohmann::json list = nlohmann::json::array();
               if (model)
                 list.push_back({{"name", model->name}, {"version", model->version}, {"state", "READY"}});
@@ -309,7 +314,7 @@ void Server::Impl::add_kserve_routes() {
                   throw_http(400, "bad_request",
                              fmt::format("load failed, the previous version keeps serving: {}", e.what()));
                 }
-                auto now = host.current();
+                auto now = current_model();
                 send_json(res, {{"name", now->name},
                                 {"version", now->version},
                                 {"state", "READY"},

@@ -384,6 +384,10 @@ void Server::Impl::add_predict_routes() {
 
   http.Get("/v1/models",
            guarded(*this, "/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+             if (!host) {
+               send_json(res, {{"models", nlohmann::json::array()}});  // `vigil ui`: none served
+               return;
+             }
              auto model = model_or_503();
              send_json(res, {{"models", {model_json(*model)}}});
            }));

@@ -1,5 +1,6 @@
 // The server's frame: options, metrics, middleware (request ids, CORS, API keys, access log), the UI's static
-// files, reload, run and graceful stop. Routes live in routes_predict.cpp and routes_kserve.cpp.
+// files, reload, run and graceful stop. Routes live in routes_predict.cpp, routes_kserve.cpp and
+// routes_tracking.cpp.
 
 #include "vigil/serve/server.h"
 
@@ -66,6 +67,8 @@ const char* status_kind(int status) {
       return "too_large";
     case 415:
       return "unsupported_media_type";
+    case 422:
+      return "unprocessable";
     case 429:
       return "rate_limited";
     case 503:
@@ -85,8 +88,12 @@ const std::vector<std::pair<std::string, std::regex>>& route_patterns() {
       r.emplace_back("POST", std::regex(p));
     for (const char* p :
          {"/", "/v1/models", "/v1/stats", "/metrics", "/health", "/ready", "/v2", "/v2/health/live",
-          "/v2/health/ready", R"(/v2/models/[^/]+(/versions/[^/]+)?(/ready)?)", "/ui(/.*)?"})
+          "/v2/health/ready", R"(/v2/models/[^/]+(/versions/[^/]+)?(/ready)?)", "/ui(/.*)?",
+          "/v1/experiments", "/v1/runs", R"(/v1/runs/[^/]+(/metrics)?)", "/v1/registry/models",
+          R"(/v1/registry/models/[^/]+)"})
       r.emplace_back("GET", std::regex(p));
+    for (const char* method : {"PUT", "DELETE"})
+      r.emplace_back(method, std::regex(R"(/v1/registry/models/[^/]+/aliases/[^/]+)"));
     return r;
   }();
   return kRoutes;
@@ -106,6 +113,14 @@ bool auth_exempt(const httplib::Request& req) {
   const std::string& p = req.path;
   return p == "/" || p == "/health" || p == "/ready" || p == "/metrics" || starts_with(p, "/v2/health/") ||
          p == "/ui" || starts_with(p, "/ui/") || p == "/favicon.ico";
+}
+
+train::PredictOptions predict_options(const ServeOptions& o) {
+  train::PredictOptions p;
+  p.device = o.device;
+  p.fold_batch_norms = o.fold_batch_norms;
+  p.channels_last = o.channels_last;
+  return p;
 }
 
 /// Intra-op threads of each inference worker: the user's, or the cores shared among the workers.
@@ -191,7 +206,7 @@ void send_error(httplib::Response& res, const HttpError& e) {
 }
 
 void ServeOptions::validate() const {
-  VIGIL_CHECK(!model.empty(), "expected a model file (--model), got nothing");
+  VIGIL_CHECK(allow_no_model || !model.empty(), "expected a model file (--model), got nothing");
   VIGIL_CHECK(port >= 0 && port <= 65535, "expected port in 0..65535, got {}", port);
   VIGIL_CHECK(http_threads >= 1 && http_threads <= 256, "expected http_threads in 1..256, got {}",
               http_threads);
@@ -248,23 +263,18 @@ ServerMetrics::ServerMetrics(MetricsRegistry& r)
 
 Server::Impl::Impl(ServeOptions o)
     : options(std::move(o)),
-      host(
-          ModelSource{options.model, options.arch, options.num_classes, options.class_names, options.name},
-          [&] {
-            train::PredictOptions p;
-            p.device = options.device;
-            p.fold_batch_norms = options.fold_batch_norms;
-            p.channels_last = options.channels_last;
-            return p;
-          }(),
-          options.instances),
       metrics(registry),
       limiter(RateLimit::parse(options.rate_limit)),
       api_keys(load_api_keys(options)),
       access_log(make_access_log(options.access_log)) {
   metrics.build_info.set(1, {kVersion});
   metrics.queue_capacity.set(options.queue_capacity);
-  reload("");
+  if (!options.model.empty()) {
+    host = std::make_unique<ModelHost>(ModelSource{options.model, options.arch, options.num_classes,
+                                                   options.class_names, options.name, options.workspace},
+                                       predict_options(options), options.instances);
+    reload("");
+  }
   batcher = std::make_unique<Batcher>(BatcherOptions{options.max_batch, options.max_queue_delay_ms,
                                                      static_cast<size_t>(options.queue_capacity),
                                                      options.instances, threads_per_instance(options)},
@@ -279,8 +289,10 @@ Server::Impl::Impl(ServeOptions o)
 }
 
 void Server::Impl::reload(const std::string& path) {
+  if (!host)
+    throw InvalidArgument("no model is served by this server (started without --model), so none to reload");
   try {
-    auto model = host.load(path);
+    auto model = host->load(path);
     metrics.model_loads.inc({"success"});
     metrics.model_load_seconds.clear();
     metrics.model_load_seconds.set(model->load_ms / 1000, {model->name, model->version});
@@ -291,7 +303,11 @@ void Server::Impl::reload(const std::string& path) {
 }
 
 std::shared_ptr<ServedModel> Server::Impl::model_or_503() const {
-  auto m = host.current();
+  if (!host)
+    throw_http(503, "no_model",
+               "no model is served by this server (`vigil ui` shows runs and models only); start `vigil "
+               "serve --model MODEL` to predict");
+  auto m = host->current();
   if (!m) throw_http(503, "not_ready", "no model is loaded yet", 1);
   return m;
 }
@@ -358,7 +374,7 @@ void Server::Impl::install_middleware() {
         res.set_header("Vary", "Origin");
         res.set_header("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, Server-Timing");
         if (req.method == "OPTIONS") {
-          res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+          res.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
           res.set_header(
               "Access-Control-Allow-Headers",
               "Content-Type, Authorization, X-API-Key, X-Request-Id, Inference-Header-Content-Length");
@@ -402,7 +418,7 @@ void Server::Impl::install_middleware() {
           message = fmt::format("{} is not allowed on {}; use {}", req.method, req.path, allow);
           break;
         }
-        message = fmt::format("no route {} {}; see GET /v1/models, POST /v1/predict, /v2 and /ui/",
+        message = fmt::format("no route {} {}; see GET /v1/models, POST /v1/predict, /v1/runs, /v2 and /ui/",
                               req.method, req.path);
         break;
       case 413:
@@ -497,6 +513,7 @@ Server::Server(ServeOptions options) {
   s.install_middleware();
   s.add_predict_routes();
   s.add_kserve_routes();
+  s.add_tracking_routes();
   s.add_ui_routes();
 }
 
@@ -521,6 +538,23 @@ int Server::bind() {
   return s.port;
 }
 
+namespace {
+
+/// SIGHUP: reloads the model from its source; a failure is logged and the old model keeps serving.
+void reload_on_signal(Server::Impl& s) {
+  if (!s.host) {
+    spdlog::info("serve: SIGHUP: no model is served, nothing to reload");
+    return;
+  }
+  try {
+    s.reload("");
+  } catch (const std::exception& e) {
+    spdlog::error("serve: reload on SIGHUP failed, the previous model keeps serving: {}", e.what());
+  }
+}
+
+}  // namespace
+
 void Server::run() {
   Impl& s = *impl_;
   if (s.port <= 0) bind();
@@ -533,13 +567,7 @@ void Server::run() {
         spdlog::info("serve: stopping: finishing accepted requests");
         s.http.stop();
       }
-      if (take_reload_request()) {
-        try {
-          s.reload("");
-        } catch (const std::exception& e) {
-          spdlog::error("serve: reload on SIGHUP failed, the previous model keeps serving: {}", e.what());
-        }
-      }
+      if (take_reload_request()) reload_on_signal(s);
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });

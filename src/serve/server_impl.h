@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -20,6 +21,7 @@
 #include "vigil/serve/prediction_stats.h"
 #include "vigil/serve/rate_limiter.h"
 #include "vigil/serve/server.h"
+#include "vigil/store/store.h"
 
 namespace vigil::serve {
 
@@ -87,7 +89,7 @@ struct Server::Impl {
   explicit Impl(ServeOptions o);
 
   ServeOptions options;
-  ModelHost host;
+  std::unique_ptr<ModelHost> host;  ///< null when no model is served (`vigil ui`)
   MetricsRegistry registry;
   ServerMetrics metrics;
   PredictionStats stats;
@@ -98,18 +100,29 @@ struct Server::Impl {
   httplib::Server http;
   std::atomic<bool> stopping{false};
   int port = -1;
+  /// The workspace's tracking store, opened on first use; one connection shared by the HTTP threads, so
+  /// every use holds tracking_mutex (a Store is not thread-safe).
+  std::unique_ptr<store::Store> tracking_store;
+  std::mutex tracking_mutex;
 
   // routes_predict.cpp
   void add_predict_routes();
   // routes_kserve.cpp
   void add_kserve_routes();
+  // routes_tracking.cpp
+  void add_tracking_routes();
+  /// Runs `fn(store)` under tracking_mutex, opening the store first when needed; store errors become HTTP
+  /// errors (InvalidArgument 400, NotFound 404, DataError 422, IoError 503).
+  void with_store(const std::function<void(store::Store&)>& fn);
   // server.cpp
   void add_ui_routes();
   void install_middleware();
   void reload(const std::string& path);
 
-  /// The published model or 503 not_ready.
+  /// The published model or 503 (no_model when this server serves none, not_ready before the first load).
   std::shared_ptr<ServedModel> model_or_503() const;
+  /// The published model, or null (none served, or not loaded yet).
+  std::shared_ptr<ServedModel> current_model() const { return host ? host->current() : nullptr; }
   /// Reads thresholds from name -> text pairs ("score_threshold", "nms_iou", "max_detections"); 400 naming
   /// the parameter when out of bounds.
   PredictParams params_from(const ServedModel& model,

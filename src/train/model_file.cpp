@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <fstream>
 #include <optional>
 #include <unordered_set>
@@ -298,7 +299,13 @@ std::string ModelInfo::to_json() const {
                     {"source", source},
                     {"code_version", code_version},
                     {"created_at", created_at}}}};
-  return j.dump();
+  json out = j;
+  if (!metrics.empty()) {
+    json m = json::object();
+    for (const auto& [k, v] : metrics) m[k] = std::isfinite(v) ? json(v) : json(nullptr);
+    out["metrics"] = m;
+  }
+  return out.dump();
 }
 
 ModelInfo ModelInfo::from_json(const std::string& text) {
@@ -340,6 +347,15 @@ ModelInfo ModelInfo::from_json(const std::string& text) {
   read_field(lineage, "lineage.", "source", info.source);
   read_field(lineage, "lineage.", "code_version", info.code_version);
   read_field(lineage, "lineage.", "created_at", info.created_at);
+  if (j.contains("metrics")) {
+    const json& m = read_object(j, "metrics");
+    for (const auto& [k, v] : m.items()) {
+      if (!v.is_number() && !v.is_null())
+        throw DataError(
+            fmt::format("model info: field 'metrics.{}': expected a number, got {}", k, v.dump()));
+      info.metrics[k] = v.is_number() ? v.get<double>() : std::nan("");
+    }
+  }
   check_info(info);
   return info;
 }

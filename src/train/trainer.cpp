@@ -28,6 +28,7 @@
 #include "vigil/train/results_csv.h"
 #include "vigil/train/schedule.h"
 #include "vigil/train/tensorboard.h"
+#include "vigil/train/tracking.h"
 
 namespace vigil::train {
 namespace {
@@ -155,6 +156,7 @@ struct Trainer::Impl {
   std::unique_ptr<data::DataLoader> train_loader, val_loader;
   std::unique_ptr<ResultsCsv> csv;
   std::unique_ptr<EventWriter> events;
+  std::unique_ptr<TrackedRun> tracked;  ///< null when control.track is off
 
   void setup(bool load_weights);
   void create_run_dir();
@@ -170,6 +172,9 @@ struct Trainer::Impl {
   void restore_extra(const std::string& text, const fs::path& file);
   void save(const fs::path& file, bool with_optimizer);
   std::string metric_column() const;
+  TrainResult train_all();
+  void start_tracking(const std::string& resumed_run_id);
+  void finish_tracking(const TrainResult& r);
 };
 
 // ---- setup ----------------------------------------------------------------------------------------------
@@ -412,6 +417,12 @@ std::map<std::string, double> Trainer::Impl::finish_epoch() {
     if (key != "epoch") events->add_scalar(key, value, step);
   }
   events->add_scalar("time/epoch_seconds", state.seconds, step);
+  if (tracked) {
+    auto values = row;
+    values.erase("epoch");
+    values["time/epoch_seconds"] = state.seconds;
+    tracked->log_metrics(values, step);
+  }
   if (state.seconds > 0) events->add_scalar("time/images_per_second", state.images / state.seconds, step);
 
   auto it = row.find(metric_column());
@@ -447,6 +458,7 @@ Trainer::Trainer(Workspace ws, TrainOptions options, TrainControl control) : imp
   m.setup(/*load_weights=*/true);
   m.create_run_dir();  // after every check: a run that cannot start leaves no folder behind
   config::write_resolved(config::to_yaml(m.opt), m.run_dir);
+  m.start_tracking("");
 }
 
 Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -490,11 +502,64 @@ std::unique_ptr<Trainer> Trainer::resume(Workspace ws, const fs::path& run_or_ch
   ensure_dir(m->run_dir / "weights");
   config::write_resolved(config::to_yaml(m->opt), m->run_dir);
   m->resumed_from = file;
+  m->start_tracking(m->info.run_id);
   return std::unique_ptr<Trainer>(new Trainer(std::move(m)));
+}
+
+void Trainer::Impl::start_tracking(const std::string& resumed_run_id) {
+  if (!control.track) return;
+  auto store = std::make_shared<store::Store>(ws);
+  if (!resumed_run_id.empty()) {
+    try {
+      // Only an exact id continues a run: checkpoints from before tracking recorded the run's name here.
+      if (store->resolve_run(resumed_run_id) == resumed_run_id)
+        tracked = std::make_unique<TrackedRun>(store, resumed_run_id);
+    } catch (const NotFound&) {
+    }
+  }
+  if (!tracked) {
+    store::NewRun r;
+    r.name = opt.name;
+    r.experiment = opt.experiment;
+    r.kind = "train";
+    r.dataset_id = data.version.id;
+    r.run_dir = to_utf8(fs::absolute(run_dir));
+    r.params = flatten_config(config::to_yaml(opt));
+    r.tags = {{"arch", opt.model.arch}, {"task", spec->task}, {"dataset", data.version.name}};
+    r.code.vigil = control.code_version;
+    tracked = std::make_unique<TrackedRun>(store, r);
+  }
+  info.run_id = tracked->id();
+}
+
+void Trainer::Impl::finish_tracking(const TrainResult& r) {
+  if (!tracked) return;
+  std::vector<store::Artifact> artifacts;
+  for (const auto& dir : {run_dir, run_dir / "weights"}) {
+    for (const auto& e : fs::directory_iterator(dir)) {
+      if (e.is_regular_file()) artifacts.push_back(make_artifact(e.path(), run_dir, ""));
+    }
+  }
+  tracked->log_artifacts(artifacts);
+  tracked->end(r.interrupted ? store::RunStatus::kKilled : store::RunStatus::kFinished);
 }
 
 TrainResult Trainer::run() {
   Impl& m = *impl_;
+  try {
+    auto r = m.train_all();
+    if (m.tracked) r.run_id = m.tracked->id();
+    m.finish_tracking(r);
+    return r;
+  } catch (...) {
+    if (m.tracked)
+      m.tracked->end(interrupt_requested() ? store::RunStatus::kKilled : store::RunStatus::kFailed);
+    throw;
+  }
+}
+
+TrainResult Trainer::Impl::train_all() {
+  Impl& m = *this;
   RunLog log(m.run_dir / "train.log");
   m.open_outputs();
   int64_t trainable = 0, frozen = 0;

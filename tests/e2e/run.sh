@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# Browser test of the web UI: run.sh VIGIL_BINARY BUILD_DIR
+# Browser test of the web UI: run.sh VIGIL_BINARY BUILD_DIR [SEED_STORE_BINARY]
 #
 # Installs playwright-core (tests/e2e/package-lock.json) into BUILD_DIR/e2e-node, makes a small seeded
 # detector (gen_model.py with Debian's python3-torchvision, imported with `vigil weights import`) and a
-# synthetic image (`vigil data synth`) in BUILD_DIR/e2e-data, then runs
-# ui_test.mjs against `vigil serve` with screenshots and the server log in BUILD_DIR/e2e-artifacts.
+# synthetic image (`vigil data synth`) in BUILD_DIR/e2e-data, fills a second workspace with runs and a
+# registered model (SEED_STORE_BINARY, tests/e2e/seed_store.cpp; default BUILD_DIR/tests/e2e_seed_store),
+# then runs ui_test.mjs against `vigil serve` and `vigil ui` with screenshots and the server logs in
+# BUILD_DIR/e2e-artifacts.
 # Exit 0 pass, 1 fail, 77 skip (no node, chromium, torchvision, or npm packages while offline).
 # VIGIL_E2E_WEB_DIR=DIR serves the UI from DIR (--web-dir) instead of the binary's embedded copy.
 set -euo pipefail
 
-if [[ $# -ne 2 ]]; then
-  echo "usage: $0 VIGIL_BINARY BUILD_DIR" >&2
+if [[ $# -lt 2 || $# -gt 3 ]]; then
+  echo "usage: $0 VIGIL_BINARY BUILD_DIR [SEED_STORE_BINARY]" >&2
   exit 2
 fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source_dir="$(cd "$here/../.." && pwd)"
 vigil="$(realpath "$1")"
 build_dir="$(realpath -m "$2")"
+seed_store="${3:-$build_dir/tests/e2e_seed_store}"
 node_dir="$build_dir/e2e-node"
 data_dir="$build_dir/e2e-data"
 artifacts="$build_dir/e2e-artifacts"
@@ -34,6 +37,7 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 [[ "$node_major" -ge 20 ]] || skip "node $(node --version) is older than 20, which playwright-core needs"
 [[ -x "$chromium" ]] || skip "$chromium is missing (Debian package chromium)"
 [[ -x "$vigil" ]] || { echo "FAIL: no vigil binary at $1"; exit 1; }
+[[ -x "$seed_store" ]] || { echo "FAIL: no $seed_store: build the e2e_seed_store target (ninja e2e_seed_store)"; exit 1; }
 "$python" -c 'import torchvision' 2> /dev/null || skip "$python cannot import torchvision (Debian package python3-torchvision)"
 
 # npm ci only when the lock file changed since the last install (keeps reruns fast and offline-proof).
@@ -60,5 +64,10 @@ model="$data_dir/e2e-guns.vgm"  # served as "e2e-guns" (the file's stem)
   > "$data_dir/import.log" 2>&1 || { cat "$data_dir/import.log"; echo "FAIL: vigil weights import"; exit 1; }
 rm -f "$data_dir/weights.pth"  # 76 MB; the model file has the weights
 
+# Runs and a registered model for the Experiments and Models pages, written through the real store.
+tracking_ws="$data_dir/tracking-ws"
+"$seed_store" "$tracking_ws" > "$tracking_ws.json" 2> "$data_dir/seed.log" \
+  || { cat "$data_dir/seed.log"; echo "FAIL: $seed_store"; exit 1; }
+
 VIGIL_E2E_NODE_DIR="$node_dir" CHROMIUM="$chromium" \
-  exec node "$here/ui_test.mjs" "$vigil" "$model" "$image" "$artifacts"
+  exec node "$here/ui_test.mjs" "$vigil" "$model" "$image" "$artifacts" "$tracking_ws"

@@ -1,15 +1,20 @@
 // Browser test of vigil's web UI against the real `vigil serve`, in Debian's headless chromium driven by
 // playwright-core (no browser download). Usually started by tests/e2e/run.sh.
 //
-//   node ui_test.mjs VIGIL_BINARY MODEL IMAGE ARTIFACT_DIR
+//   node ui_test.mjs VIGIL_BINARY MODEL IMAGE ARTIFACT_DIR [TRACKING_WORKSPACE]
 //
 // Starts `vigil serve --model MODEL --port 0 --port-file F`, then: Predict (upload IMAGE, wait for boxes or
 // the classifier's label, move the threshold slider and check that the drawing and the box count change
 // without a request, download the PNG and the JSON), Live (fake camera, at least 2 frames answered, a
 // number for FPS), Status (the model's arch, statistics); then a second server with --api-key: the UI
-// explains the 401 and the 403 and works once the key is saved. Screenshots predict.png, live.png,
-// status.png, api-key.png and the servers' logs serve.log, serve-api-key.log go to ARTIFACT_DIR. Any
-// console error or uncaught page error fails the test (except the 401/403 the API key check provokes).
+// explains the 401 and the 403 and works once the key is saved. With TRACKING_WORKSPACE (filled by
+// seed_store, whose summary is TRACKING_WORKSPACE.json), `vigil ui` on it: no model (the pages say so),
+// Experiments (seeded runs listed, sorting by a metric column reorders, conditions and the experiment
+// narrow the list, a bad condition is explained, two runs compared: differing params marked, curves
+// drawn), Models (versions and aliases, promote asks and the badge moves, checked through the API, alias
+// removal asks too, a version's run link opens the run). Screenshots predict.png, live.png, status.png,
+// api-key.png, experiments.png, compare.png, models.png and the servers' logs go to ARTIFACT_DIR. Any
+// console error or uncaught page error fails the test (except the 4xx the checks provoke on purpose).
 //
 // Exit codes: 0 pass, 1 fail, 77 skip (no chromium, no playwright-core).
 // Environment: VIGIL_E2E_NODE_DIR = a folder whose node_modules has playwright-core (default: beside this
@@ -66,18 +71,22 @@ function tail(file, lines = 30) {
   }
 }
 
-/** `vigil serve` on a free port; resolves to {url, child, log}. */
-async function startServer(vigil, model, outDir, { name = 'serve', extraArgs = [] } = {}) {
+/**
+ * `vigil serve --model MODEL` (or `vigil ui` when `model` is null) on a free port in `workspace` (default
+ * ARTIFACT_DIR/workspace); resolves to {url, child, log}.
+ */
+async function startServer(vigil, model, outDir, { name = 'serve', extraArgs = [], workspace } = {}) {
   const portFile = path.join(outDir, `${name}.port`);
   const logFile = path.join(outDir, `${name}.log`);
   fs.rmSync(portFile, { force: true });
-  const args = ['serve', '--model', model, '--host', '127.0.0.1', '--port', '0', '--port-file', portFile, ...extraArgs];
+  const command = model ? ['serve', '--model', model] : ['ui'];
+  const args = [...command, '--host', '127.0.0.1', '--port', '0', '--port-file', portFile, ...extraArgs];
   if (process.env.VIGIL_E2E_WEB_DIR) args.push('--web-dir', process.env.VIGIL_E2E_WEB_DIR);
   const out = fs.openSync(logFile, 'w');
   log(`starting ${vigil} ${args.join(' ')}`);
   const child = spawn(vigil, args, {
     stdio: ['ignore', out, out],
-    env: { ...process.env, VIGIL_WORKSPACE: path.join(outDir, 'workspace') },
+    env: { ...process.env, VIGIL_WORKSPACE: workspace ?? path.join(outDir, 'workspace') },
   });
   fs.closeSync(out);
   let exited = null;
@@ -90,7 +99,7 @@ async function startServer(vigil, model, outDir, { name = 'serve', extraArgs = [
   const deadline = Date.now() + kServerStartMs;
   while (Date.now() < deadline) {
     if (exited) {
-      throw new TestFailure(`vigil serve exited before listening (code ${exited.code}, signal ${exited.signal}); ` +
+      throw new TestFailure(`vigil ${command[0]} exited before listening (code ${exited.code}, signal ${exited.signal}); ` +
         `log ${logFile}:\n${tail(logFile)}`);
     }
     const text = fs.existsSync(portFile) ? fs.readFileSync(portFile, 'utf8').trim() : '';
@@ -99,16 +108,16 @@ async function startServer(vigil, model, outDir, { name = 'serve', extraArgs = [
     }
     await sleep(100);
   }
-  throw new TestFailure(`vigil serve wrote no port to ${portFile} within ${kServerStartMs / 1000} s; log:\n${tail(logFile)}`);
+  throw new TestFailure(`vigil ${command[0]} wrote no port to ${portFile} within ${kServerStartMs / 1000} s; log:\n${tail(logFile)}`);
 }
 
-/** Waits for GET /ready to answer 200: the port can be open before the model is loaded. */
-async function waitReady(url) {
+/** Waits for GET /ready (or `route`) to answer 200: the port can be open before the model is loaded. */
+async function waitReady(url, route = '/ready') {
   const deadline = Date.now() + kServerStartMs;
   let last = '';
   while (Date.now() < deadline) {
     try {
-      const res = await fetch(`${url}/ready`);
+      const res = await fetch(`${url}${route}`);
       if (res.ok) return;
       last = `${res.status} ${await res.text()}`;
     } catch (err) {
@@ -116,7 +125,7 @@ async function waitReady(url) {
     }
     await sleep(200);
   }
-  throw new TestFailure(`GET /ready did not answer 200 within ${kServerStartMs / 1000} s; last: ${last}`);
+  throw new TestFailure(`GET ${route} did not answer 200 within ${kServerStartMs / 1000} s; last: ${last}`);
 }
 
 /** SIGTERM, then SIGKILL after 15 s; returns how the server ended. */
@@ -370,10 +379,208 @@ async function runApiKeyChecks(playwright, url, key, ctx) {
   }
 }
 
+// ---- `vigil ui`: Experiments and Models on the seeded workspace ---------------------------------------------
+
+const runRows = (page) => page.locator('[data-testid="runs-table"] [data-testid="run-row"]');
+
+/** The run names of the table, top to bottom. */
+async function tableNames(page) {
+  return page.locator('[data-testid="runs-table"] [data-testid="run-name"]').allInnerTexts();
+}
+
+/** Waits until the table shows exactly `names` in this order. */
+async function waitForNames(page, names, what) {
+  try {
+    await page.waitForFunction((want) => {
+      const got = [...document.querySelectorAll('[data-testid="runs-table"] [data-testid="run-name"]')].map((e) => e.textContent);
+      return JSON.stringify(got) === JSON.stringify(want);
+    }, names, { timeout: kStepMs });
+  } catch {
+    throw new TestFailure(`${what}: expected the runs ${names.join(', ')}, the table shows ${(await tableNames(page)).join(', ')}`);
+  }
+}
+
+/** Counts the canvas pixels close to each colour, to tell that a run's curve was drawn. */
+async function colourPixels(canvas, colours) {
+  return canvas.evaluate((c, hexes) => {
+    const { data } = c.getContext('2d').getImageData(0, 0, c.width, c.height);
+    const rgb = hexes.map((h) => [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16)));
+    const counts = hexes.map(() => 0);
+    for (let p = 0; p < data.length; p += 4) {
+      rgb.forEach(([r, g, b], k) => {
+        if (Math.abs(data[p] - r) < 24 && Math.abs(data[p + 1] - g) < 24 && Math.abs(data[p + 2] - b) < 24 && data[p + 3] > 200) counts[k]++;
+      });
+    }
+    return counts;
+  }, colours);
+}
+
+async function testNoModelPages(page) {
+  const state = await page.locator('[data-testid="server-status"]').getAttribute('data-state');
+  check(state === 'no-model', `the header shows the server as "${state}", expected "no-model"`);
+  await page.locator('[data-testid="tab-predict"]').click();
+  await page.locator('[data-testid="predict-no-model"]').waitFor({ state: 'visible' });
+  await page.locator('[data-testid="tab-live"]').click();
+  await page.locator('[data-testid="live-no-model"]').waitFor({ state: 'visible' });
+  check(await page.locator('[data-testid="live-toggle"]').isDisabled(), 'the camera button is enabled although no model is served');
+  await page.locator('[data-testid="tab-experiments"]').click();
+  log('no model: the header, Predict and Live say so');
+}
+
+async function testRunsTable(page, ctx) {
+  const byStart = ['masks-cnn', 'guns-diverged', 'guns-sgd-fast', 'guns-sgd-slow', 'guns-adam'];
+  const byAccuracy = ['masks-cnn', 'guns-sgd-fast', 'guns-adam', 'guns-sgd-slow', 'guns-diverged'];
+  await waitForNames(page, byStart, 'newest first');
+  const total = await page.locator('[data-testid="runs-count"]').getAttribute('data-total');
+  check(total === '5', `the runs count says ${total}, the workspace has 5 runs`);
+
+  await page.locator('[data-testid="sort-metrics.val_accuracy"]').click();
+  await waitForNames(page, byAccuracy, 'sorted by val_accuracy, descending');
+  const sort = await page.locator('th:has([data-testid="sort-metrics.val_accuracy"])').getAttribute('aria-sort');
+  check(sort === 'descending', `the val_accuracy column's aria-sort is "${sort}"`);
+  await page.locator('[data-testid="sort-metrics.val_accuracy"]').click();
+  await waitForNames(page, [...byAccuracy].reverse(), 'sorted by val_accuracy, ascending');
+  await page.locator('[data-testid="sort-metrics.val_accuracy"]').click();
+  await waitForNames(page, byAccuracy, 'sorted by val_accuracy, descending again');
+  await page.screenshot({ path: path.join(ctx.outDir, 'experiments.png'), fullPage: true });
+
+  await page.locator('[data-testid="runs-filter"]').fill('metrics.val_accuracy > 0.9');
+  await page.locator('[data-testid="runs-apply"]').click();
+  await waitForNames(page, ['masks-cnn', 'guns-sgd-fast', 'guns-adam'], 'filtered by metrics.val_accuracy > 0.9');
+  await page.locator('[data-testid="runs-experiment"]').selectOption('guns');
+  await waitForNames(page, ['guns-sgd-fast', 'guns-adam'], 'filtered by the condition and experiment guns');
+  await page.locator('[data-testid="runs-filter"]').fill('params.optimizer.lr = 0.0001');
+  await page.locator('[data-testid="runs-apply"]').click();
+  await waitForNames(page, ['guns-sgd-slow'], 'filtered by params.optimizer.lr = 0.0001');
+
+  await page.locator('[data-testid="runs-filter"]').fill('metrics.val_accuracy >> 1');
+  await page.locator('[data-testid="runs-apply"]').click();
+  const error = page.locator('[data-testid="runs-error"]');
+  await error.waitFor({ state: 'visible' });
+  check(/400/.test(await error.innerText()), `a bad condition is not explained as a 400: "${await error.innerText()}"`);
+  await page.locator('[data-testid="runs-reset"]').click();
+  await waitForNames(page, byStart, 'after Reset');
+  check(!(await error.isVisible()), 'the error stays after Reset');
+  log('Experiments: listed, sorted by a metric, filtered (condition, experiment, param), bad condition explained');
+}
+
+async function testCompare(page, ctx) {
+  for (const name of ['guns-adam', 'guns-sgd-slow']) {
+    await runRows(page).filter({ has: page.locator('[data-testid="run-name"]', { hasText: new RegExp(`^${name}$`) }) })
+      .locator('[data-testid="run-select"]').check();
+  }
+  const compare = page.locator('[data-testid="runs-compare"]');
+  check(/\(2\)/.test(await compare.innerText()), `the compare button says "${await compare.innerText()}"`);
+  await compare.click();
+  const panel = page.locator('[data-testid="compare"]');
+  await panel.locator('[data-testid="compare-param-row"]').first().waitFor();
+  const differs = async (key) => panel.locator(`[data-testid="compare-param-row"][data-key="${key}"]`).getAttribute('data-differs');
+  check(await differs('optimizer.lr') === 'true', 'optimizer.lr (0.001 vs 0.0001) is not marked as differing');
+  check(await differs('optimizer.name') === 'true', 'optimizer.name (adam vs sgd) is not marked as differing');
+  check(await differs('epochs') === 'false', 'epochs (8 and 8) is marked as differing');
+  const metricRow = panel.locator('[data-testid="compare-metric-row"][data-key="val_accuracy"] td');
+  check((await metricRow.allInnerTexts()).join(' ') === '0.91 0.84', `val_accuracy side by side: ${(await metricRow.allInnerTexts()).join(' ')}`);
+
+  const chart = panel.locator('[data-testid="curve-chart"][data-key="val_accuracy"]');
+  await chart.waitFor();
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid="compare"] figure.curve')?.dataset.points) > 0,
+    null, { timeout: kStepMs });
+  await panel.scrollIntoViewIfNeeded();
+  await page.waitForTimeout(300);  // the smooth scroll and the redraw after layout
+  const [first, second] = await colourPixels(chart, ['#2563eb', '#dc2626']);
+  check(first > 200 && second > 200, `the overlaid curves are not both drawn (pixels of run 1: ${first}, run 2: ${second})`);
+  await page.screenshot({ path: path.join(ctx.outDir, 'compare.png'), fullPage: true });
+
+  await runRows(page).locator('[data-testid="run-name"]', { hasText: /^guns-adam$/ }).click();
+  const detail = page.locator('[data-testid="run-detail"]');
+  await detail.locator('[data-testid="run-detail-id"]').filter({ hasText: ctx.seed.runs['guns-adam'] }).waitFor();
+  await detail.locator('[data-testid="curve-chart"]').first().waitFor();
+  log('Compare: differing params marked, metrics side by side, curves overlaid; a run\'s details open');
+}
+
+async function apiAliases(ctx) {
+  const res = await fetch(`${ctx.uiUrl}/v1/registry/models/guns`);
+  check(res.ok, `GET /v1/registry/models/guns answered ${res.status}`);
+  return (await res.json()).aliases;
+}
+
+async function testModels(page, ctx) {
+  await page.locator('[data-testid="tab-models"]').click();
+  await page.locator('[data-testid="model-detail-name"]').filter({ hasText: 'guns' }).waitFor();
+  const rows = page.locator('[data-testid="version-row"]');
+  check(await rows.count() === 3, `the Models page shows ${await rows.count()} versions of guns, expected 3`);
+  const badge = (version, alias) => page.locator(`[data-testid="version-row"][data-version="${version}"] [data-testid="alias-badge"][data-alias="${alias}"]`);
+  await badge(1, 'production').waitFor();
+  await badge(2, 'staging').waitFor();
+
+  await page.locator('[data-testid="version-row"][data-version="3"] [data-testid="promote"]').click();
+  const dialog = page.locator('[data-testid="promote-dialog"]');
+  await dialog.waitFor();
+  const summary = await dialog.locator('[data-testid="promote-summary"]').innerText();
+  check(/from version 1 to version 3/.test(summary), `the promote dialog does not say from which version to which: "${summary}"`);
+  await page.screenshot({ path: path.join(ctx.outDir, 'promote-dialog.png'), fullPage: true });
+  await dialog.locator('[data-testid="promote-confirm"]').click();
+  await badge(3, 'production').waitFor();
+  check(await badge(1, 'production').count() === 0, 'the production badge is still on version 1');
+  const message = await page.locator('[data-testid="models-message"]').innerText();
+  check(/from version 1 to version 3/.test(message), `no confirmation of the move: "${message}"`);
+  const aliases = await apiAliases(ctx);
+  check(aliases.production === 3, `the API says production -> ${aliases.production} after the promotion`);
+  await page.screenshot({ path: path.join(ctx.outDir, 'models.png'), fullPage: true });
+
+  // Cancelling changes nothing.
+  await page.locator('[data-testid="version-row"][data-version="2"] [data-testid="promote"]').click();
+  await dialog.locator('[data-testid="promote-cancel"]').click();
+  await dialog.waitFor({ state: 'detached' });
+  check((await apiAliases(ctx)).production === 3, 'cancelling the promote dialog moved the alias');
+
+  await badge(2, 'staging').locator('[data-testid="alias-remove"]').click();
+  const confirm = page.locator('[data-testid="remove-alias-dialog"]');
+  await confirm.waitFor();
+  check(/version 2/.test(await confirm.innerText()), 'the remove dialog does not name the version');
+  await confirm.locator('[data-testid="remove-alias-dialog-confirm"]').click();
+  await badge(2, 'staging').waitFor({ state: 'detached' });
+  check(!('staging' in await apiAliases(ctx)), 'the API still has staging after its removal');
+
+  await page.locator('[data-testid="version-row"][data-version="3"] [data-testid="version-run"]').click();
+  await page.locator('[data-testid="page-experiments"]').waitFor({ state: 'visible' });
+  await page.locator('[data-testid="run-detail-id"]').filter({ hasText: ctx.seed.runs['guns-sgd-fast'] }).waitFor();
+  log('Models: versions and aliases shown; promote asked, moved production 1 -> 3 (API agrees); staging removed; lineage link opens the run');
+}
+
+/** `vigil ui` on the seeded workspace: the no-model pages, Experiments, Compare and Models. */
+async function runTrackingChecks(playwright, url, ctx) {
+  ctx.uiUrl = url;
+  const browser = await launchBrowser(playwright, ctx);
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    watchPage(page, ctx, { allowedStatuses: [400] });  // the bad condition, on purpose
+    ctx.step = 'vigil ui: the Experiments page opens first';
+    await page.goto(`${url}/ui/`);
+    await page.locator('[data-testid="page-experiments"]').waitFor({ state: 'visible' });
+    try {
+      ctx.step = 'vigil ui: no model';
+      await testNoModelPages(page);
+      ctx.step = 'Experiments';
+      await testRunsTable(page, ctx);
+      ctx.step = 'Compare';
+      await testCompare(page, ctx);
+      ctx.step = 'Models';
+      await testModels(page, ctx);
+    } catch (err) {
+      await page.screenshot({ path: path.join(ctx.outDir, 'failure.png'), fullPage: true }).catch(() => {});
+      throw err;
+    }
+  } finally {
+    await browser.close();
+  }
+}
+
 async function main() {
-  const [vigil, model, image, outDirArg] = process.argv.slice(2);
+  const [vigil, model, image, outDirArg, trackingWs] = process.argv.slice(2);
   if (!outDirArg) {
-    console.error('usage: node ui_test.mjs VIGIL_BINARY MODEL IMAGE ARTIFACT_DIR');
+    console.error('usage: node ui_test.mjs VIGIL_BINARY MODEL IMAGE ARTIFACT_DIR [TRACKING_WORKSPACE]');
     process.exit(2);
   }
   const chromium = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -386,7 +593,9 @@ async function main() {
   }
   const outDir = path.resolve(outDirArg);
   fs.mkdirSync(outDir, { recursive: true });
-  for (const f of ['predict.png', 'live.png', 'status.png', 'api-key.png', 'failure.png']) fs.rmSync(path.join(outDir, f), { force: true });
+  const shotNames = ['predict.png', 'live.png', 'status.png', 'api-key.png', 'experiments.png', 'compare.png',
+    'promote-dialog.png', 'models.png'];
+  for (const f of [...shotNames, 'failure.png']) fs.rmSync(path.join(outDir, f), { force: true });
 
   const ctx = { chromium, image: path.resolve(image), outDir, consoleErrors: [], predictRequests: 0, live: false };
   let server = null;
@@ -429,6 +638,15 @@ async function main() {
       await waitReady(keyUrl);
     }
     if (keyUrl) await runApiKeyChecks(playwright, keyUrl, key, ctx);
+    if (trackingWs && !process.env.VIGIL_E2E_URL) {
+      ctx.step = 'stopping the API key server, starting vigil ui';
+      const keyEnded = await stopServer(server);
+      check(!keyEnded || keyEnded.code === 0, `vigil serve --api-key did not exit 0 on SIGTERM (code ${keyEnded?.code})`);
+      ctx.seed = JSON.parse(fs.readFileSync(`${trackingWs}.json`, 'utf8'));
+      server = await startServer(path.resolve(vigil), null, outDir, { name: 'ui', workspace: path.resolve(trackingWs) });
+      await waitReady(server.url, '/health');
+      await runTrackingChecks(playwright, server.url, ctx);
+    }
     ctx.step = 'console errors';
     check(ctx.consoleErrors.length === 0, `the page logged errors:\n  ${ctx.consoleErrors.join('\n  ')}`);
   } catch (err) {
@@ -447,7 +665,7 @@ async function main() {
     if (ctx.consoleErrors.length && !message.includes('logged errors')) console.log(`page errors:\n  ${ctx.consoleErrors.join('\n  ')}`);
     process.exit(1);
   }
-  const shots = ['predict.png', 'live.png', 'status.png', 'api-key.png'].filter((f) => fs.existsSync(path.join(outDir, f)));
+  const shots = shotNames.filter((f) => fs.existsSync(path.join(outDir, f)));
   console.log(`PASS: UI checked; screenshots in ${outDir}: ${shots.join(' ')}`);
 }
 

@@ -34,17 +34,21 @@ inline fs::path make_model_file(const fs::path& file, const std::string& arch,
   return file;
 }
 
-/// `vigil serve ARGS --port 0` in the background; stops it (SIGTERM, then SIGKILL) when destroyed.
+/// `vigil serve ARGS --port 0` (or another serving `command`, e.g. `ui`) in the background, in `workspace`
+/// (default: DIR/ws); stops it (SIGTERM, then SIGKILL) when destroyed.
 class ServerProcess {
  public:
-  ServerProcess(const std::string& args, const fs::path& dir) : dir_(dir) {
+  ServerProcess(const std::string& args, const fs::path& dir, const std::string& command = "serve",
+                const fs::path& workspace = {})
+      : dir_(dir) {
     fs::create_directories(dir);
     const fs::path port_file = dir / "port";
     fs::remove(port_file);
     log_ = dir / "server.log";
     const std::string cmd =
-        fmt::format("exec '{}' --workspace '{}' serve --port 0 --port-file '{}' {} > '{}' 2>&1 < /dev/null",
-                    VIGIL_BINARY, (dir / "ws").string(), port_file.string(), args, log_.string());
+        fmt::format("exec '{}' --workspace '{}' {} --port 0 --port-file '{}' {} > '{}' 2>&1 < /dev/null",
+                    VIGIL_BINARY, (workspace.empty() ? dir / "ws" : workspace).string(), command,
+                    port_file.string(), args, log_.string());
     pid_ = fork();
     if (pid_ == 0) {
       execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));

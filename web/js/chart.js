@@ -1,5 +1,6 @@
-// Small canvas charts for the Status page: time lines, time bars and horizontal bars, with axes,
-// ticks, grid, axis titles and a legend. Sharp on high-DPI screens; redrawn when resized.
+// Small canvas charts: time lines, time bars and horizontal bars (the Status page) and x-y lines with one x
+// array per series (metric history against step on the Experiments page), with axes, ticks, grid, axis
+// titles and a legend. Sharp on high-DPI screens; redrawn when resized.
 
 const kFont = '12px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif';
 const kAxisColor = '#5d6677';
@@ -55,9 +56,37 @@ function defaultFormat(v) {
   return Number(v.toFixed(3)).toString();
 }
 
+const kMaxLegendName = 28;
+
+function shortName(name) {
+  return name.length > kMaxLegendName ? `${name.slice(0, kMaxLegendName - 1)}…` : name;
+}
+
+/** Minimum and maximum of the finite values, or null when there is none. */
+function finiteRange(arrays) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const values of arrays) {
+    for (const v of values) {
+      if (v === null || v === undefined || !Number.isFinite(v)) continue;
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+  }
+  return lo <= hi ? [lo, hi] : null;
+}
+
+/** A range that is not a single value, for the axis of a constant series. */
+function widen([lo, hi]) {
+  if (hi > lo) return [lo, hi];
+  const pad = Math.abs(lo) > 0 ? Math.abs(lo) * 0.05 : 1;
+  return [lo - pad, hi + pad];
+}
+
 export class Chart {
   /**
-   * kind: 'line' (time x), 'bars' (time x, one bar group per x) or 'hbars' (labels and values).
+   * kind: 'line' (time x), 'bars' (time x, one bar group per x), 'hbars' (labels and values) or 'xy'
+   * (numeric x, each series with its own points; the series and their colours come with the data).
    * series: [{name, color}] for line and bars; yLabel: the value axis title; binMs: a bar's width in time.
    */
   constructor(canvas, { kind = 'line', series = [], yLabel = '', xLabel = 'time', binMs = 60_000,
@@ -65,7 +94,19 @@ export class Chart {
     this.canvas = canvas;
     this.opts = { kind, series, yLabel, xLabel, binMs, minSpanMs, format, empty };
     this.data = null;
+    this.hoverX = null;  // 'xy': the pointer's x in CSS pixels, for the read-out of the nearest step
+    this.frame = null;
     new ResizeObserver(() => this.draw()).observe(canvas);
+    if (kind === 'xy') {
+      canvas.addEventListener('pointermove', (e) => {
+        this.hoverX = e.offsetX;
+        this.draw();
+      });
+      canvas.addEventListener('pointerleave', () => {
+        this.hoverX = null;
+        this.draw();
+      });
+    }
   }
 
   /**
@@ -91,12 +132,16 @@ export class Chart {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, w, h);
     ctx.font = kFont;
-    const empty = this.opts.kind === 'hbars' ? !this.data?.labels?.length : !this.data?.x?.length;
+    const { kind } = this.opts;
+    let empty = !this.data?.x?.length;
+    if (kind === 'hbars') empty = !this.data?.labels?.length;
+    if (kind === 'xy') empty = !this.data?.series?.some((s) => s.x.length);
     if (empty) {
       this.drawEmpty(ctx, w, h);
       return;
     }
-    if (this.opts.kind === 'hbars') this.drawHBars(ctx, w, h);
+    if (kind === 'hbars') this.drawHBars(ctx, w, h);
+    else if (kind === 'xy') this.drawXY(ctx, w, h);
     else this.drawTimeChart(ctx, w, h);
   }
 
@@ -109,14 +154,23 @@ export class Chart {
     ctx.fillText(this.opts.empty, w / 2, h / 2);
   }
 
-  drawLegend(ctx, right, top) {
+  /** Right-aligned legend entries; entries that do not fit right of `left` are summarised as "+N". */
+  drawLegend(ctx, right, top, series = this.opts.series, left = 0) {
     ctx.textAlign = 'right';
     ctx.textBaseline = 'middle';
     let x = right;
-    for (const s of [...this.opts.series].reverse()) {
-      const tw = ctx.measureText(s.name).width;
+    const shown = [...series].reverse();
+    for (let i = 0; i < shown.length; i++) {
+      const s = shown[i];
+      const name = shortName(s.name);
+      const tw = ctx.measureText(name).width;
+      if (x - tw - 42 < left && i < shown.length - 1) {
+        ctx.fillStyle = kAxisColor;
+        ctx.fillText(`+${shown.length - i}`, x, top);
+        return;
+      }
       ctx.fillStyle = kAxisColor;
-      ctx.fillText(s.name, x, top);
+      ctx.fillText(name, x, top);
       x -= tw + 6;
       ctx.fillStyle = s.color;
       ctx.fillRect(x - 12, top - 2, 12, 4);
@@ -242,6 +296,130 @@ export class Chart {
         ctx.fillRect(x0, py(v), Math.max(1, barW - 1), py(0) - py(v));
       });
     });
+  }
+
+  /** The frame of an x-y chart: both axes numeric and fitted to the data (not from zero). */
+  layoutXY(ctx, w, h) {
+    const { format } = this.opts;
+    const series = this.data.series;
+    const [xLo, xHi] = widen(finiteRange(series.map((s) => s.x)) ?? [0, 1]);
+    const [yMin, yMax] = widen(finiteRange(series.map((s) => s.y)) ?? [0, 1]);
+    const yt = niceTicks(yMin, yMax, 4);
+    const yLabelW = Math.max(...yt.ticks.map((t) => ctx.measureText(format(t)).width));
+    const box = { left: 22 + yLabelW + 6, right: w - 12, top: 22, bottom: h - 36, w, h };
+    const xt = niceTicks(xLo, xHi, Math.max(2, Math.floor((box.right - box.left) / 70)));
+    const px = (v) => box.left + ((v - xt.lo) / (xt.hi - xt.lo || 1)) * (box.right - box.left);
+    const py = (v) => box.bottom - ((v - yt.lo) / (yt.hi - yt.lo || 1)) * (box.bottom - box.top);
+    return { box, yt, xt, px, py };
+  }
+
+  drawXY(ctx, w, h) {
+    const frame = this.layoutXY(ctx, w, h);
+    const { box, yt, xt, px, py } = frame;
+    const { format, xLabel, yLabel } = this.opts;
+    ctx.lineWidth = 1;
+    ctx.textAlign = 'right';
+    ctx.textBaseline = 'middle';
+    for (const t of yt.ticks) {
+      const yy = Math.round(py(t)) + 0.5;
+      gridLine(ctx, box.left, yy, box.right, yy);
+      ctx.fillStyle = kAxisColor;
+      ctx.fillText(format(t), box.left - 6, yy);
+    }
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'top';
+    for (const t of xt.ticks) {
+      const xx = Math.round(px(t)) + 0.5;
+      gridLine(ctx, xx, box.top, xx, box.bottom);
+      ctx.fillStyle = kAxisColor;
+      ctx.fillText(format(t), xx, box.bottom + 6);
+    }
+    ctx.fillText(xLabel, (box.left + box.right) / 2, h - 14);
+    ctx.save();
+    ctx.translate(10, (box.top + box.bottom) / 2);
+    ctx.rotate(-Math.PI / 2);
+    ctx.textBaseline = 'middle';
+    ctx.fillText(yLabel, 0, 0);
+    ctx.restore();
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(box.left - 4, box.top - 4, box.right - box.left + 8, box.bottom - box.top + 8);
+    ctx.clip();
+    for (const s of this.data.series) this.plotXYSeries(ctx, s, px, py);
+    ctx.restore();
+    this.drawLegend(ctx, box.right, 9, this.data.series, box.left);
+    if (this.hoverX !== null && this.hoverX >= box.left && this.hoverX <= box.right) this.drawReadout(ctx, frame);
+  }
+
+  /** A guide at the step nearest the pointer and each series' value there. */
+  drawReadout(ctx, { box, px, py }) {
+    let best = null;
+    for (const s of this.data.series) {
+      for (const x of s.x) if (best === null || Math.abs(px(x) - this.hoverX) < Math.abs(px(best) - this.hoverX)) best = x;
+    }
+    if (best === null) return;
+    const rows = [];
+    for (const s of this.data.series) {
+      const i = s.x.indexOf(best);
+      if (i >= 0 && Number.isFinite(s.y[i])) rows.push({ s, y: s.y[i] });
+    }
+    const gx = Math.round(px(best)) + 0.5;
+    ctx.strokeStyle = kAxisColor;
+    ctx.setLineDash([3, 3]);
+    ctx.beginPath();
+    ctx.moveTo(gx, box.top);
+    ctx.lineTo(gx, box.bottom);
+    ctx.stroke();
+    ctx.setLineDash([]);
+    const lines = [`${this.opts.xLabel} ${this.opts.format(best)}`,
+      ...rows.map(({ s, y }) => `${shortName(s.name)}: ${this.opts.format(y)}`)];
+    const w = Math.max(...lines.map((l) => ctx.measureText(l).width)) + 16;
+    const h = lines.length * 16 + 8;
+    const x0 = gx + 8 + w <= box.right ? gx + 8 : gx - 8 - w;
+    ctx.fillStyle = '#ffffffee';
+    ctx.strokeStyle = kGridColor;
+    ctx.fillRect(x0, box.top, w, h);
+    ctx.strokeRect(x0 + 0.5, box.top + 0.5, w, h);
+    ctx.textAlign = 'left';
+    ctx.textBaseline = 'top';
+    lines.forEach((line, i) => {
+      ctx.fillStyle = i === 0 ? kAxisColor : rows[i - 1].s.color;
+      ctx.fillText(line, x0 + 8, box.top + 6 + i * 16);
+    });
+    for (const { s, y } of rows) {
+      ctx.fillStyle = s.color;
+      ctx.beginPath();
+      ctx.arc(px(best), py(y), 4, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+  }
+
+  /** One series' line; its points as dots too when there are few enough to tell apart. */
+  plotXYSeries(ctx, s, px, py) {
+    const ok = (i) => Number.isFinite(s.x[i]) && Number.isFinite(s.y[i]);
+    ctx.strokeStyle = s.color;
+    ctx.fillStyle = s.color;
+    ctx.lineWidth = 2;
+    ctx.lineJoin = 'round';
+    ctx.beginPath();
+    let drawing = false;
+    for (let i = 0; i < s.x.length; i++) {
+      if (!ok(i)) {
+        drawing = false;
+        continue;
+      }
+      if (drawing) ctx.lineTo(px(s.x[i]), py(s.y[i]));
+      else ctx.moveTo(px(s.x[i]), py(s.y[i]));
+      drawing = true;
+    }
+    ctx.stroke();
+    if (s.x.length > 40) return;
+    for (let i = 0; i < s.x.length; i++) {
+      if (!ok(i)) continue;
+      ctx.beginPath();
+      ctx.arc(px(s.x[i]), py(s.y[i]), 2.5, 0, 2 * Math.PI);
+      ctx.fill();
+    }
   }
 
   drawHBars(ctx, w, h) {

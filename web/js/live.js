@@ -52,6 +52,7 @@ export class LivePage {
     this.answered = 0;
     this.answerTimes = [];
     this.last = null;  // {json, frameW, frameH}: the latest answer, redrawn when the slider moves
+    this.modelServed = null;  // false on `vigil ui`
 
     this.toggle.setAttribute('aria-pressed', 'false');
     this.toggle.addEventListener('click', () => (this.running ? this.stop() : this.start()));
@@ -64,6 +65,12 @@ export class LivePage {
 
   isRunning() {
     return this.running;
+  }
+
+  /** `vigil ui` serves no model: the camera would only collect 503s, so its button is off. */
+  setModelServed(served) {
+    this.modelServed = served;
+    if (!this.running && !this.starting) this.toggle.disabled = !served;
   }
 
   showError(message) {
@@ -170,7 +177,7 @@ export class LivePage {
   }
 
   async start() {
-    if (this.running || this.starting) return;
+    if (this.running || this.starting || this.modelServed === false) return;
     this.showError('');
     if (!navigator.mediaDevices?.getUserMedia) {
       this.showError('This page cannot use a camera: browsers allow it only on https:// or http://localhost ' +

@@ -1,12 +1,15 @@
-// Entry point: the header (model, server state, API key), the tabs, and the three pages.
+// Entry point: the header (model, server state, API key), the tabs, and the pages. `vigil ui` serves no
+// model: the header says so, Predict and Live explain it, and the Experiments page is shown first.
 
 import { ApiError, getApiKey, onAuthChange, request, setApiKey } from './api.js';
+import { ExperimentsPage } from './experiments.js';
 import { LivePage } from './live.js';
+import { ModelsPage } from './models.js';
 import { PredictPage } from './predict.js';
 import { StatusPage } from './status.js';
 
 const kReadyPollMs = 5000;
-const kPages = ['predict', 'live', 'status'];
+const kPages = ['predict', 'live', 'status', 'experiments', 'models'];
 
 const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
 
@@ -47,17 +50,36 @@ function initApiKey(onSaved) {
   });
 }
 
+/** "#experiments/ID" -> ['experiments', 'ID']; unknown pages -> the default. */
+function route(defaultPage) {
+  const [name, ...rest] = location.hash.slice(1).split('/');
+  const arg = rest.length ? decodeURIComponent(rest.join('/')) : '';
+  return kPages.includes(name) ? [name, arg] : [defaultPage, ''];
+}
+
 function main() {
-  const predictPage = byTestId('page-predict');
-  const livePage = byTestId('page-live');
-  const statusPage = byTestId('page-status');
-  new PredictPage(predictPage);
-  const live = new LivePage(livePage);
-  const status = new StatusPage(statusPage, { onModel: setModelHeader });
+  new PredictPage(byTestId('page-predict'));
+  const live = new LivePage(byTestId('page-live'));
+  const experiments = new ExperimentsPage(byTestId('page-experiments'));
+  const models = new ModelsPage(byTestId('page-models'));
+  // null until /v1/models answered: false on `vigil ui`, which serves no model.
+  let modelServed = null;
+  const status = new StatusPage(byTestId('page-status'), {
+    onModel: (model, served) => {
+      setModelHeader(model);
+      const first = modelServed === null;
+      modelServed = served;
+      byTestId('predict-no-model').hidden = served;
+      byTestId('live-no-model').hidden = served;
+      live.setModelServed(served);
+      if (!served) setServerState('no-model', 'no model served (vigil ui)');
+      if (first && !served && !location.hash) showPage();  // nothing to predict: start on Experiments
+    },
+  });
   initApiKey(() => status.refreshModel());
 
   function showPage() {
-    const name = kPages.includes(location.hash.slice(1)) ? location.hash.slice(1) : 'predict';
+    const [name, arg] = route(modelServed === false ? 'experiments' : 'predict');
     for (const p of kPages) {
       const active = p === name;
       byTestId(`page-${p}`).hidden = !active;
@@ -67,6 +89,8 @@ function main() {
     if (name !== 'live' && live.isRunning()) live.stop();  // no camera use behind the user's back
     if (name === 'status') status.show();
     else status.hide();
+    if (name === 'experiments') experiments.show(arg);
+    if (name === 'models') models.show(arg);
   }
   window.addEventListener('hashchange', showPage);
   showPage();
@@ -75,9 +99,11 @@ function main() {
   async function pollReady() {
     let state;
     try {
-      await request('/ready', { auth: false });
-      state = 'ready';
-      setServerState('ready', 'ready');
+      // A server without a model is never ready: ask whether it is alive instead (a 503 every few
+      // seconds would also fill the browser's console).
+      await request(modelServed === false ? '/health' : '/ready', { auth: false });
+      state = modelServed === false ? 'no-model' : 'ready';
+      setServerState(state, state === 'ready' ? 'ready' : 'no model served (vigil ui)');
     } catch (err) {
       if (err instanceof ApiError && err.status === 0) {
         state = 'offline';
@@ -92,7 +118,8 @@ function main() {
     lastState = state;
     setTimeout(pollReady, kReadyPollMs);
   }
-  pollReady();
+  // Whether a model is served decides what to poll, so ask first.
+  status.refreshModel().finally(pollReady);
 }
 
 main();

@@ -226,8 +226,8 @@ export class StatusPage {
       const body = await getJson('/v1/models');
       this.model = body.models?.[0] ?? null;
       if (this.model) fillKv(this.modelInfo, modelRows(this.model));
-      else fillKv(this.modelInfo, [['model', 'no model loaded']]);
-      this.onModel?.(this.model);
+      else fillKv(this.modelInfo, [['model', 'none: this server serves no model (vigil ui)']]);
+      this.onModel?.(this.model, Boolean(this.model));
       return true;
     } catch (err) {
       this.showError(`Model: ${err instanceof ApiError ? err.describe() : err}`);

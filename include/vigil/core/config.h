@@ -36,6 +36,9 @@ concept VisitableWith = requires(T& t, V& v) {
 struct Source {
   std::string file;                    ///< YAML file; empty for none
   std::vector<std::string> overrides;  ///< "a.b=c", applied in order after the file
+  /// Read the options from this (dotted) key of the file instead of its top, e.g. the `train` section of a
+  /// DVC params.yaml that a dvc.yaml stage lists under `params:`.
+  std::string key;
 };
 
 /// Loads the file (if any) and applies the overrides to one YAML tree. Throws InvalidArgument naming

@@ -18,6 +18,9 @@ struct ModelSource {
   int num_classes = 0;  ///< .pth: classes of the head (0 = the file's)
   std::vector<std::string> class_names;  ///< .pth: names (detectors: without the background)
   std::string name;                      ///< served name (default: the file's stem)
+  /// Workspace whose registry resolves a `path` that is not a file ("guns@production", "guns/3"): every
+  /// load resolves it again, so moving the alias and reloading switches the version.
+  std::string workspace;
 };
 
 /// One loaded model, immutable once published except for its Predictor, which only the inference worker

@@ -13,7 +13,11 @@ namespace vigil::serve {
 
 /// Everything `vigil serve` can be told; the CLI, a YAML config and --set fill the same struct.
 struct ServeOptions {
-  std::string model;  ///< a vigil model file, or a torchvision .pth with arch
+  /// A vigil model file, a torchvision .pth with arch, or a registered model ("guns@production", "guns/3",
+  /// "guns"), resolved through the workspace's registry at every load (so moving the alias and reloading
+  /// switches the served version).
+  std::string model;
+  std::string workspace;  ///< the workspace root (tracking store and registry); the CLI sets it
   std::string arch;
   int num_classes = 0;
   std::vector<std::string> class_names;  ///< .pth: names in head order (detectors: without background)
@@ -42,10 +46,14 @@ struct ServeOptions {
   std::string device = "cpu";
   bool fold_batch_norms = true;
   bool channels_last = true;
+  /// Serve the UI and the tracking/registry API without a model (`vigil ui`): predict routes then answer
+  /// 503. Set in code only (not a config key), so `vigil serve` without a model stays an error.
+  bool allow_no_model = false;
 
   template <class V>
   void visit(V& v) {
-    v("model", model, "model file (vigil model or torchvision .pth with arch)");
+    v("model", model, "model file (vigil model or torchvision .pth with arch) or registered NAME@alias");
+    v("workspace", workspace, "workspace folder (tracking store and model registry)");
     v("arch", arch, "architecture of a torchvision .pth file");
     v("num_classes", num_classes, ".pth: classes of the head (0 = the file's)");
     v("class_names", class_names, ".pth: class names in head order (detectors: without the background)");
@@ -81,8 +89,8 @@ struct ServeOptions {
 
 class Server {
  public:
-  /// Loads the model (throws NotFound/DataError/InvalidArgument when it cannot be served) and sets up the
-  /// routes; does not listen yet.
+  /// Loads the model, if any (throws NotFound/DataError/InvalidArgument when it cannot be served), and sets
+  /// up the routes; does not listen yet.
   explicit Server(ServeOptions options);
   ~Server();
   Server(const Server&) = delete;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,8 @@ struct ModelInfo {
   bool pretrained_backbone = false;
   /// Lineage: where the weights came from.
   std::string run_id, dataset_id, source, code_version, created_at;
+  /// What the model scored when it was registered (training and evaluation metrics); empty before.
+  std::map<std::string, double> metrics;
 
   std::string to_json() const;
   /// Throws DataError naming the field when `json` is malformed.

@@ -109,7 +109,8 @@ struct EarlyStoppingOptions {
 };
 
 struct TrainOptions {
-  std::string name;  ///< run folder name; "" = <arch>-<n>, the first free n
+  std::string name;                    ///< run folder name; "" = <arch>-<n>, the first free n
+  std::string experiment = "Default";  ///< groups runs in the tracking store (`vigil runs list --experiment`)
   int epochs = 10;
   uint64_t seed = 0;
   std::string device = "cpu";  ///< cpu | cuda | cuda:N
@@ -125,6 +126,7 @@ struct TrainOptions {
   template <class V>
   void visit(V& v) {
     v("name", name, "run name: folder <workspace>/runs/<name> ('' = <arch>-<n>)");
+    v("experiment", experiment, "experiment the run is tracked under");
     v("epochs", epochs, "passes over the training data");
     v("seed", seed, "seed of weights, data order, augmentation and dropout (same seed, same weights)");
     v("device", device, "cpu, cuda or cuda:N");

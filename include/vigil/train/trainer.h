@@ -34,11 +34,14 @@ struct TrainControl {
   int64_t stop_after_iterations = -1;
   bool progress = true;      ///< progress bar / periodic lines on stderr
   std::string code_version;  ///< recorded in the model's lineage (the CLI passes its version)
+  /// Record the run in the workspace's tracking store (params, per-epoch metrics, artifacts, status).
+  bool track = true;
 };
 
 /// What a run did.
 struct TrainResult {
   std::string run_name;
+  std::string run_id;  ///< the tracking store's id of the run ("" when not tracked)
   std::filesystem::path run_dir;
   std::filesystem::path last_checkpoint, best_checkpoint;
   bool interrupted = false;    ///< stopped by Ctrl-C / SIGTERM / stop_after_iterations; last.ckpt resumes

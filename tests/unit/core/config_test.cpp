@@ -52,6 +52,27 @@ TEST(Config, FileThenOverridesInOrder) {
   EXPECT_EQ(o.name, "x y");
 }
 
+TEST(Config, ASectionOfAParamsFile) {
+  vigil::testing::TempDir dir;
+  // A DVC params.yaml: the train stage reads its own section, other sections are not its keys.
+  vigil::testing::write_text(
+      dir / "params.yaml",
+      "split:\n  val: 0.2\nstages:\n  train:\n    epochs: 4\n    optim:\n      lr: 0.5\n");
+  auto o =
+      vigil::config::load<Outer>(Source{(dir / "params.yaml").string(), {"optim.lr=0.1"}, "stages.train"});
+  EXPECT_EQ(o.epochs, 4);
+  EXPECT_DOUBLE_EQ(o.optim.lr, 0.1);
+  try {
+    vigil::config::load<Outer>(Source{(dir / "params.yaml").string(), {}, "train"});
+    FAIL() << "no error";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("expected a key 'train' (--config-key)"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(vigil::config::load<Outer>(Source{(dir / "params.yaml").string(), {}, "split.val"}),
+               InvalidArgument);
+}
+
 TEST(Config, UnknownKeyNamesClosest) {
   try {
     vigil::config::load<Outer>(Source{"", {"optim.lrr=1"}});

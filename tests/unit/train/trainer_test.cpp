@@ -18,6 +18,7 @@
 #include "vigil/data/store.h"
 #include "vigil/data/synth.h"
 #include "vigil/nn/zoo.h"
+#include "vigil/store/store.h"
 #include "vigil/train/checkpoint.h"
 #include "vigil/train/model_file.h"
 #include "vigil/train/trainer.h"
@@ -162,7 +163,14 @@ TEST_F(TrainerTest, LossFallsAndRunFolderIsComplete) {
   EXPECT_EQ(meta.epoch, 5);
   const auto info = ModelInfo::from_json(meta.model_json);
   EXPECT_EQ(info.arch, "mask_small_cnn");
-  EXPECT_EQ(info.run_id, "easy");
+  // Lineage names the tracked run, which the store holds as finished with one metric point per epoch.
+  ASSERT_EQ(r.run_id.size(), 32u);
+  EXPECT_EQ(info.run_id, r.run_id);
+  store::Store tracking(ws);
+  const auto run = tracking.get_run("easy");
+  EXPECT_EQ(run.info.id, r.run_id);
+  EXPECT_EQ(run.info.status, store::RunStatus::kFinished);
+  EXPECT_EQ(tracking.metric_history(r.run_id, "val/loss").size(), 5u);
   EXPECT_EQ(info.dataset_id, data::DatasetStore(ws).resolve("shapes").id);
   EXPECT_EQ(info.class_names, (std::vector<std::string>{"circle", "square", "triangle"}));
   auto loaded = load_model(r.run_dir / "weights" / "best.ckpt");

@@ -1,0 +1,64 @@
+#pragma once
+// Store internals shared by the tracking (store.cpp), query (run_query.cpp) and registry (registry.cpp)
+// parts.
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "sqlite_db.h"
+#include "vigil/store/store.h"
+
+namespace vigil::store {
+
+struct Store::Impl {
+  StoreOptions options;
+  std::filesystem::path root, db_file, registry_dir;
+  std::unique_ptr<detail::Database> db;
+  std::mutex mutex;  ///< one statement sequence at a time per Store object (the server shares one)
+
+  void migrate();
+  RunInfo read_run_info(detail::Statement& s) const;  ///< the columns of kRunColumns
+  RunRecord load_run(const std::string& id);
+  std::string resolve_run_locked(const std::string& ref);
+  void touch(const std::string& run_id, int64_t now);
+  ModelVersion read_version(detail::Statement& s);  ///< the columns of kVersionColumns
+  ModelVersion get_version_locked(const std::string& name, int version);
+  std::vector<std::string> aliases_of(const std::string& name, int version);
+};
+
+namespace detail {
+
+/// The columns read_run_info() expects, in order, from `runs r JOIN experiments e`.
+inline constexpr const char* kRunColumns =
+    "r.id, r.name, e.name, r.kind, r.status, r.start_ms, r.end_ms, r.dataset_id, r.parent_id, r.run_dir, "
+    "r.code_commit, r.code_dirty, r.vigil_version, r.host, r.pid";
+inline constexpr const char* kVersionColumns =
+    "name, version, created_ms, file, sha256, size, run_id, dataset_id, arch, task, description, "
+    "metrics_json, info_json, source";
+
+inline int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// This machine's name.
+std::string host_name();
+/// Identifies a live process across pid reuse and reboots: boot id + the process's start time in clock
+/// ticks; "" when the process does not exist.
+std::string process_identity(int64_t pid);
+/// 32 random hex digits.
+std::string new_run_id();
+
+/// SQL condition + bound values for one RunFilter (run_query.cpp).
+struct RunQuery {
+  std::string where;     ///< "" or "WHERE ..."
+  std::string order_by;  ///< "ORDER BY ..."
+  std::vector<SqlValue> where_values, order_values;
+};
+RunQuery build_run_query(const RunFilter& filter);
+
+}  // namespace detail
+}  // namespace vigil::store
