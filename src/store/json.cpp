@@ -1,5 +1,7 @@
 #include "vigil/store/json.h"
 
+#include "store_impl.h"
+
 #include <chrono>
 #include <cmath>
 
@@ -29,9 +31,7 @@ json to_json(const RunRecord& run, bool with_artifacts) {
   if (end > 0) {
     duration = (end - i.start_ms) / 1000.0;
   } else if (i.status == RunStatus::kRunning) {
-    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+    const int64_t now = detail::now_ms();
     duration = (now - i.start_ms) / 1000.0;
   }
   json j = {{"id", i.id},

@@ -1,5 +1,7 @@
 #include "vigil/store/mlflow_export.h"
 
+#include "store_impl.h"
+
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
@@ -131,9 +133,7 @@ MlflowExportReport export_mlflow(Store& store, const fs::path& dir, const Mlflow
   RunFilter filter = options.filter;
   filter.limit = 10000;
   std::set<std::string> written_experiments;
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now = detail::now_ms();
   for (filter.offset = 0;; filter.offset += filter.limit) {
     const auto page = store.search_runs(filter);
     for (const auto& r : page.runs) {
