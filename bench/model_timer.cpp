@@ -159,7 +159,8 @@ Timings time_classifier(vigil::nn::Classifier& model, vigil::nn::Classifier& tra
 std::shared_ptr<torch::nn::Module> build(const Args& a, const vigil::nn::StateDict& weights) {
   const auto& spec = vigil::nn::find_model(a.arch);
   vigil::nn::ModelArgs args;
-  args.num_classes = spec.task == "detection" ? 91 : (a.arch == "mask_small_cnn" ? 2 : 1000);
+  args.num_classes =
+      spec.task == vigil::data::Task::kDetection ? 91 : (a.arch == "mask_small_cnn" ? 2 : 1000);
   auto module = vigil::nn::make_model(a.arch, args);
   vigil::nn::load_state_dict(*module, weights);
   return module;

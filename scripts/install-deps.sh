@@ -8,8 +8,9 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git clang-format
   # ML core; without libopenblas0-pthread Debian falls back to the reference BLAS (~30x slower matmul)
   libtorch-dev libopenblas0-pthread libopenblas-dev
-  # images, video, drawing
-  libopencv-dev
+  # images, video, drawing; opencv-data has the face cascades, opencv-doc ships vtest.avi (people walking, the
+  # video tests' input), ffmpeg serves RTSP on loopback for the stream tests and writes test videos
+  libopencv-dev opencv-data opencv-doc ffmpeg
   # HTTP, JSON, YAML, CLI, logging
   libcpp-httplib-dev libpugixml-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   # store
@@ -22,6 +23,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # reference implementations for parity tests and benchmarks (never on a user's path)
   python3 python3-torch python3-torchvision python3-numpy python3-pil
+  # drift statistics are checked against scipy's (tests only)
+  python3-scipy
   # DVC writes its YAML with ruamel: the pipeline tests compare vigil's dvc.lock writer against it
   python3-ruamel.yaml
   # serving tests: a real browser for the UI test, promtool to check /metrics

@@ -9,11 +9,12 @@
 #include <ctime>
 
 #include "cli.h"
+#include "evaluate_runner.h"
+#include "vigil/core/clock.h"
 #include "vigil/core/fs.h"
 #include "vigil/data/split.h"
 #include "vigil/data/store.h"
-#include "vigil/train/evaluate.h"
-#include "vigil/train/model_file.h"
+#include "vigil/model/model_file.h"
 #include "vigil/train/tracking.h"
 #include "vigil/train/train_options.h"
 
@@ -26,15 +27,6 @@ struct EvaluateArgs {
   std::string model, arch, data, run, gt, detections, out, experiment, name;
   bool track = true;
 };
-
-std::string utc_now() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 /// A run folder: by the tracking store (id, prefix, name, `last`), else a folder or <workspace>/runs/<name>
 /// (runs trained before tracking), `last` being the most recently written one.
@@ -70,8 +62,7 @@ fs::path resolve_run(const Workspace& ws, const std::string& name) {
 }
 
 /// --run: the run's best (else last) weights and the dataset and split it was trained on.
-void fill_from_run(const Context& ctx, EvaluateArgs& a, train::EvaluateOptions& options,
-                   bool split_name_given) {
+void fill_from_run(const Context& ctx, EvaluateArgs& a, EvaluateOptions& options, bool split_name_given) {
   const fs::path dir = resolve_run(ctx.workspace(), a.run);
   const auto trained = config::load<train::TrainOptions>({to_utf8(dir / "config.yaml"), {}});
   for (const char* name : {"best.ckpt", "last.ckpt"}) {
@@ -85,7 +76,7 @@ void fill_from_run(const Context& ctx, EvaluateArgs& a, train::EvaluateOptions& 
 }
 
 std::vector<int> split_samples(const data::DatasetStore& store, const data::DatasetVersion& v,
-                               const data::Dataset& ds, const train::EvaluateOptions& o) {
+                               const data::Dataset& ds, const EvaluateOptions& o) {
   std::vector<int> out;
   if (o.split == "all") {
     for (size_t i = 0; i < ds.samples.size(); ++i) out.push_back(static_cast<int>(i));
@@ -107,9 +98,9 @@ std::vector<int> split_samples(const data::DatasetStore& store, const data::Data
 /// Starts the evaluation's tracked run; its parent is the training run the model came from, when the store
 /// knows it.
 std::unique_ptr<train::TrackedRun> start_evaluation_run(const Workspace& ws, EvaluateArgs& a,
-                                                        const train::ModelInfo& info,
+                                                        const model::ModelInfo& info,
                                                         const data::DatasetVersion& version,
-                                                        const train::EvaluateOptions& options) {
+                                                        const EvaluateOptions& options) {
   auto s = std::make_shared<store::Store>(ws);
   store::NewRun run;
   run.kind = "evaluate";
@@ -133,32 +124,32 @@ std::unique_ptr<train::TrackedRun> start_evaluation_run(const Workspace& ws, Eva
   run.params = train::flatten_config(config::to_yaml(options));
   run.params["model"] = a.model;
   run.params["dataset"] = fmt::format("{}@{}", version.name, version.short_id());
-  run.tags = {{"arch", info.arch}, {"task", info.task}, {"dataset", version.name}};
+  run.tags = {{"arch", info.arch}, {"task", data::task_name(info.task)}, {"dataset", version.name}};
   return std::make_unique<train::TrackedRun>(s, run);
 }
 
-void print_report(const train::EvaluationReport& r) {
+void print_report(const EvaluationReport& r) {
   fmt::print("{}\n", r.summary);
   fmt::print("evaluated {} image(s); metrics {}\nreport {}\n", r.images, to_utf8(r.metrics_file),
              to_utf8(r.report_file));
 }
 
-int run_files(const Context& ctx, const EvaluateArgs& a, const train::EvaluateOptions& options) {
+int run_files(const Context& ctx, const EvaluateArgs& a, const EvaluateOptions& options) {
   VIGIL_CHECK(!a.gt.empty() && !a.detections.empty(),
               "expected both --gt GT.json and --detections RESULTS.json, got only {}",
               a.gt.empty() ? "--detections" : "--gt");
   const fs::path out =
       a.out.empty() ? ctx.workspace().root() / "evals" / fs::path(a.detections).stem() : fs::path(a.out);
   const auto r =
-      train::evaluate_coco_files(a.gt, a.detections, out, options,
-                                 {{"ground truth", a.gt}, {"detections", a.detections}, {"date", utc_now()}});
+      evaluate_coco_files(a.gt, a.detections, out, options,
+                          {{"ground truth", a.gt}, {"detections", a.detections}, {"date", utc_now()}});
   config::write_resolved(config::to_yaml(options), out);
   print_report(r);
   return 0;
 }
 
 int run_evaluate(const Context& ctx, EvaluateArgs a, bool split_name_given) {
-  auto options = ctx.options<train::EvaluateOptions>();
+  auto options = ctx.options<EvaluateOptions>();
   if (!a.gt.empty() || !a.detections.empty()) {
     VIGIL_CHECK(a.model.empty() && a.run.empty(), "expected either --gt/--detections or a model, got both");
     return run_files(ctx, a, options);
@@ -173,12 +164,12 @@ int run_evaluate(const Context& ctx, EvaluateArgs a, bool split_name_given) {
   data::DatasetStore store(ws);
   const auto version = store.resolve(a.data);
   const auto ds = store.load(version);
-  train::LoadModelOptions lo;
+  model::LoadModelOptions lo;
   lo.arch = a.arch;
-  train::Predictor predictor(train::load_model(a.model, lo), options.predict);
-  train::check_classes(predictor.info(), ds);
+  model::Predictor predictor(model::load_model(a.model, lo), options.predict);
+  check_classes(predictor.info(), ds);
 
-  train::EvaluationInput input;
+  EvaluationInput input;
   input.dataset = &ds;
   input.images = store.image_source();
   input.samples = split_samples(store, version, ds, options);
@@ -200,7 +191,7 @@ int run_evaluate(const Context& ctx, EvaluateArgs a, bool split_name_given) {
                input.samples.size(), version.name, options.split);
   auto tracked = a.track ? start_evaluation_run(ws, a, predictor.info(), version, options) : nullptr;
   Progress progress("evaluating", input.samples.size(), "img");
-  const auto r = train::evaluate_model(predictor, input, options, &progress);
+  const auto r = evaluate_model(predictor, input, options, &progress);
   progress.finish();
   config::write_resolved(config::to_yaml(options), input.out);
   if (tracked) {

@@ -10,6 +10,7 @@
 #include "table.h"
 #include "vigil/core/error.h"
 #include "vigil/core/strings.h"
+#include "vigil/data/task.h"
 #include "vigil/store/json.h"
 #include "vigil/store/model_archive.h"
 #include "vigil/store/store.h"
@@ -66,7 +67,7 @@ void print_version(const store::ModelVersion& v) {
     fmt::print("  {:<12}  {}x{}, mean {}, std {}\n", "input", info.value("input_width", 0),
                info.value("input_height", 0), info.value("mean", nlohmann::json::array()).dump(),
                info.value("std", nlohmann::json::array()).dump());
-    if (v.task == "detection" && info.contains("postprocess"))
+    if (v.task == data::task_name(data::Task::kDetection) && info.contains("postprocess"))
       fmt::print("  {:<12}  {}\n", "thresholds", info["postprocess"].dump());
   } catch (const nlohmann::json::exception&) {
   }

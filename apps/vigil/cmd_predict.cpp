@@ -16,8 +16,8 @@
 #include "cli.h"
 #include "vigil/core/fs.h"
 #include "vigil/image/decode.h"
-#include "vigil/train/predict.h"
-#include "vigil/train/predict_io.h"
+#include "vigil/model/predict.h"
+#include "vigil/model/predict_io.h"
 
 namespace vigil::cli {
 
@@ -72,50 +72,50 @@ class ResultWriter {
   bool first_ = true;
 };
 
-train::LoadedModel load_for_predict(const PredictArgs& a) {
-  train::LoadModelOptions lo;
+model::LoadedModel load_for_predict(const PredictArgs& a) {
+  model::LoadModelOptions lo;
   lo.arch = a.arch;
-  return train::load_model(a.model, lo);
+  return model::load_model(a.model, lo);
 }
 
 int run_predict(const Context& ctx, const PredictArgs& a) {
-  auto options = ctx.options<train::PredictOptions>();
+  auto options = ctx.options<model::PredictOptions>();
   VIGIL_CHECK(!a.paths.empty() || !a.lists.empty(), "expected image paths, folders or --list FILE, got none");
   VIGIL_CHECK(a.format == "jsonl" || a.format == "coco", "expected --format jsonl or coco, got '{}'",
               a.format);
-  const auto all = train::collect_inputs(a.paths, a.lists);
-  auto [shard_index, shard_count] = a.shard.empty() ? std::pair{0, 1} : train::parse_shard(a.shard);
-  const auto inputs = train::shard_inputs(all, shard_index, shard_count);
+  const auto all = model::collect_inputs(a.paths, a.lists);
+  auto [shard_index, shard_count] = a.shard.empty() ? std::pair{0, 1} : model::parse_shard(a.shard);
+  const auto inputs = model::shard_inputs(all, shard_index, shard_count);
 
-  train::Predictor predictor(load_for_predict(a), options);
+  model::Predictor predictor(load_for_predict(a), options);
   const auto& info = predictor.info();
   VIGIL_CHECK(a.format != "coco" || predictor.is_detector(),
               "expected --format jsonl for a classifier ('{}'), got coco (COCO results hold boxes)",
               info.arch);
-  const auto image_ids = a.format == "coco" ? train::coco_image_ids(all) : std::vector<int64_t>{};
-  const auto drawn_names = a.save.empty() ? std::vector<std::string>{} : train::drawn_file_names(all);
+  const auto image_ids = a.format == "coco" ? model::coco_image_ids(all) : std::vector<int64_t>{};
+  const auto drawn_names = a.save.empty() ? std::vector<std::string>{} : model::drawn_file_names(all);
   if (!a.save.empty()) ensure_dir(a.save);
   spdlog::info(
       "predicting {} image(s){} with {} ({}, {} classes) on {}", inputs.size(),
       shard_count > 1 ? fmt::format(" (shard {}/{} of {})", shard_index, shard_count, all.size()) : "",
-      info.arch, info.task, info.class_names.size(), options.device);
+      info.arch, data::task_name(info.task), info.class_names.size(), options.device);
 
   ResultWriter writer(a.output, a.format == "coco");
   size_t unreadable = 0;
-  auto sink = [&](const train::Prediction& p, const cv::Mat& image) {
+  auto sink = [&](const model::Prediction& p, const cv::Mat& image) {
     if (!p.ok()) {
       spdlog::warn("cannot predict {}: {}", p.image, p.error);
       ++unreadable;
       return;
     }
     if (a.format == "coco") {
-      for (const auto& r : train::coco_results(p, image_ids[p.index])) writer.record(r.dump());
+      for (const auto& r : model::coco_results(p, image_ids[p.index])) writer.record(r.dump());
     } else {
-      writer.record(train::prediction_json(p, info).dump());
+      writer.record(model::prediction_json(p, info).dump());
     }
     if (!a.save.empty()) {
       cv::Mat canvas = image.clone();
-      train::draw_prediction(canvas, p);
+      model::draw_prediction(canvas, p);
       const std::string& name = drawn_names[p.index];
       write_file_atomic(std::filesystem::path(a.save) / name,
                         image::encode(canvas, lower_extension(name) == ".png" ? "png" : "jpg"));
@@ -123,7 +123,7 @@ int run_predict(const Context& ctx, const PredictArgs& a) {
   };
   const auto start = std::chrono::steady_clock::now();
   Progress progress("predicting", inputs.size(), "img");
-  const auto summary = train::predict_files(predictor, inputs, sink, !a.save.empty(), &progress);
+  const auto summary = model::predict_files(predictor, inputs, sink, !a.save.empty(), &progress);
   progress.finish();
   writer.finish(a.output);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

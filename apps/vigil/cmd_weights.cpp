@@ -8,11 +8,13 @@
 #include <ctime>
 
 #include "cli.h"
+#include "vigil/core/clock.h"
 #include "vigil/core/fs.h"
 #include "vigil/core/hash.h"
 #include "vigil/core/strings.h"
+#include "vigil/model/model_file.h"
+#include "vigil/model/weight_import.h"
 #include "vigil/nn/weights.h"
-#include "vigil/train/model_file.h"
 
 namespace vigil::cli {
 
@@ -23,15 +25,6 @@ struct WeightsArgs {
   int num_classes = 0;
   uint64_t seed = 0;
 };
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::vector<std::string> class_names_arg(const WeightsArgs& a) {
   std::vector<std::string> names;
@@ -58,45 +51,46 @@ std::filesystem::path default_output(const Context& ctx, const WeightsArgs& a,
 }
 
 int run_import(const Context& ctx, const WeightsArgs& a) {
-  train::LoadModelOptions o;
+  model::LoadModelOptions o;
   o.arch = a.arch;
   o.num_classes = a.num_classes;
   o.class_names = class_names_arg(a);
-  o.partial = train::parse_partial_load(a.partial);
+  o.partial = model::parse_partial_load(a.partial);
   o.seed = a.seed;
-  auto imported = train::import_weights(a.file, o);
-  train::ModelInfo& info = imported.model.info;
+  auto imported = model::import_weights(a.file, o);
+  model::ModelInfo& info = imported.model.info;
   info.created_at = utc_now();
   info.code_version = VIGIL_VERSION;
   const std::filesystem::path out =
       a.output.empty() ? default_output(ctx, a, o.class_names) : std::filesystem::path(a.output);
-  train::save_model(out, info, *imported.model.module);
+  model::save_model(out, info, *imported.model.module);
   fmt::print("{}", imported.report.to_text());
-  fmt::print("imported {} as {} ({}, {} classes, {} parameters{})\n", a.file, info.arch, info.task,
-             info.num_classes(), train::parameter_count(*imported.model.module),
-             o.partial == train::PartialLoad::kNone ? "" : "; partial load: " + a.partial);
+  fmt::print("imported {} as {} ({}, {} classes, {} parameters{})\n", a.file, info.arch,
+             data::task_name(info.task), info.num_classes(), model::parameter_count(*imported.model.module),
+             o.partial == model::PartialLoad::kNone ? "" : "; partial load: " + a.partial);
   fmt::print("wrote {}\n", to_utf8(out));
   return 0;
 }
 
 int run_show(const WeightsArgs& a) {
-  train::LoadModelOptions o;
+  model::LoadModelOptions o;
   o.arch = a.arch;
-  const auto m = train::load_model(a.file, o);
+  const auto m = model::load_model(a.file, o);
   const auto& i = m.info;
-  fmt::print("file        {}\narch        {}\ntask        {}\n", a.file, i.arch, i.task);
+  fmt::print("file        {}\narch        {}\ntask        {}\n", a.file, i.arch, data::task_name(i.task));
   fmt::print("classes     {}: {}\n", i.num_classes(), join(i.class_names, ", "));
-  if (i.task == "detection") {
-    fmt::print("resize      min_size {}, max_size {}\n", i.input_width, i.input_height);
+  if (i.task == data::Task::kDetection) {
+    fmt::print("resize      min_size {}, max_size {}\n", i.preprocess.min_size, i.preprocess.max_size);
     fmt::print("postprocess score_threshold {}, nms_iou {}, max_detections {}\n",
                i.postprocess.score_threshold, i.postprocess.nms_iou, i.postprocess.max_detections);
     fmt::print("backbone    {}\n",
                i.pretrained_backbone ? "FrozenBatchNorm2d (from pretrained weights)" : "BatchNorm2d");
   } else {
-    fmt::print("input       {}x{}\n", i.input_width, i.input_height);
+    fmt::print("input       {}x{}\n", i.preprocess.width, i.preprocess.height);
   }
-  fmt::print("mean        [{}]\nstd         [{}]\n", fmt::join(i.mean, ", "), fmt::join(i.std, ", "));
-  fmt::print("parameters  {}\n", train::parameter_count(*m.module));
+  fmt::print("mean        [{}]\nstd         [{}]\n", fmt::join(i.preprocess.mean, ", "),
+             fmt::join(i.preprocess.std, ", "));
+  fmt::print("parameters  {}\n", model::parameter_count(*m.module));
   const std::pair<const char*, std::string> lineage[] = {{"source", i.source},
                                                          {"run", i.run_id},
                                                          {"dataset", i.dataset_id},
@@ -115,9 +109,9 @@ int run_inspect(const WeightsArgs& a) {
 
 int run_export(const WeightsArgs& a) {
   VIGIL_CHECK(!a.output.empty(), "expected --output FILE.pth, got none");
-  train::LoadModelOptions o;
+  model::LoadModelOptions o;
   o.arch = a.arch;
-  const auto m = train::load_model(a.file, o);
+  const auto m = model::load_model(a.file, o);
   nn::StateDict dict;
   for (const auto& p : m.module->named_parameters(true)) dict.insert(p.key(), p.value());
   for (const auto& b : m.module->named_buffers(true)) dict.insert(b.key(), b.value());

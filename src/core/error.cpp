@@ -12,12 +12,32 @@ ExitCode exit_code_for(ErrorCode code) {
       return ExitCode::kNotFound;
     case ErrorCode::kIo:
       return ExitCode::kIo;
+    case ErrorCode::kUnavailable:
+      return ExitCode::kUnavailable;
     case ErrorCode::kInterrupted:
       return ExitCode::kInterrupted;
     case ErrorCode::kInternal:
       break;
   }
   return ExitCode::kInternal;
+}
+
+int http_status_for(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument:
+      return 400;
+    case ErrorCode::kInvalidData:
+      return 422;
+    case ErrorCode::kNotFound:
+      return 404;
+    case ErrorCode::kUnavailable:
+    case ErrorCode::kInterrupted:
+      return 503;
+    case ErrorCode::kIo:
+    case ErrorCode::kInternal:
+      break;
+  }
+  return 500;
 }
 
 const char* error_code_name(ErrorCode code) {
@@ -30,6 +50,8 @@ const char* error_code_name(ErrorCode code) {
       return "not found";
     case ErrorCode::kIo:
       return "i/o error";
+    case ErrorCode::kUnavailable:
+      return "unavailable";
     case ErrorCode::kInterrupted:
       return "interrupted";
     case ErrorCode::kInternal:
@@ -49,6 +71,8 @@ void Status::throw_if_error() const {
       throw NotFound(message_);
     case ErrorCode::kIo:
       throw IoError(message_);
+    case ErrorCode::kUnavailable:
+      throw Unavailable(message_);
     case ErrorCode::kInterrupted:
       throw Interrupted(message_);
     case ErrorCode::kInternal:

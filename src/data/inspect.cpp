@@ -67,7 +67,7 @@ std::optional<Issue> inspect_one(Sample& s, const ImageSource& images, const ima
   image::Decoded d = image::decode(*bytes, dopt);
   s.check.type = d.type == image::ImageType::kUnknown ? "" : image::type_name(d.type);
   if (!d.ok()) {
-    s.check.problem_kind = d.error.kind;
+    s.check.problem_kind = d.error.kind_name();
     s.check.problem = d.error.detail;
     return std::nullopt;
   }

@@ -68,7 +68,7 @@ void resize_detection(cv::Mat& img, std::vector<Box>& boxes, int min_size, int m
 
 /// BGR uint8 HWC -> RGB float CHW, scaled to 0..1 and optionally normalised, in one pass per channel written
 /// straight into the tensor's memory.
-torch::Tensor to_tensor(const cv::Mat& bgr, const LoaderOptions& o) {
+torch::Tensor to_tensor(const cv::Mat& bgr, const PreprocessOptions& o) {
   const int h = bgr.rows, w = bgr.cols;
   auto t = torch::empty({3, h, w}, torch::kFloat32);
   std::vector<cv::Mat> planes;
@@ -137,6 +137,7 @@ struct DataLoader::Impl {
   ImageSource images;
   std::vector<int> indices;
   LoaderOptions o;
+  PreprocessOptions pre;  ///< o's preprocessing fields, for the dataset's task
   DetectionAugmentOptions da;
   ClassificationAugmentOptions ca;
 
@@ -157,7 +158,13 @@ struct DataLoader::Impl {
 
   Impl(const Dataset& d, ImageSource im, std::vector<int> idx, LoaderOptions lo, DetectionAugmentOptions dao,
        ClassificationAugmentOptions cao)
-      : ds(d), images(std::move(im)), indices(std::move(idx)), o(std::move(lo)), da(dao), ca(cao) {}
+      : ds(d),
+        images(std::move(im)),
+        indices(std::move(idx)),
+        o(std::move(lo)),
+        pre(o.preprocess(d.task == Task::kDetection)),
+        da(dao),
+        ca(cao) {}
 
   size_t batches() const {
     const size_t n = indices.size(), bs = static_cast<size_t>(o.batch_size);
@@ -255,7 +262,7 @@ Item DataLoader::Impl::load(int index, int e) const {
   try {
     file = images ? images(s).string() : (ds.root / s.file).string();
     image::Decoded dec = image::decode_file(file);
-    if (!dec.ok()) throw DataError(fmt::format("{}: {}", dec.error.kind, dec.error.detail));
+    if (!dec.ok()) throw DataError(fmt::format("{}: {}", dec.error.kind_name(), dec.error.detail));
     std::mt19937_64 rng(
         splitmix64(splitmix64(o.seed, static_cast<uint64_t>(e)), static_cast<uint64_t>(index)));
     if (ds.task == Task::kDetection) {
@@ -269,7 +276,7 @@ Item DataLoader::Impl::load(int index, int e) const {
       plain.enabled = false;
       const cv::Mat img =
           augment_classification(dec.bgr, o.augment ? ca : plain, o.image_width, o.image_height, rng);
-      item.image = to_tensor(img, o);
+      item.image = to_tensor(img, pre);
       item.target = s.label;
     }
     item.ok = true;
@@ -289,7 +296,7 @@ void DataLoader::Impl::load_detection(cv::Mat img, const Sample& s, const std::s
   sanitize_boxes(boxes, img.cols, img.rows, file);
   if (o.augment) augment_detection(img, boxes, da, rng);
   resize_detection(img, boxes, o.min_size, o.max_size);
-  item.image = to_tensor(img, o);
+  item.image = to_tensor(img, pre);
   boxes_to_tensors(boxes, item);
 }
 
@@ -378,17 +385,34 @@ size_t DataLoader::skipped() const {
   return impl_->skipped.load();
 }
 
-torch::Tensor image_to_tensor(const cv::Mat& bgr, const LoaderOptions& o) {
+PreprocessOptions LoaderOptions::preprocess(bool detection) const {
+  PreprocessOptions p;
+  if (detection) {
+    p.min_size = min_size;
+    p.max_size = max_size;
+  } else {
+    p.width = image_width;
+    p.height = image_height;
+  }
+  p.mean = mean;
+  p.std = std;
+  p.normalize = normalize;
+  return p;
+}
+
+torch::Tensor image_to_tensor(const cv::Mat& bgr, const PreprocessOptions& o) {
   VIGIL_CHECK(bgr.type() == CV_8UC3 && !bgr.empty(),
               "expected a non-empty 8-bit BGR image, got type {} {}x{}", bgr.type(), bgr.cols, bgr.rows);
   return to_tensor(bgr, o);
 }
 
-torch::Tensor classification_input(const cv::Mat& bgr, const LoaderOptions& o) {
+torch::Tensor classification_input(const cv::Mat& bgr, const PreprocessOptions& o) {
+  VIGIL_CHECK(o.width >= 1 && o.height >= 1, "expected a classifier input size, got {}x{}", o.width,
+              o.height);
   ClassificationAugmentOptions plain;
   plain.enabled = false;
   std::mt19937_64 unused_rng(0);
-  return to_tensor(augment_classification(bgr, plain, o.image_width, o.image_height, unused_rng), o);
+  return to_tensor(augment_classification(bgr, plain, o.width, o.height, unused_rng), o);
 }
 
 }  // namespace vigil::data

@@ -58,16 +58,49 @@ std::vector<int> sample_classes(const Dataset& ds, const Sample& s) {
   return {ids.begin(), ids.end()};
 }
 
-/// Members of each group, from duplicate detection or one sample per group.
-std::vector<std::vector<int>> build_groups(const Dataset& ds, const SplitOptions& opt) {
-  std::vector<std::vector<int>> groups;
-  if (!opt.group_duplicates) {
-    for (int i = 0; i < static_cast<int>(ds.samples.size()); ++i) groups.push_back({i});
-    return groups;
+/// Union-find root of sample i (path halving).
+int find_root(std::vector<int>& parent, int i) {
+  while (parent[i] != i) i = parent[i] = parent[parent[i]];
+  return i;
+}
+
+/// Joins per-sample group ids with the caller's extra ids (samples sharing a non-negative id are one group);
+/// the result is numbered in order of each group's first sample, as find_duplicates numbers its groups.
+std::vector<int> join_groups(const std::vector<int>& group_of, const std::vector<int>& extra) {
+  const int n = static_cast<int>(group_of.size());
+  std::vector<int> parent(n);
+  for (int i = 0; i < n; ++i) parent[i] = i;
+  std::unordered_map<int, int> first_of_group, first_of_extra;
+  for (int i = 0; i < n; ++i) {
+    auto [g, new_g] = first_of_group.emplace(group_of[i], i);
+    if (!new_g) parent[find_root(parent, i)] = find_root(parent, g->second);
+    if (extra[i] < 0) continue;
+    auto [e, new_e] = first_of_extra.emplace(extra[i], i);
+    if (!new_e) parent[find_root(parent, i)] = find_root(parent, e->second);
   }
-  const DuplicateGroups dup = find_duplicates(ds, opt.near_duplicate_distance);
-  groups.resize(dup.n_groups);
-  for (int i = 0; i < static_cast<int>(ds.samples.size()); ++i) groups[dup.group_of[i]].push_back(i);
+  std::unordered_map<int, int> id_of_root;
+  std::vector<int> out(n);
+  for (int i = 0; i < n; ++i)
+    out[i] = id_of_root.emplace(find_root(parent, i), static_cast<int>(id_of_root.size())).first->second;
+  return out;
+}
+
+/// Members of each group: duplicate groups (or one sample per group), joined with `extra_groups`.
+std::vector<std::vector<int>> build_groups(const Dataset& ds, const SplitOptions& opt,
+                                           const std::vector<int>& extra_groups) {
+  const int n = static_cast<int>(ds.samples.size());
+  std::vector<int> group_of(n);
+  if (opt.group_duplicates) {
+    group_of = find_duplicates(ds, opt.near_duplicate_distance).group_of;
+  } else {
+    for (int i = 0; i < n; ++i) group_of[i] = i;
+  }
+  if (!extra_groups.empty()) group_of = join_groups(group_of, extra_groups);
+  std::vector<std::vector<int>> groups;
+  for (int i = 0; i < n; ++i) {
+    if (group_of[i] >= static_cast<int>(groups.size())) groups.resize(group_of[i] + 1);
+    groups[group_of[i]].push_back(i);
+  }
   return groups;
 }
 
@@ -224,10 +257,16 @@ nlohmann::json SplitResult::summary() const {
 }
 
 SplitResult split_dataset(const Dataset& ds, const SplitOptions& opt) {
+  return split_dataset(ds, opt, {});
+}
+
+SplitResult split_dataset(const Dataset& ds, const SplitOptions& opt, const std::vector<int>& extra_groups) {
   opt.validate();
+  VIGIL_CHECK(extra_groups.empty() || extra_groups.size() == ds.samples.size(),
+              "expected one extra group id per sample ({}), got {}", ds.samples.size(), extra_groups.size());
   SplitResult r;
   r.mode = opt.mode;
-  const auto groups = build_groups(ds, opt);
+  const auto groups = build_groups(ds, opt, extra_groups);
   const auto split_of = opt.mode == "folders" ? folder_assignment(ds) : random_assignment(ds, groups, opt);
   fill_result(ds, groups, split_of, r);
   return r;

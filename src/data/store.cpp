@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "manifest_io.h"
+#include "vigil/core/clock.h"
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
 #include "vigil/core/hash.h"
@@ -25,15 +26,6 @@ namespace vigil::data {
 using json = nlohmann::json;
 
 namespace {
-
-std::string utc_now() {
-  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 void check_name(const std::string& name) {
   static const std::regex kName("[A-Za-z0-9][A-Za-z0-9._-]*");

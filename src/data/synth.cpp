@@ -219,13 +219,12 @@ const std::vector<std::string>& synth_class_names() {
 }
 
 void SynthOptions::validate() const {
-  VIGIL_CHECK(task == "detection" || task == "classification",
-              "expected task 'detection' or 'classification', got '{}'", task);
+  const Task t = parse_task(task);  // throws InvalidArgument naming the valid tasks
   VIGIL_CHECK(images >= 1, "expected images >= 1, got {}", images);
   VIGIL_CHECK(width >= 32 && height >= 32 && width <= 8192 && height <= 8192,
               "expected width and height in [32, 8192], got {}x{}", width, height);
   const int max_classes = static_cast<int>(synth_class_names().size());
-  const int min_classes = task == "classification" ? 2 : 1;
+  const int min_classes = t == Task::kClassification ? 2 : 1;
   VIGIL_CHECK(classes >= min_classes && classes <= max_classes, "expected classes in [{}, {}] for {}, got {}",
               min_classes, max_classes, task, classes);
   VIGIL_CHECK(max_objects >= 1 && max_objects <= 64, "expected max_objects in [1, 64], got {}", max_objects);
@@ -236,7 +235,8 @@ void SynthOptions::validate() const {
 std::string synthesize(const SynthOptions& o, const std::filesystem::path& out, Progress* progress) {
   o.validate();
   ensure_dir(out);
-  return o.task == "detection" ? synth_detection(o, out, progress) : synth_classification(o, out, progress);
+  return parse_task(o.task) == Task::kDetection ? synth_detection(o, out, progress)
+                                                : synth_classification(o, out, progress);
 }
 
 }  // namespace vigil::data

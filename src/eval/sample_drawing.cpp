@@ -63,7 +63,7 @@ std::string draw_on(cv::Mat& bgr, const std::vector<TruthBox>& truth,
 
 Status decode_failure(const std::string& what, const image::DecodeError& e) {
   return Status(ErrorCode::kInvalidData,
-                fmt::format("cannot draw sample {}: {}: {}", what, e.kind, e.detail));
+                fmt::format("cannot draw sample {}: {}: {}", what, e.kind_name(), e.detail));
 }
 
 }  // namespace

@@ -54,6 +54,24 @@ HeaderInfo probe_jpeg(std::string_view b) {
 }
 }  // namespace
 
+const char* decode_error_name(DecodeErrorKind kind) {
+  switch (kind) {
+    case DecodeErrorKind::kNone:
+      return "";
+    case DecodeErrorKind::kEmptyFile:
+      return "empty_file";
+    case DecodeErrorKind::kNotAnImage:
+      return "not_an_image";
+    case DecodeErrorKind::kTruncated:
+      return "truncated";
+    case DecodeErrorKind::kTooLarge:
+      return "too_large";
+    case DecodeErrorKind::kUnreadable:
+      break;
+  }
+  return "unreadable";
+}
+
 ImageType sniff_type(std::string_view b) {
   if (has_prefix(b, "\xFF\xD8\xFF")) return ImageType::kJpeg;
   if (has_prefix(b, "\x89PNG\r\n\x1A\n")) return ImageType::kPng;
@@ -129,24 +147,24 @@ bool looks_truncated(std::string_view b, ImageType type) {
 Decoded decode(std::string_view bytes, const DecodeOptions& options) {
   Decoded out;
   if (bytes.empty()) {
-    out.error = {"empty_file", "the file is empty (0 bytes)"};
+    out.error = {DecodeErrorKind::kEmptyFile, "the file is empty (0 bytes)"};
     return out;
   }
   out.type = sniff_type(bytes);
   if (out.type == ImageType::kUnknown) {
-    out.error = {"not_an_image",
+    out.error = {DecodeErrorKind::kNotAnImage,
                  fmt::format("not an image: {} bytes with no known image signature", bytes.size())};
     return out;
   }
   auto header = probe_header(bytes);
   if (int64_t(header.width) * header.height > options.max_pixels) {
-    out.error = {"too_large",
+    out.error = {DecodeErrorKind::kTooLarge,
                  fmt::format("{}x{} = {} pixels exceeds the limit of {}", header.width, header.height,
                              int64_t(header.width) * header.height, options.max_pixels)};
     return out;
   }
   if (!options.allow_truncated && looks_truncated(bytes, out.type)) {
-    out.error = {"truncated",
+    out.error = {DecodeErrorKind::kTruncated,
                  fmt::format("truncated {}: the file ends before the image data does", type_name(out.type))};
     return out;
   }
@@ -154,15 +172,17 @@ Decoded decode(std::string_view bytes, const DecodeOptions& options) {
   try {
     out.bgr = cv::imdecode(raw, cv::IMREAD_COLOR);
   } catch (const cv::Exception& e) {
-    out.error = {"unreadable", fmt::format("{} decoder failed: {}", type_name(out.type), e.what())};
+    out.error = {DecodeErrorKind::kUnreadable,
+                 fmt::format("{} decoder failed: {}", type_name(out.type), e.what())};
     return out;
   }
   if (out.bgr.empty()) {
-    out.error = {"unreadable",
+    out.error = {DecodeErrorKind::kUnreadable,
                  fmt::format("{} signature but the decoder could not read it", type_name(out.type))};
   } else if (int64_t(out.bgr.cols) * out.bgr.rows > options.max_pixels) {
     out.bgr.release();
-    out.error = {"too_large", fmt::format("image exceeds the limit of {} pixels", options.max_pixels)};
+    out.error = {DecodeErrorKind::kTooLarge,
+                 fmt::format("image exceeds the limit of {} pixels", options.max_pixels)};
   }
   return out;
 }
@@ -171,7 +191,7 @@ Decoded decode_file(const std::string& path, const DecodeOptions& options) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     Decoded out;
-    out.error = {"unreadable", fmt::format("cannot open {}", path)};
+    out.error = {DecodeErrorKind::kUnreadable, fmt::format("cannot open {}", path)};
     return out;
   }
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 
@@ -9,8 +10,10 @@
 #include "vigil/nn/backbones/mobilenet_v2.h"
 #include "vigil/nn/backbones/mobilenet_v3.h"
 #include "vigil/nn/backbones/resnet.h"
+#include "vigil/nn/classification/clip_classifier.h"
 #include "vigil/nn/classification/small_cnn.h"
 #include "vigil/nn/detection/faster_rcnn.h"
+#include "vigil/nn/detection/ssdlite.h"
 
 namespace vigil::nn {
 
@@ -33,9 +36,11 @@ ModelSpec classifier_spec(std::string name, std::string description,
                           std::function<std::shared_ptr<torch::nn::Module>(const ModelArgs&)> factory) {
   ModelSpec spec;
   spec.name = std::move(name);
-  spec.task = "classification";
-  spec.mean = kImageNetMean;
-  spec.std = kImageNetStd;
+  spec.task = data::Task::kClassification;
+  spec.preprocess.width = spec.preprocess.height = 224;
+  spec.preprocess.mean = kImageNetMean;
+  spec.preprocess.std = kImageNetStd;
+  spec.preprocess.normalize = true;
   spec.description = std::move(description);
   spec.factory = std::move(factory);
   return spec;
@@ -80,10 +85,44 @@ void register_classifiers() {
         return SmallCnn(with_dropout(SmallCnnOptions().num_classes(classes_or_default(a)), a)).ptr();
       });
   // The Keras seed only rescales pixels to [0, 1].
-  mask.input_width = mask.input_height = 100;
-  mask.mean = {0.0, 0.0, 0.0};
-  mask.std = {1.0, 1.0, 1.0};
+  mask.preprocess.width = mask.preprocess.height = 100;
+  mask.preprocess.mean = {0.0, 0.0, 0.0};
+  mask.preprocess.std = {1.0, 1.0, 1.0};
   register_model(std::move(mask));
+}
+
+constexpr int kDefaultClipLength = 8;
+
+// Clip classifiers take their backbone's input size and normalisation (already registered by then).
+data::PreprocessOptions backbone_preprocess(const std::string& backbone) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return r.specs.at(backbone).preprocess;
+}
+
+void register_clip_classifiers() {
+  for (const std::string backbone :
+       {"mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "mask_small_cnn"}) {
+    for (const auto kind : {RecurrentKind::kLstm, RecurrentKind::kGru}) {
+      const std::string rnn = recurrent_kind_name(kind);
+      ModelSpec spec;
+      spec.name = fmt::format("clip_{}_{}", backbone, rnn);
+      spec.task = data::Task::kClassification;
+      spec.preprocess = backbone_preprocess(backbone);
+      spec.clip_length = kDefaultClipLength;
+      spec.description = fmt::format(
+          "Clip classifier: {} per frame + 1-layer {} (hidden 256) over the frames, input [B, T, 3, H, W]",
+          backbone, kind == RecurrentKind::kLstm ? "LSTM" : "GRU");
+      spec.factory = [backbone, kind](const ModelArgs& a) -> std::shared_ptr<torch::nn::Module> {
+        VIGIL_CHECK(a.clip_length >= 0, "expected clip_length >= 1 (or 0 for the default {}), got {}",
+                    kDefaultClipLength, a.clip_length);
+        auto options = ClipClassifierOptions(backbone).rnn(kind).num_classes(classes_or_default(a));
+        options.clip_length(a.clip_length > 0 ? a.clip_length : kDefaultClipLength);
+        return ClipClassifier(with_dropout(options, a)).ptr();
+      };
+      register_model(std::move(spec));
+    }
+  }
 }
 
 void register_detectors() {
@@ -98,14 +137,34 @@ void register_detectors() {
     const auto defaults = faster_rcnn_defaults(name);
     ModelSpec spec;
     spec.name = name;
-    spec.task = "detection";
-    spec.input_width = static_cast<int>(defaults.min_size().back());
-    spec.input_height = static_cast<int>(defaults.max_size());
-    spec.mean = defaults.image_mean();
-    spec.std = defaults.image_std();
+    spec.task = data::Task::kDetection;
+    spec.preprocess.min_size = static_cast<int>(defaults.min_size().back());
+    spec.preprocess.max_size = static_cast<int>(defaults.max_size());
+    spec.preprocess.mean = defaults.image_mean();
+    spec.preprocess.std = defaults.image_std();
+    spec.preprocess.normalize = false;  // the detector's transform normalises inside, like torchvision
     spec.description = descriptions.at(name);
     spec.factory = [name](const ModelArgs& a) -> std::shared_ptr<torch::nn::Module> {
       return make_faster_rcnn(name, a).ptr();
+    };
+    register_model(std::move(spec));
+  }
+  for (const auto& name : ssdlite_names()) {
+    const auto defaults = ssdlite_defaults(name);
+    ModelSpec spec;
+    spec.name = name;
+    spec.task = data::Task::kDetection;
+    // SSD resizes every image to one fixed size (torchvision's fixed_size, 320x320, aspect ratio not kept);
+    // min_size / max_size, which Faster R-CNN's transform uses, only record that size here.
+    spec.preprocess.min_size = static_cast<int>(std::min(defaults.size()[0], defaults.size()[1]));
+    spec.preprocess.max_size = static_cast<int>(std::max(defaults.size()[0], defaults.size()[1]));
+    spec.preprocess.mean = defaults.image_mean();
+    spec.preprocess.std = defaults.image_std();
+    spec.preprocess.normalize = false;  // the detector's transform normalises inside, like torchvision
+    spec.description =
+        "SSDlite, MobileNetV3-Large backbone (torchvision 0.14 names), fixed 320x320, real-time on CPU";
+    spec.factory = [name](const ModelArgs& a) -> std::shared_ptr<torch::nn::Module> {
+      return make_ssdlite(name, a).ptr();
     };
     register_model(std::move(spec));
   }
@@ -116,8 +175,7 @@ void register_detectors() {
 void register_model(ModelSpec spec) {
   VIGIL_CHECK(!spec.name.empty(), "expected a model name, got an empty string");
   VIGIL_CHECK(static_cast<bool>(spec.factory), "expected a factory for model '{}', got none", spec.name);
-  VIGIL_CHECK(spec.task == "classification" || spec.task == "detection",
-              "expected task 'classification' or 'detection' for model '{}', got '{}'", spec.name, spec.task);
+  spec.preprocess.validate();
   auto& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
   VIGIL_CHECK(!r.specs.count(spec.name), "expected a new model name, got '{}' which is already registered",
@@ -130,6 +188,7 @@ void register_builtin_models() {
   static std::once_flag once;
   std::call_once(once, [] {
     register_classifiers();
+    register_clip_classifiers();
     register_detectors();
   });
 }
@@ -163,8 +222,8 @@ std::shared_ptr<torch::nn::Module> make_model(const std::string& name, const Mod
 
 std::shared_ptr<Detector> make_detector(const std::string& name, const ModelArgs& args) {
   const auto& spec = find_model(name);
-  VIGIL_CHECK(spec.task == "detection", "expected a detection model, got '{}' (task {})", spec.name,
-              spec.task);
+  VIGIL_CHECK(spec.task == data::Task::kDetection, "expected a detection model, got '{}' (task {})",
+              spec.name, data::task_name(spec.task));
   auto detector = std::dynamic_pointer_cast<Detector>(make_model(name, args));
   VIGIL_ASSERT(detector, "factory of '{}' did not return a Detector", spec.name);
   return detector;
@@ -173,8 +232,8 @@ std::shared_ptr<Detector> make_detector(const std::string& name, const ModelArgs
 std::shared_ptr<Classifier> make_classifier(const ClassifierOptions& options) {
   options.validate();
   const auto& spec = find_model(options.arch);
-  VIGIL_CHECK(spec.task == "classification", "expected a classification model, got '{}' (task {})", spec.name,
-              spec.task);
+  VIGIL_CHECK(spec.task == data::Task::kClassification, "expected a classification model, got '{}' (task {})",
+              spec.name, data::task_name(spec.task));
   ModelArgs args;
   args.num_classes = options.num_classes;
   args.dropout = options.dropout;

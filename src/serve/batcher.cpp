@@ -118,7 +118,7 @@ void Batcher::execute(std::vector<Job>& jobs, int instance) {
     const auto start = Clock::now();
     std::vector<InferenceResult> results(members.size());
     std::vector<torch::Tensor> inputs;
-    std::vector<train::Prediction*> outputs;
+    std::vector<model::Prediction*> outputs;
     std::vector<double> waits;
     for (size_t k = 0; k < members.size(); ++k) {
       Job& job = jobs[members[k]];
@@ -132,7 +132,7 @@ void Batcher::execute(std::vector<Job>& jobs, int instance) {
     ServedModel& model = *jobs[members.front()].request.model;
     std::string error;
     try {
-      train::Predictor& predictor = model.instance(instance);
+      model::Predictor& predictor = model.instance(instance);
       predictor.set_postprocess(jobs[members.front()].request.post);
       predictor.predict(inputs, outputs);
     } catch (const std::exception& e) {

@@ -57,7 +57,7 @@ ResolvedModel resolve(const std::string& spec, const std::string& workspace) {
 
 }  // namespace
 
-ModelHost::ModelHost(ModelSource source, train::PredictOptions options, int instances)
+ModelHost::ModelHost(ModelSource source, model::PredictOptions options, int instances)
     : source_(std::move(source)), options_(std::move(options)), instances_(instances) {
   VIGIL_CHECK(instances >= 1 && instances <= 64, "expected instances in 1..64, got {}", instances);
   options_.validate();
@@ -70,11 +70,11 @@ std::shared_ptr<ServedModel> ModelHost::load(const std::string& path) {
   ++loads_;
   const ResolvedModel resolved = resolve(path.empty() ? source_.path : path, source_.workspace);
   const std::string& file = resolved.file;
-  train::LoadModelOptions lo;
+  model::LoadModelOptions lo;
   lo.arch = source_.arch;
   lo.num_classes = source_.num_classes;
   lo.class_names = source_.class_names;
-  train::LoadedModel loaded = train::load_model(file, lo);
+  model::LoadedModel loaded = model::load_model(file, lo);
 
   // The name is fixed by the first load: loading another file keeps serving under the same name.
   if (source_.name.empty())
@@ -84,21 +84,21 @@ std::shared_ptr<ServedModel> ModelHost::load(const std::string& path) {
   // A registered model's version is its registry number; a file's is its hash (same bytes, same version).
   model->version = resolved.version.empty() ? hash_file(file).substr(0, 12) : resolved.version;
   model->source = to_utf8(std::filesystem::absolute(file));
-  model->parameters = train::parameter_count(*loaded.module);
-  model->predictor = std::make_unique<train::Predictor>(std::move(loaded), options_);
+  model->parameters = model::parameter_count(*loaded.module);
+  model->predictor = std::make_unique<model::Predictor>(std::move(loaded), options_);
   for (int i = 1; i < instances_; ++i)
-    model->replicas.push_back(std::make_unique<train::Predictor>(train::load_model(file, lo), options_));
+    model->replicas.push_back(std::make_unique<model::Predictor>(model::load_model(file, lo), options_));
   model->info = model->predictor->info();
   model->defaults = model->predictor->postprocess();
 
   // One inference before publishing: oneDNN builds its kernels on first use, and a model that cannot run
   // must fail here, while the old one still serves.
   const bool detector = model->is_detector();
-  const int w = detector ? 640 : std::max(1, model->info.input_width);
-  const int h = detector ? 480 : std::max(1, model->info.input_height);
+  const int w = detector ? 640 : std::max(1, model->info.preprocess.width);
+  const int h = detector ? 480 : std::max(1, model->info.preprocess.height);
   cv::Mat gray(h, w, CV_8UC3, cv::Scalar(114, 114, 114));
   for (int i = 0; i < instances_; ++i) {
-    train::Prediction warm;
+    model::Prediction warm;
     warm.width = w;
     warm.height = h;
     model->instance(i).predict({model->predictor->preprocess(gray)}, {&warm});

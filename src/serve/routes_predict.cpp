@@ -29,11 +29,11 @@ double round3(double v) {
 
 /// A decode failure as the HTTP answer it deserves.
 HttpError decode_error(const std::string& filename, const image::DecodeError& e) {
-  const std::string what = fmt::format("{}: {}: {}", filename, e.kind, e.detail);
-  if (e.kind == "not_an_image")
+  const std::string what = fmt::format("{}: {}: {}", filename, e.kind_name(), e.detail);
+  if (e.kind == image::DecodeErrorKind::kNotAnImage)
     return {415, "unsupported_media_type",
             what + " (JPEG, PNG, BMP, WebP or TIFF, recognised by their first bytes, not the file name)"};
-  if (e.kind == "too_large") return {413, "too_large", what};
+  if (e.kind == image::DecodeErrorKind::kTooLarge) return {413, "too_large", what};
   return {400, "bad_request", what};
 }
 
@@ -50,7 +50,7 @@ std::string server_timing(const ImageOutcome& o, double encode_ms, double total_
 
 }  // namespace
 
-std::vector<std::pair<std::string, float>> answer_labels(const train::Prediction& p) {
+std::vector<std::pair<std::string, float>> answer_labels(const model::Prediction& p) {
   std::vector<std::pair<std::string, float>> labels;
   if (p.class_id >= 0) labels.emplace_back(p.label, p.score);
   for (const auto& b : p.boxes) labels.emplace_back(b.label, b.score);
@@ -135,7 +135,7 @@ std::vector<ImageOutcome> Server::Impl::predict_images(const std::shared_ptr<Ser
     image::Decoded decoded = image::decode(parts[i].bytes, decode_options);
     if (!decoded.ok()) {
       o.error = decode_error(o.filename, decoded.error);
-      metrics.rejected.inc({decoded.error.kind});
+      metrics.rejected.inc({decoded.error.kind_name()});
       batcher->withdraw(1);
       --announced.pending;
       continue;
@@ -185,7 +185,7 @@ ImageOutcome Server::Impl::predict_one(const std::shared_ptr<ServedModel>& model
 }
 
 std::pair<double, double> Server::Impl::finish_one(httplib::Response& res, const ImageOutcome& outcome,
-                                                   const train::Prediction& shown, Clock::time_point start,
+                                                   const model::Prediction& shown, Clock::time_point start,
                                                    Clock::time_point encode_start) {
   const double encode_ms = ms_since(encode_start);
   metrics.stage_seconds.observe(encode_ms / 1000, {"encode"});
@@ -198,9 +198,11 @@ std::pair<double, double> Server::Impl::finish_one(httplib::Response& res, const
 nlohmann::json Server::Impl::outcome_json(const ServedModel& model, const ImageOutcome& o) const {
   nlohmann::json j;
   j["request_id"] = request_context().id;
-  j["model"] = {
-      {"name", model.name}, {"version", model.version}, {"arch", model.info.arch}, {"task", model.info.task}};
-  const train::Prediction& p = o.result.prediction;
+  j["model"] = {{"name", model.name},
+                {"version", model.version},
+                {"arch", model.info.arch},
+                {"task", data::task_name(model.info.task)}};
+  const model::Prediction& p = o.result.prediction;
   j["image"] = {{"width", p.width}, {"height", p.height}, {"type", image::type_name(o.type)}};
   if (model.is_detector()) {
     nlohmann::json dets = nlohmann::json::array();
@@ -233,19 +235,19 @@ nlohmann::json Server::Impl::model_json(const ServedModel& m) const {
   // Detectors resize inside (torchvision's min_size / max_size); classifiers take a fixed size.
   nlohmann::json input = nlohmann::json::object();
   if (m.is_detector()) {
-    input["min_size"] = info.input_width;
-    input["max_size"] = info.input_height;
+    input["min_size"] = info.preprocess.min_size;
+    input["max_size"] = info.preprocess.max_size;
   } else {
-    input["width"] = info.input_width;
-    input["height"] = info.input_height;
+    input["width"] = info.preprocess.width;
+    input["height"] = info.preprocess.height;
   }
   nlohmann::json j = {{"name", m.name},
                       {"version", m.version},
                       {"arch", info.arch},
-                      {"task", info.task},
+                      {"task", data::task_name(info.task)},
                       {"classes", m.classes()},
                       {"input", input},
-                      {"normalization", {{"mean", info.mean}, {"std", info.std}}},
+                      {"normalization", {{"mean", info.preprocess.mean}, {"std", info.preprocess.std}}},
                       {"source", m.source},
                       {"loaded_at", m.loaded_at},
                       {"load_time_ms", round3(m.load_ms)},
@@ -274,135 +276,164 @@ nlohmann::json Server::Impl::model_json(const ServedModel& m) const {
   return j;
 }
 
-void Server::Impl::add_predict_routes() {
-  http.Get("/", guarded(*this, "/", [](const httplib::Request& req, httplib::Response& res) {
-             // A browser asking for the root gets the UI; API clients get the seed's answer.
-             if (req.get_header_value("Accept").find("text/html") != std::string::npos) {
-               res.set_redirect("/ui/");
-               return;
-             }
-             send_json(res, {{"message", "Welcome to the Guns Object Detection API!"}});
-           }));
+namespace {
 
-  http.Post(
-      "/predict/", guarded(*this, "/predict/", [this](const httplib::Request& req, httplib::Response& res) {
-        const auto start = Clock::now();
-        check_rate_limit(req);
-        auto model = model_or_503();
-        const auto parts = image_parts(req, "file");
-        if (parts.size() != 1)
-          throw_http(400, "bad_request", fmt::format("expected one field 'file', got {}", parts.size()));
-        ImageOutcome o =
-            predict_one(model, parts[0],
-                        params_from(*model, [](const char*) { return std::optional<std::string>(); }), true);
-        const auto t_encode = Clock::now();
-        train::Prediction shown = o.result.prediction;
-        std::erase_if(shown.boxes, [&](const auto& b) { return b.score <= options.score_threshold; });
-        train::draw_prediction(o.bgr, shown);
-        std::string png = image::encode(o.bgr, "png");
-        finish_one(res, o, shown, start, t_encode);
-        res.set_content(std::move(png), "image/png");
-      }));
+using Req = httplib::Request;
+using Res = httplib::Response;
 
-  http.Post(
-      "/v1/predict",
-      guarded(*this, "/v1/predict", [this](const httplib::Request& req, httplib::Response& res) {
-        const auto start = Clock::now();
-        check_rate_limit(req);
-        auto model = model_or_503();
-        const std::string annotate = req.has_param("annotate") ? req.get_param_value("annotate") : "";
-        if (!annotate.empty() && annotate != "png" && annotate != "jpeg" && annotate != "jpg")
-          throw_http(400, "bad_request", fmt::format("annotate must be png or jpeg, got '{}'", annotate));
-        const auto params = params_from(*model, [&](const char* n) { return query(req, n); });
-        auto parts = image_parts(req, req.has_file("file") ? "file" : "");
-        if (parts.size() != 1)
-          throw_http(
-              400, "bad_request",
-              fmt::format("expected one image, got {}; send several to /v1/predict/batch", parts.size()));
-        ImageOutcome o = predict_one(model, parts[0], params, !annotate.empty());
-        const auto t_encode = Clock::now();
-        if (!annotate.empty()) {
-          train::draw_prediction(o.bgr, o.result.prediction);
-          std::string bytes = image::encode(o.bgr, annotate == "png" ? "png" : "jpg", 90);
-          finish_one(res, o, o.result.prediction, start, t_encode);
-          res.set_content(std::move(bytes), annotate == "png" ? "image/png" : "image/jpeg");
-          return;
-        }
-        nlohmann::json body = outcome_json(*model, o);
-        const auto [encode_ms, total] = finish_one(res, o, o.result.prediction, start, t_encode);
-        body["timings_ms"]["encode"] = round3(encode_ms);
-        body["timings_ms"]["total"] = round3(total);
-        send_json(res, body);
-      }));
+// ---- handlers (the route table, predict_routes(), is at the end) ------------------------------------------
 
-  http.Post("/v1/predict/batch",
-            guarded(*this, "/v1/predict/batch", [this](const httplib::Request& req, httplib::Response& res) {
-              const auto start = Clock::now();
-              check_rate_limit(req);
-              auto model = model_or_503();
-              const auto params = params_from(*model, [&](const char* n) { return query(req, n); });
-              if (!req.is_multipart_form_data())
-                throw_http(400, "bad_request",
-                           "send the images as multipart file parts (e.g. -F files=@a.jpg)");
-              const auto parts = image_parts(req);
-              if (static_cast<int>(parts.size()) > options.max_batch_images)
-                throw_http(413, "too_large",
-                           fmt::format("{} images in one request; this server takes at most {}", parts.size(),
-                                       options.max_batch_images));
-              auto outcomes = predict_images(model, parts, params, false);
-              const auto t_encode = Clock::now();
-              nlohmann::json results = nlohmann::json::array();
-              double decode = 0, inference = 0;
-              for (const auto& o : outcomes) {
-                if (o.error) {
-                  stats.record_error();
-                  results.push_back({{"filename", o.filename},
-                                     {"error", o.error->message},
-                                     {"code", o.error->code},
-                                     {"status", o.error->status}});
-                  continue;
-                }
-                nlohmann::json item = outcome_json(*model, o);
-                item["filename"] = o.filename;
-                item.erase("request_id");
-                results.push_back(std::move(item));
-                decode += o.decode_ms;
-                inference = std::max(inference, o.result.queue_ms + o.result.inference_ms);
-              }
-              const double total = ms_since(start);
-              for (const auto& o : outcomes)
-                if (!o.error) stats.record(answer_labels(o.result.prediction), total);
-              send_json(res, {{"request_id", request_context().id},
-                              {"model", {{"name", model->name}, {"version", model->version}}},
-                              {"results", std::move(results)},
-                              {"timings_ms",
-                               {{"decode", round3(decode)},
-                                {"queue_and_inference", round3(inference)},
-                                {"encode", round3(ms_since(t_encode))},
-                                {"total", round3(total)}}}});
-            }));
+/// GET /: the guns seed's greeting; a browser asking for the root gets the UI instead.
+void seed_root(Server::Impl&, const Req& req, Res& res) {
+  if (req.get_header_value("Accept").find("text/html") != std::string::npos) {
+    res.set_redirect("/ui/");
+    return;
+  }
+  send_json(res, {{"message", "Welcome to the Guns Object Detection API!"}});
+}
 
-  http.Get("/v1/models",
-           guarded(*this, "/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-             if (!host) {
-               send_json(res, {{"models", nlohmann::json::array()}});  // `vigil ui`: none served
-               return;
-             }
-             auto model = model_or_503();
-             send_json(res, {{"models", {model_json(*model)}}});
-           }));
+/// POST /predict/: the guns seed's route, answering the image as PNG with what scores above
+/// --score-threshold drawn on it.
+void seed_predict(Server::Impl& impl, const Req& req, Res& res) {
+  const auto start = Clock::now();
+  impl.check_rate_limit(req);
+  auto model = impl.model_or_503();
+  const auto parts = image_parts(req, "file");
+  if (parts.size() != 1)
+    throw_http(400, "bad_request", fmt::format("expected one field 'file', got {}", parts.size()));
+  const auto no_params = [](const char*) { return std::optional<std::string>(); };
+  ImageOutcome o = impl.predict_one(model, parts[0], impl.params_from(*model, no_params), true);
+  const auto t_encode = Clock::now();
+  model::Prediction shown = o.result.prediction;
+  std::erase_if(shown.boxes, [&](const auto& b) { return b.score <= impl.options.score_threshold; });
+  model::draw_prediction(o.bgr, shown);
+  std::string png = image::encode(o.bgr, "png");
+  impl.finish_one(res, o, shown, start, t_encode);
+  res.set_content(std::move(png), "image/png");
+}
 
-  http.Get("/v1/stats", guarded(*this, "/v1/stats", [this](const httplib::Request&, httplib::Response& res) {
-             nlohmann::json j = stats.to_json();
-             j["queue"] = {{"depth", batcher->depth()}, {"capacity", options.queue_capacity}};
-             j["batches"] = {{"executions", static_cast<int64_t>(metrics.executions.value())},
-                             {"inferences", static_cast<int64_t>(metrics.inferences.value())}};
-             send_json(res, j);
-           }));
+/// POST /v1/predict: one image, answered as JSON, or as the drawn image with ?annotate=png|jpeg.
+void predict(Server::Impl& impl, const Req& req, Res& res) {
+  const auto start = Clock::now();
+  impl.check_rate_limit(req);
+  auto model = impl.model_or_503();
+  const std::string annotate = req.has_param("annotate") ? req.get_param_value("annotate") : "";
+  if (!annotate.empty() && annotate != "png" && annotate != "jpeg" && annotate != "jpg")
+    throw_http(400, "bad_request", fmt::format("annotate must be png or jpeg, got '{}'", annotate));
+  const auto params = impl.params_from(*model, [&](const char* n) { return query(req, n); });
+  auto parts = image_parts(req, req.has_file("file") ? "file" : "");
+  if (parts.size() != 1)
+    throw_http(400, "bad_request",
+               fmt::format("expected one image, got {}; send several to /v1/predict/batch", parts.size()));
+  ImageOutcome o = impl.predict_one(model, parts[0], params, !annotate.empty());
+  const auto t_encode = Clock::now();
+  if (!annotate.empty()) {
+    model::draw_prediction(o.bgr, o.result.prediction);
+    std::string bytes = image::encode(o.bgr, annotate == "png" ? "png" : "jpg", 90);
+    impl.finish_one(res, o, o.result.prediction, start, t_encode);
+    res.set_content(std::move(bytes), annotate == "png" ? "image/png" : "image/jpeg");
+    return;
+  }
+  nlohmann::json body = impl.outcome_json(*model, o);
+  const auto [encode_ms, total] = impl.finish_one(res, o, o.result.prediction, start, t_encode);
+  body["timings_ms"]["encode"] = round3(encode_ms);
+  body["timings_ms"]["total"] = round3(total);
+  send_json(res, body);
+}
 
-  http.Get("/metrics", guarded(*this, "/metrics", [this](const httplib::Request&, httplib::Response& res) {
-             res.set_content(render_metrics(), "text/plain; version=0.0.4; charset=utf-8");
-           }));
+/// The "results" of a batch answer, one per image in order (a failed image carries its error), and the
+/// summed decode time and the longest queue + inference time of the answered ones.
+nlohmann::json batch_results(Server::Impl& impl, const ServedModel& model,
+                             const std::vector<ImageOutcome>& outcomes, double& decode, double& inference) {
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& o : outcomes) {
+    if (o.error) {
+      impl.stats.record_error();
+      results.push_back({{"filename", o.filename},
+                         {"error", o.error->message},
+                         {"code", o.error->code},
+                         {"status", o.error->status}});
+      continue;
+    }
+    nlohmann::json item = impl.outcome_json(model, o);
+    item["filename"] = o.filename;
+    item.erase("request_id");
+    results.push_back(std::move(item));
+    decode += o.decode_ms;
+    inference = std::max(inference, o.result.queue_ms + o.result.inference_ms);
+  }
+  return results;
+}
+
+/// POST /v1/predict/batch: several images as multipart file parts, one result each.
+void predict_batch(Server::Impl& impl, const Req& req, Res& res) {
+  const auto start = Clock::now();
+  impl.check_rate_limit(req);
+  auto model = impl.model_or_503();
+  const auto params = impl.params_from(*model, [&](const char* n) { return query(req, n); });
+  if (!req.is_multipart_form_data())
+    throw_http(400, "bad_request", "send the images as multipart file parts (e.g. -F files=@a.jpg)");
+  const auto parts = image_parts(req);
+  if (static_cast<int>(parts.size()) > impl.options.max_batch_images)
+    throw_http(413, "too_large",
+               fmt::format("{} images in one request; this server takes at most {}", parts.size(),
+                           impl.options.max_batch_images));
+  const auto outcomes = impl.predict_images(model, parts, params, false);
+  const auto t_encode = Clock::now();
+  double decode = 0, inference = 0;
+  nlohmann::json results = batch_results(impl, *model, outcomes, decode, inference);
+  const double total = ms_since(start);
+  for (const auto& o : outcomes)
+    if (!o.error) impl.stats.record(answer_labels(o.result.prediction), total);
+  send_json(res, {{"request_id", request_context().id},
+                  {"model", {{"name", model->name}, {"version", model->version}}},
+                  {"results", std::move(results)},
+                  {"timings_ms",
+                   {{"decode", round3(decode)},
+                    {"queue_and_inference", round3(inference)},
+                    {"encode", round3(ms_since(t_encode))},
+                    {"total", round3(total)}}}});
+}
+
+/// GET /v1/models: the served model; none for `vigil ui`.
+void list_models(Server::Impl& impl, const Req&, Res& res) {
+  if (!impl.host) {
+    send_json(res, {{"models", nlohmann::json::array()}});
+    return;
+  }
+  auto model = impl.model_or_503();
+  send_json(res, {{"models", {impl.model_json(*model)}}});
+}
+
+/// GET /v1/stats: prediction statistics, the queue and the batches.
+void get_stats(Server::Impl& impl, const Req&, Res& res) {
+  nlohmann::json j = impl.stats.to_json();
+  j["queue"] = {{"depth", impl.batcher->depth()}, {"capacity", impl.options.queue_capacity}};
+  j["batches"] = {{"executions", static_cast<int64_t>(impl.metrics.executions.value())},
+                  {"inferences", static_cast<int64_t>(impl.metrics.inferences.value())}};
+  send_json(res, j);
+}
+
+/// GET /metrics: Prometheus text format.
+void get_metrics(Server::Impl& impl, const Req&, Res& res) {
+  res.set_content(impl.render_metrics(), "text/plain; version=0.0.4; charset=utf-8");
+}
+
+}  // namespace
+
+const std::vector<Route>& predict_routes() {
+  // clang-format off
+  static const std::vector<Route> kRoutes = {
+      {"GET",  "/",                 "/",                 seed_root},
+      {"POST", "/predict/",         "/predict/",         seed_predict},
+      {"POST", "/v1/predict",       "/v1/predict",       predict},
+      {"POST", "/v1/predict/batch", "/v1/predict/batch", predict_batch},
+      {"GET",  "/v1/models",        "/v1/models",        list_models},
+      {"GET",  "/v1/stats",         "/v1/stats",         get_stats},
+      {"GET",  "/metrics",          "/metrics",          get_metrics},
+  };
+  // clang-format on
+  return kRoutes;
 }
 
 }  // namespace vigil::serve

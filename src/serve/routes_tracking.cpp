@@ -1,6 +1,6 @@
 // The tracking and registry API behind the UI's Experiments and Models pages: experiments, runs (search,
-// one run, metric history) and registered models (versions, aliases). Every handler goes through
-// with_store(), which maps the store's errors to HTTP statuses in one place.
+// one run, metric history) and registered models (versions, aliases). Every handler reaches the store
+// through with_store(); what the store throws is mapped to a status by guarded(), like every other error.
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -149,7 +149,7 @@ bool has_alias(const std::vector<store::ModelVersion>& versions, const std::stri
 using Req = httplib::Request;
 using Res = httplib::Response;
 
-// ---- handlers (the route table is at the end) -------------------------------------------------------------
+// ---- handlers (the route table, tracking_routes(), is at the end) -----------------------------------------
 
 void list_experiments(Server::Impl& impl, const Req&, Res& res) {
   impl.with_store([&](store::Store& s) { send_json(res, {{"experiments", s.experiments()}}); });
@@ -267,38 +267,27 @@ void Server::Impl::with_store(const std::function<void(store::Store&)>& fn) {
   if (options.workspace.empty())
     throw_http(503, "unavailable", "this server has no workspace, so it shows no runs or registered models");
   std::lock_guard lock(tracking_mutex);
-  try {
-    if (!tracking_store)
-      tracking_store = std::make_unique<store::Store>(Workspace(options.workspace), server_store_options());
-    fn(*tracking_store);
-  } catch (const InvalidArgument& e) {
-    throw_http(400, "bad_request", e.what());
-  } catch (const NotFound& e) {
-    throw_http(404, "not_found", e.what());
-  } catch (const DataError& e) {
-    throw_http(422, "unprocessable", e.what());
-  } catch (const IoError& e) {
-    // Busy (another process holds the write lock) or the database cannot be opened: worth a retry.
-    throw_http(503, "unavailable", fmt::format("the tracking store is unavailable: {}", e.what()), 1);
-  }
+  if (!tracking_store)
+    tracking_store = std::make_unique<store::Store>(Workspace(options.workspace), server_store_options());
+  fn(*tracking_store);
 }
 
-void Server::Impl::add_tracking_routes() {
-  auto to = [this](void (*handler)(Impl&, const Req&, Res&)) {
-    return [this, handler](const Req& req, Res& res) { handler(*this, req, res); };
-  };
+const std::vector<Route>& tracking_routes() {
+  static const std::string run = kRunPath, model = kModelPath, alias = kAliasPath;
+  static const std::string alias_label = "/v1/registry/models/{name}/aliases/{alias}";
   // clang-format off
-  const std::string run = kRunPath, model = kModelPath, alias = kAliasPath;
-  const std::string alias_route = "/v1/registry/models/{name}/aliases/{alias}";
-  http.Get("/v1/experiments",     guarded(*this, "/v1/experiments",            to(list_experiments)));
-  http.Get("/v1/runs",            guarded(*this, "/v1/runs",                   to(list_runs)));
-  http.Get(run,                   guarded(*this, "/v1/runs/{ref}",             to(get_run)));
-  http.Get(run + "/metrics",      guarded(*this, "/v1/runs/{ref}/metrics",     to(get_run_metrics)));
-  http.Get("/v1/registry/models", guarded(*this, "/v1/registry/models",        to(list_models)));
-  http.Get(model,                 guarded(*this, "/v1/registry/models/{name}", to(get_model)));
-  http.Put(alias,                 guarded(*this, alias_route,                  to(set_alias)));
-  http.Delete(alias,              guarded(*this, alias_route,                  to(delete_alias)));
+  static const std::vector<Route> kRoutes = {
+      {"GET",    "/v1/experiments",     "/v1/experiments",            list_experiments},
+      {"GET",    "/v1/runs",            "/v1/runs",                   list_runs},
+      {"GET",    run,                   "/v1/runs/{ref}",             get_run},
+      {"GET",    run + "/metrics",      "/v1/runs/{ref}/metrics",     get_run_metrics},
+      {"GET",    "/v1/registry/models", "/v1/registry/models",        list_models},
+      {"GET",    model,                 "/v1/registry/models/{name}", get_model},
+      {"PUT",    alias,                 alias_label,                  set_alias},
+      {"DELETE", alias,                 alias_label,                  delete_alias},
+  };
   // clang-format on
+  return kRoutes;
 }
 
 }  // namespace vigil::serve

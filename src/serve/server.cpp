@@ -1,6 +1,7 @@
-// The server's frame: options, metrics, middleware (request ids, CORS, API keys, access log), the UI's static
-// files, reload, run and graceful stop. Routes live in routes_predict.cpp, routes_kserve.cpp and
-// routes_tracking.cpp.
+// The server's frame: options, metrics, middleware (request ids, CORS, API keys, bodiless requests, access
+// log), the UI's static files, reload, run and graceful stop. Routes live in the tables of
+// routes_predict.cpp, routes_kserve.cpp, routes_tracking.cpp and ui_routes() here; router.cpp registers
+// them.
 
 #include "vigil/serve/server.h"
 
@@ -15,7 +16,6 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <regex>
 #include <thread>
 
 #include "server_impl.h"
@@ -51,72 +51,14 @@ std::string new_request_id() {
   return fmt::format("{:016x}", splitmix64(seed, counter.fetch_add(1)));
 }
 
-const char* status_kind(int status) {
-  switch (status) {
-    case 400:
-      return "bad_request";
-    case 401:
-      return "unauthorized";
-    case 403:
-      return "forbidden";
-    case 404:
-      return "not_found";
-    case 405:
-      return "method_not_allowed";
-    case 413:
-      return "too_large";
-    case 415:
-      return "unsupported_media_type";
-    case 422:
-      return "unprocessable";
-    case 429:
-      return "rate_limited";
-    case 503:
-      return "overloaded";
-    default:
-      return status >= 500 ? "internal" : "bad_request";
-  }
-}
-
-/// The routes by method, to tell a wrong method (405 with Allow) from an unknown path (404).
-const std::vector<std::pair<std::string, std::regex>>& route_patterns() {
-  static const std::vector<std::pair<std::string, std::regex>> kRoutes = [] {
-    std::vector<std::pair<std::string, std::regex>> r;
-    for (const char* p :
-         {"/predict/", "/v1/predict", "/v1/predict/batch", R"(/v2/models/[^/]+(/versions/[^/]+)?/infer)",
-          "/v2/repository/index", R"(/v2/repository/models/[^/]+/load)"})
-      r.emplace_back("POST", std::regex(p));
-    for (const char* p :
-         {"/", "/v1/models", "/v1/stats", "/metrics", "/health", "/ready", "/v2", "/v2/health/live",
-          "/v2/health/ready", R"(/v2/models/[^/]+(/versions/[^/]+)?(/ready)?)", "/ui(/.*)?",
-          "/v1/experiments", "/v1/runs", R"(/v1/runs/[^/]+(/metrics)?)", "/v1/registry/models",
-          R"(/v1/registry/models/[^/]+)"})
-      r.emplace_back("GET", std::regex(p));
-    for (const char* method : {"PUT", "DELETE"})
-      r.emplace_back(method, std::regex(R"(/v1/registry/models/[^/]+/aliases/[^/]+)"));
-    return r;
-  }();
-  return kRoutes;
-}
-
-/// Methods `path` answers to ("GET", "POST"), other than `method`.
-std::string other_methods(const std::string& method, const std::string& path) {
-  std::string allow;
-  for (const auto& [m, re] : route_patterns()) {
-    if (m != method && std::regex_match(path, re) && allow.find(m) == std::string::npos)
-      allow += (allow.empty() ? "" : ", ") + m;
-  }
-  return allow;
-}
-
 bool auth_exempt(const httplib::Request& req) {
   const std::string& p = req.path;
   return p == "/" || p == "/health" || p == "/ready" || p == "/metrics" || starts_with(p, "/v2/health/") ||
          p == "/ui" || starts_with(p, "/ui/") || p == "/favicon.ico";
 }
 
-train::PredictOptions predict_options(const ServeOptions& o) {
-  train::PredictOptions p;
+model::PredictOptions predict_options(const ServeOptions& o) {
+  model::PredictOptions p;
   p.device = o.device;
   p.fold_batch_norms = o.fold_batch_norms;
   p.channels_last = o.channels_last;
@@ -203,6 +145,33 @@ void send_json(httplib::Response& res, const nlohmann::json& body, int status) {
 void send_error(httplib::Response& res, const HttpError& e) {
   if (e.retry_after_s > 0) res.set_header("Retry-After", std::to_string(e.retry_after_s));
   send_json(res, {{"error", e.message}, {"code", e.code}, {"request_id", request_context().id}}, e.status);
+}
+
+const char* status_kind(int status) {
+  switch (status) {
+    case 400:
+      return "bad_request";
+    case 401:
+      return "unauthorized";
+    case 403:
+      return "forbidden";
+    case 404:
+      return "not_found";
+    case 405:
+      return "method_not_allowed";
+    case 413:
+      return "too_large";
+    case 415:
+      return "unsupported_media_type";
+    case 422:
+      return "unprocessable";
+    case 429:
+      return "rate_limited";
+    case 503:
+      return "unavailable";
+    default:
+      return status >= 500 ? "internal" : "bad_request";
+  }
 }
 
 void ServeOptions::validate() const {
@@ -335,158 +304,197 @@ std::string Server::Impl::render_metrics() {
   return registry.render();
 }
 
-httplib::Server::Handler guarded(Server::Impl& impl, std::string route,
-                                 std::function<void(const httplib::Request&, httplib::Response&)> handler) {
-  return [&impl, route = std::move(route), handler = std::move(handler)](const httplib::Request& req,
-                                                                         httplib::Response& res) {
-    request_context().route = route;
-    try {
-      handler(req, res);
-    } catch (const HttpError& e) {
-      send_error(res, e);
-    } catch (const InvalidArgument& e) {
-      send_error(res, {400, "bad_request", e.what()});
-    } catch (const DataError& e) {
-      send_error(res, {400, "bad_request", e.what()});
-    } catch (const NotFound& e) {
-      send_error(res, {404, "not_found", e.what()});
-    } catch (const std::exception& e) {
-      spdlog::error("serve: {} {} [{}]: {}", req.method, req.path, request_context().id, e.what());
-      send_error(res, {500, "internal", fmt::format("internal error: {}", e.what())});
-    }
+namespace {
+
+using Req = httplib::Request;
+using Res = httplib::Response;
+using HandlerResponse = httplib::Server::HandlerResponse;
+
+// ---- middleware: pre-routing steps in the order they run, then httplib's error, exception and log hooks --
+
+/// Starts the request's clock and names it: the client's X-Request-Id when valid, else a new id.
+void begin_request(const Req& req, Res& res) {
+  RequestContext& ctx = request_context();
+  ctx.start = std::chrono::steady_clock::now();
+  ctx.route = "unmatched";
+  const std::string given = req.get_header_value("X-Request-Id");
+  ctx.id = valid_request_id(given) ? given : new_request_id();
+  res.set_header("X-Request-Id", ctx.id);
+}
+
+/// The CORS headers for an allowed Origin (--cors-origin), and a preflight's extra ones for OPTIONS.
+void apply_cors(const ServeOptions& options, const Req& req, Res& res) {
+  const std::string origin = req.get_header_value("Origin");
+  if (origin.empty()) return;
+  const auto& allowed = options.cors_origins;
+  const bool any = std::find(allowed.begin(), allowed.end(), "*") != allowed.end();
+  if (!any && std::find(allowed.begin(), allowed.end(), origin) == allowed.end()) return;
+  res.set_header("Access-Control-Allow-Origin", any ? "*" : origin);
+  res.set_header("Vary", "Origin");
+  res.set_header("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, Server-Timing");
+  if (req.method != "OPTIONS") return;
+  res.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
+  res.set_header("Access-Control-Allow-Headers",
+                 "Content-Type, Authorization, X-API-Key, X-Request-Id, Inference-Header-Content-Length");
+  res.set_header("Access-Control-Max-Age", "600");
+}
+
+/// OPTIONS on any path is a CORS preflight: 204, before authentication (browsers send no key with it).
+bool answer_preflight(const Req& req, Res& res) {
+  if (req.method != "OPTIONS") return false;
+  request_context().route = "preflight";
+  res.status = 204;
+  return true;
+}
+
+/// With API keys configured, a request to a path that is not exempt needs one: 401 without, 403 unknown.
+bool refuse_without_key(Server::Impl& s, const Req& req, Res& res) {
+  if (s.api_keys.empty() || auth_exempt(req)) return false;
+  const std::string key = presented_key(req);
+  if (key.empty()) {
+    res.set_header("WWW-Authenticate", "Bearer");
+    s.metrics.rejected.inc({"unauthorized"});
+    send_error(res, {401, "unauthorized",
+                     "this server needs an API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"});
+    return true;
+  }
+  if (s.api_keys.count(key)) return false;
+  s.metrics.rejected.inc({"forbidden"});
+  send_error(res, {403, "forbidden", "the API key is not accepted by this server"});
+  return true;
+}
+
+/// RFC 9112 section 6.3: a request with neither Content-Length nor Transfer-Encoding has no body. httplib
+/// 0.11 instead reads the body of such a POST, PUT, PATCH or DELETE until the client closes the connection,
+/// so `curl -X POST .../load` (Triton's documented call, no body) waited out the read timeout and got 400
+/// "malformed request". Such requests are routed here, from the same route table, before httplib reads.
+bool route_without_body(Server::Impl& s, const Req& req, Res& res) {
+  const bool read_by_httplib =
+      req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE";
+  if (!read_by_httplib || req.has_header("Content-Length") || req.has_header("Transfer-Encoding"))
+    return false;
+  httplib::Request bodiless = req;  // req.matches must point into the path of the request handed on
+  if (const Route* route = find_route(bodiless.method, bodiless.path, bodiless.matches)) {
+    guarded(s, *route, bodiless, res);
+  } else {
+    res.status = 404;  // answer_http_error() tells an unknown path from a wrong method, as for any request
+  }
+  return true;
+}
+
+/// httplib's own error answers (no route, body too large, malformed request) as JSON error bodies; a known
+/// path asked with another method becomes 405 with Allow. An answer a handler already wrote passes.
+HandlerResponse answer_http_error(Server::Impl& s, const Req& req, Res& res) {
+  if (!res.body.empty()) return HandlerResponse::Unhandled;
+  std::string message;
+  switch (res.status) {
+    case 404:
+      if (const std::string allow = allowed_methods(req.path); !allow.empty()) {
+        res.status = 405;
+        res.set_header("Allow", allow);
+        message = fmt::format("{} is not allowed on {}; use {}", req.method, req.path, allow);
+        break;
+      }
+      message = fmt::format("no route {} {}; see GET /v1/models, POST /v1/predict, /v1/runs, /v2 and /ui/",
+                            req.method, req.path);
+      break;
+    case 413:
+      message = fmt::format("request body larger than the server's limit of {} MiB", s.options.max_body_mb);
+      s.metrics.rejected.inc({"too_large"});
+      break;
+    case 405:
+      message = fmt::format("method {} not allowed on {}", req.method, req.path);
+      break;
+    default:
+      message = fmt::format("{} {}: {}", res.status, status_kind(res.status),
+                            res.status == 400 ? "malformed request" : "request failed");
+  }
+  if (request_context().id.empty()) request_context().id = new_request_id();
+  send_error(res, {res.status, status_kind(res.status), message});
+  return HandlerResponse::Handled;
+}
+
+/// What escaped a handler outside guarded() (httplib itself threw): a 500 with the reason.
+void answer_exception(const Req& req, Res& res, std::exception_ptr ep) {
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(ep);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  spdlog::error("serve: {} {}: {}", req.method, req.path, what);
+  send_error(res, {500, "internal", "internal error: " + what});
+}
+
+/// The request's metrics (by route label, method, status) and its access-log line; ends its context.
+void log_request(Server::Impl& s, const Req& req, const Res& res) {
+  RequestContext& ctx = request_context();
+  const double seconds =
+      ctx.start.time_since_epoch().count() == 0
+          ? 0
+          : std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.start).count();
+  const std::string route = ctx.route.empty() ? "unmatched" : ctx.route;
+  s.metrics.requests.inc({route, req.method, std::to_string(res.status)});
+  s.metrics.request_seconds.observe(seconds, {route});
+  if (s.access_log) {
+    s.access_log->info("{} {} \"{} {}\" {} {} {:.1f}ms \"{}\"", ctx.id.empty() ? "-" : ctx.id,
+                       req.remote_addr, req.method, req.path, res.status, res.body.size(), seconds * 1000,
+                       req.get_header_value("User-Agent"));
+  }
+  ctx = RequestContext{};
+}
+
+// ---- the web UI's static files ----------------------------------------------------------------------------
+
+/// GET /ui: the UI lives under /ui/.
+void ui_redirect(Server::Impl&, const Req&, Res& res) {
+  res.set_redirect("/ui/");
+}
+
+/// GET /ui/{path}: a file of the UI, from --web-dir or the copy embedded in the binary.
+void ui_file(Server::Impl& s, const Req& req, Res& res) {
+  std::string path = req.matches[1];
+  if (path.empty()) path = "index.html";
+  if (path.find("..") != std::string::npos || path.front() == '/')
+    throw_http(400, "bad_request", fmt::format("invalid UI path '{}'", path));
+  res.set_header("Cache-Control", "no-cache");
+  if (!s.options.web_dir.empty()) {
+    const auto file = std::filesystem::path(s.options.web_dir) / path;
+    if (!std::filesystem::is_regular_file(file))
+      throw_http(404, "not_found", fmt::format("no UI file '{}'", path));
+    res.set_content(read_file(file), content_type_for(path));
+    return;
+  }
+  const WebAsset* asset = find_web_asset(path);
+  if (!asset) throw_http(404, "not_found", fmt::format("no UI file '{}'", path));
+  res.set_content(std::string(asset->body), content_type_for(path));
+}
+
+}  // namespace
+
+const std::vector<Route>& ui_routes() {
+  // clang-format off
+  static const std::vector<Route> kRoutes = {
+      {"GET", "/ui",      "/ui",        ui_redirect},
+      {"GET", "/ui/(.*)", "/ui/{path}", ui_file},
   };
+  // clang-format on
+  return kRoutes;
 }
 
 void Server::Impl::install_middleware() {
-  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    RequestContext& ctx = request_context();
-    ctx.start = std::chrono::steady_clock::now();
-    ctx.route = "unmatched";
-    const std::string given = req.get_header_value("X-Request-Id");
-    ctx.id = valid_request_id(given) ? given : new_request_id();
-    res.set_header("X-Request-Id", ctx.id);
-    const std::string origin = req.get_header_value("Origin");
-    if (!origin.empty()) {
-      const auto& allowed = options.cors_origins;
-      const bool any = std::find(allowed.begin(), allowed.end(), "*") != allowed.end();
-      if (any || std::find(allowed.begin(), allowed.end(), origin) != allowed.end()) {
-        res.set_header("Access-Control-Allow-Origin", any ? "*" : origin);
-        res.set_header("Vary", "Origin");
-        res.set_header("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, Server-Timing");
-        if (req.method == "OPTIONS") {
-          res.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
-          res.set_header(
-              "Access-Control-Allow-Headers",
-              "Content-Type, Authorization, X-API-Key, X-Request-Id, Inference-Header-Content-Length");
-          res.set_header("Access-Control-Max-Age", "600");
-        }
-      }
-    }
-    if (req.method == "OPTIONS") {
-      ctx.route = "preflight";
-      res.status = 204;
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    if (!api_keys.empty() && !auth_exempt(req)) {
-      const std::string key = presented_key(req);
-      if (key.empty()) {
-        res.set_header("WWW-Authenticate", "Bearer");
-        metrics.rejected.inc({"unauthorized"});
-        send_error(res, {401, "unauthorized",
-                         "this server needs an API key: send 'Authorization: Bearer KEY' or "
-                         "'X-API-Key: KEY'"});
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      if (!api_keys.count(key)) {
-        metrics.rejected.inc({"forbidden"});
-        send_error(res, {403, "forbidden", "the API key is not accepted by this server"});
-        return httplib::Server::HandlerResponse::Handled;
-      }
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
+  http.set_pre_routing_handler([this](const Req& req, Res& res) {
+    begin_request(req, res);
+    apply_cors(options, req, res);
+    const bool answered = answer_preflight(req, res) || refuse_without_key(*this, req, res) ||
+                          route_without_body(*this, req, res);
+    return answered ? HandlerResponse::Handled : HandlerResponse::Unhandled;
   });
-
-  http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
-                                                                     httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string message;
-    switch (res.status) {
-      case 404:
-        if (const std::string allow = other_methods(req.method, req.path); !allow.empty()) {
-          res.status = 405;
-          res.set_header("Allow", allow);
-          message = fmt::format("{} is not allowed on {}; use {}", req.method, req.path, allow);
-          break;
-        }
-        message = fmt::format("no route {} {}; see GET /v1/models, POST /v1/predict, /v1/runs, /v2 and /ui/",
-                              req.method, req.path);
-        break;
-      case 413:
-        message = fmt::format("request body larger than the server's limit of {} MiB", options.max_body_mb);
-        metrics.rejected.inc({"too_large"});
-        break;
-      case 405:
-        message = fmt::format("method {} not allowed on {}", req.method, req.path);
-        break;
-      default:
-        message = fmt::format("{} {}: {}", res.status, status_kind(res.status),
-                              res.status == 400 ? "malformed request" : "request failed");
-    }
-    if (request_context().id.empty()) request_context().id = new_request_id();
-    send_error(res, {res.status, status_kind(res.status), message});
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-
-  http.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    spdlog::error("serve: {} {}: {}", req.method, req.path, what);
-    send_error(res, {500, "internal", "internal error: " + what});
-  });
-
-  http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    RequestContext& ctx = request_context();
-    const double seconds =
-        ctx.start.time_since_epoch().count() == 0
-            ? 0
-            : std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.start).count();
-    const std::string route = ctx.route.empty() ? "unmatched" : ctx.route;
-    metrics.requests.inc({route, req.method, std::to_string(res.status)});
-    metrics.request_seconds.observe(seconds, {route});
-    if (access_log) {
-      access_log->info("{} {} \"{} {}\" {} {} {:.1f}ms \"{}\"", ctx.id.empty() ? "-" : ctx.id,
-                       req.remote_addr, req.method, req.path, res.status, res.body.size(), seconds * 1000,
-                       req.get_header_value("User-Agent"));
-    }
-    ctx = RequestContext{};
-  });
-}
-
-void Server::Impl::add_ui_routes() {
-  http.Get("/ui", guarded(*this, "/ui",
-                          [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/ui/"); }));
-  http.Get(R"(/ui/(.*))", guarded(*this, "/ui", [this](const httplib::Request& req, httplib::Response& res) {
-             std::string path = req.matches[1];
-             if (path.empty()) path = "index.html";
-             if (path.find("..") != std::string::npos || path.front() == '/')
-               throw_http(400, "bad_request", fmt::format("invalid UI path '{}'", path));
-             res.set_header("Cache-Control", "no-cache");
-             if (!options.web_dir.empty()) {
-               const auto file = std::filesystem::path(options.web_dir) / path;
-               if (!std::filesystem::is_regular_file(file))
-                 throw_http(404, "not_found", fmt::format("no UI file '{}'", path));
-               res.set_content(read_file(file), content_type_for(path));
-               return;
-             }
-             const WebAsset* asset = find_web_asset(path);
-             if (!asset) throw_http(404, "not_found", fmt::format("no UI file '{}'", path));
-             res.set_content(std::string(asset->body), content_type_for(path));
-           }));
+  http.set_error_handler(httplib::Server::HandlerWithResponse(
+      [this](const Req& req, Res& res) { return answer_http_error(*this, req, res); }));
+  http.set_exception_handler(answer_exception);
+  http.set_logger([this](const Req& req, const Res& res) { log_request(*this, req, res); });
 }
 
 Server::Server(ServeOptions options) {
@@ -511,10 +519,7 @@ Server::Server(ServeOptions options) {
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   s.install_middleware();
-  s.add_predict_routes();
-  s.add_kserve_routes();
-  s.add_tracking_routes();
-  s.add_ui_routes();
+  register_routes(s.http, s);
 }
 
 Server::~Server() {

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "router.h"
 #include "vigil/image/decode.h"
 #include "vigil/serve/batcher.h"
 #include "vigil/serve/metrics.h"
@@ -105,17 +106,10 @@ struct Server::Impl {
   std::unique_ptr<store::Store> tracking_store;
   std::mutex tracking_mutex;
 
-  // routes_predict.cpp
-  void add_predict_routes();
-  // routes_kserve.cpp
-  void add_kserve_routes();
-  // routes_tracking.cpp
-  void add_tracking_routes();
-  /// Runs `fn(store)` under tracking_mutex, opening the store first when needed; store errors become HTTP
-  /// errors (InvalidArgument 400, NotFound 404, DataError 422, IoError 503).
+  /// Runs `fn(store)` under tracking_mutex, opening the store first when needed; 503 when this server has
+  /// no workspace. What the store throws is left to guarded(), which maps every vigil::Error once.
   void with_store(const std::function<void(store::Store&)>& fn);
   // server.cpp
-  void add_ui_routes();
   void install_middleware();
   void reload(const std::string& path);
 
@@ -138,7 +132,7 @@ struct Server::Impl {
   /// The bookkeeping after a single-image answer was encoded (encode began at `encode_start`): the encode
   /// stage metric, the statistics for `shown`, and the Server-Timing header. Returns {encode_ms, total_ms}.
   std::pair<double, double> finish_one(httplib::Response& res, const ImageOutcome& outcome,
-                                       const train::Prediction& shown,
+                                       const model::Prediction& shown,
                                        std::chrono::steady_clock::time_point start,
                                        std::chrono::steady_clock::time_point encode_start);
   /// The /v1/predict body of one outcome.
@@ -150,16 +144,15 @@ struct Server::Impl {
 };
 
 /// Labels and confidences of an answer (a classifier's label, a detector's boxes), for the statistics.
-std::vector<std::pair<std::string, float>> answer_labels(const train::Prediction& p);
+std::vector<std::pair<std::string, float>> answer_labels(const model::Prediction& p);
 /// Writes a JSON body.
 void send_json(httplib::Response& res, const nlohmann::json& body, int status = 200);
 /// Writes the error body for `e` with the current request id.
 void send_error(httplib::Response& res, const HttpError& e);
+/// The error body's "code" for a status: "bad_request", "not_found", "unavailable", ...
+const char* status_kind(int status);
 /// The image parts of a request: multipart file parts (every part with content, or only field `field`
 /// when given), else the raw body. 400 when there is none.
 std::vector<ImagePart> image_parts(const httplib::Request& req, const std::string& field = "");
-/// Wraps a handler: records the route label, maps HttpError / vigil errors / exceptions to JSON bodies.
-httplib::Server::Handler guarded(Server::Impl& impl, std::string route,
-                                 std::function<void(const httplib::Request&, httplib::Response&)> handler);
 
 }  // namespace vigil::serve

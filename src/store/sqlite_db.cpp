@@ -148,8 +148,8 @@ void Database::write(const std::function<void()>& fn) {
       throw;
     }
   }
-  throw IoError(fmt::format("{} (still busy after {} retries: another process holds the database)", last,
-                            max_retries_));
+  throw Unavailable(fmt::format("{} (still busy after {} retries: another process holds the database)", last,
+                                max_retries_));
 }
 
 }  // namespace vigil::store::detail

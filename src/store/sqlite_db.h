@@ -71,10 +71,10 @@ class Database {
 /// True for the error codes that mean "another connection holds the lock".
 bool is_busy(int rc);
 
-/// SQLite reported busy past the busy timeout: Database::write retries the transaction; elsewhere it is an
-/// ordinary IoError.
-struct BusyError : IoError {
-  explicit BusyError(std::string m) : IoError(std::move(m)) {}
+/// SQLite reported busy past the busy timeout: Database::write retries the transaction; elsewhere it reaches
+/// the caller as Unavailable (a 503 at the HTTP edge, exit 6 on the command line: try again).
+struct BusyError : Unavailable {
+  explicit BusyError(std::string m) : Unavailable(std::move(m)) {}
 };
 
 }  // namespace vigil::store::detail

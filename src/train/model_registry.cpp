@@ -5,7 +5,7 @@
 
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
-#include "vigil/train/model_file.h"
+#include "vigil/model/model_file.h"
 #include "vigil/train/tracking.h"
 
 namespace vigil::train {
@@ -53,8 +53,8 @@ store::ModelVersion register_run_model(store::Store& s, const std::string& run_r
   if (weights.empty())
     throw NotFound(fmt::format("run '{}' has no weights in {}/weights", run.info.name, run.info.run_dir));
 
-  LoadedModel model = load_model(weights);
-  ModelInfo info = model.info;
+  model::LoadedModel model = model::load_model(weights);
+  model::ModelInfo info = model.info;
   info.run_id = run.info.id;
   if (!run.info.dataset_id.empty()) info.dataset_id = run.info.dataset_id;
   if (info.code_version.empty()) info.code_version = run.info.code.vigil;
@@ -71,14 +71,14 @@ store::ModelVersion register_run_model(store::Store& s, const std::string& run_r
       fs::remove(p, ec);
     }
   } cleanup{tmp};
-  save_model(tmp, info, *model.module);
+  model::save_model(tmp, info, *model.module);
 
   store::NewModelVersion nv;
   nv.name = options.name;
   nv.run_id = run.info.id;
   nv.dataset_id = info.dataset_id;
   nv.arch = info.arch;
-  nv.task = info.task;
+  nv.task = data::task_name(info.task);
   nv.description = options.description;
   nv.metrics = info.metrics;
   nv.info_json = info.to_json();

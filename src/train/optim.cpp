@@ -61,17 +61,6 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<torch::Tenso
   return std::make_unique<torch::optim::AdamW>(std::move(params), opts);
 }
 
-std::string optimizer_kind(const torch::optim::Optimizer& optimizer) {
-  const auto* p = &optimizer;
-  if (dynamic_cast<const torch::optim::SGD*>(p) != nullptr) return "sgd";
-  if (dynamic_cast<const torch::optim::AdamW*>(p) != nullptr) return "adamw";
-  if (dynamic_cast<const torch::optim::Adam*>(p) != nullptr) return "adam";
-  if (dynamic_cast<const torch::optim::RMSprop*>(p) != nullptr) return "rmsprop";
-  if (dynamic_cast<const torch::optim::Adagrad*>(p) != nullptr) return "adagrad";
-  if (dynamic_cast<const torch::optim::LBFGS*>(p) != nullptr) return "lbfgs";
-  return "unknown";
-}
-
 double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
   VIGIL_CHECK(max_norm > 0, "expected max_norm > 0 for gradient clipping, got {}", max_norm);
   return torch::nn::utils::clip_grad_norm_(params, max_norm, 2.0);

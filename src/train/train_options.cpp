@@ -77,8 +77,7 @@ void TrainOptions::validate() const {
   optimizer.validate();
   schedule.validate();
   early_stopping.validate();
-  const std::string task = task_of(*this);
-  if (task == "detection") {
+  if (task_of(*this) == data::Task::kDetection) {
     VIGIL_CHECK(early_stopping.metric != "val_accuracy",
                 "expected early_stopping.metric fitness, mAP50, mAP50-95, val_loss or auto for detector "
                 "'{}', got val_accuracy",
@@ -95,13 +94,13 @@ void TrainOptions::validate() const {
   }
 }
 
-std::string task_of(const TrainOptions& options) {
+data::Task task_of(const TrainOptions& options) {
   return nn::find_model(options.model.arch).task;
 }
 
 std::string resolved_metric(const TrainOptions& options) {
   if (options.early_stopping.metric != "auto") return options.early_stopping.metric;
-  return task_of(options) == "classification" ? "val_accuracy" : "fitness";
+  return task_of(options) == data::Task::kClassification ? "val_accuracy" : "fitness";
 }
 
 bool metric_maximize(const TrainOptions& options) {

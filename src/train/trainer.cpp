@@ -9,25 +9,24 @@
 #include <cmath>
 #include <ctime>
 #include <numeric>
-#include <optional>
 #include <set>
 
-#include "rng_guard.h"
+#include "observers.h"
 #include "trainer_data.h"
 #include "trainer_model.h"
+#include "vigil/core/clock.h"
 #include "vigil/core/config.h"
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
 #include "vigil/core/interrupt.h"
-#include "vigil/core/progress.h"
 #include "vigil/core/strings.h"
-#include "vigil/train/checkpoint.h"
+#include "vigil/model/checkpoint.h"
+#include "vigil/model/model_file.h"
+#include "vigil/model/rng_guard.h"
 #include "vigil/train/early_stopping.h"
-#include "vigil/train/model_file.h"
+#include "vigil/train/observer.h"
 #include "vigil/train/optim.h"
-#include "vigil/train/results_csv.h"
 #include "vigil/train/schedule.h"
-#include "vigil/train/tensorboard.h"
 #include "vigil/train/tracking.h"
 
 namespace vigil::train {
@@ -37,8 +36,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kLastName = "last.ckpt";
-constexpr const char* kBestName = "best.ckpt";
+constexpr const char* kLastName = detail::CheckpointWriter::kLastName;
 
 /// Options a resumed run may change: none of them alters the arithmetic of training (epochs extends or
 /// shortens the run, and with it the cosine schedule).
@@ -67,15 +65,6 @@ class RunLog {
   std::shared_ptr<spdlog::logger> previous_;
 };
 
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 torch::Device parse_device(const std::string& name) {
   torch::Device device(name);
   if (device.is_cuda()) {
@@ -86,7 +75,7 @@ torch::Device parse_device(const std::string& name) {
 }
 
 /// The saved options of a checkpoint plus the overrides a resume may apply.
-TrainOptions resumed_options(const Checkpoint& meta, const std::vector<std::string>& overrides,
+TrainOptions resumed_options(const model::Checkpoint& meta, const std::vector<std::string>& overrides,
                              const fs::path& file) {
   if (meta.config_yaml.empty()) {
     throw DataError(
@@ -141,40 +130,47 @@ struct Trainer::Impl {
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::unique_ptr<LrSchedule> schedule;
   EarlyStopping stopper;
-  ModelInfo info;
+  model::ModelInfo info;
   data::LoaderOptions train_lo, val_lo;
   int64_t batches_per_epoch = 0;
 
   int epoch = 0;          ///< the epoch being trained, 0-based (= epochs completed)
   int64_t iteration = 0;  ///< optimizer steps taken
   EpochState state;
-  bool best_written = false;
   double last_lr = 0;
   fs::path resumed_from;  ///< the checkpoint a resumed run continues, empty for a new run
 
   data::Dataset epoch_ds;  ///< balance=resample: this epoch's draws (the train loader reads it)
   std::unique_ptr<data::DataLoader> train_loader, val_loader;
-  std::unique_ptr<ResultsCsv> csv;
-  std::unique_ptr<EventWriter> events;
-  std::unique_ptr<TrackedRun> tracked;  ///< null when control.track is off
+  /// The built-in outputs (observers.h, in their fixed order), then those added with add_observer.
+  std::vector<std::shared_ptr<TrainObserver>> observers;
+  /// Also in `observers`; knows whether best.ckpt was written.
+  std::shared_ptr<detail::CheckpointWriter> checkpoints;
 
   void setup(bool load_weights);
   void create_run_dir();
   std::vector<std::string> columns() const;
-  void open_outputs();
   bool stop_requested() const;
   data::DataLoader& start_train_epoch();
   bool train_epoch();
   void step(const data::Batch& batch);
   std::map<std::string, double> validate();
-  std::map<std::string, double> finish_epoch();
-  json extra() const;
-  void restore_extra(const std::string& text, const fs::path& file);
-  void save(const fs::path& file, bool with_optimizer);
+  EpochReport finish_epoch();
+  json extra(bool best_written) const;
+  bool restore_extra(const std::string& text, const fs::path& file);
+  void save(const fs::path& file, bool with_optimizer, bool best_written);
   std::string metric_column() const;
+  RunStart run_start() const;
   TrainResult train_all();
-  void start_tracking(const std::string& resumed_run_id);
-  void finish_tracking(const TrainResult& r);
+  TrainResult result(const TrainEnd& end, std::map<std::string, double> last_metrics) const;
+  std::unique_ptr<TrackedRun> start_tracking(const std::string& resumed_run_id);
+  void attach_outputs(std::unique_ptr<TrackedRun> tracked, bool best_written);
+
+  /// Calls `hook` on every observer, in order.
+  template <class Record>
+  void notify(void (TrainObserver::*hook)(const Record&), const Record& record) {
+    for (const auto& o : observers) (o.get()->*hook)(record);
+  }
 };
 
 // ---- setup ----------------------------------------------------------------------------------------------
@@ -184,7 +180,7 @@ void Trainer::Impl::setup(bool load_weights) {
   opt.threads = torch::get_num_threads();
   device = parse_device(opt.device);
   spec = &nn::find_model(opt.model.arch);
-  input_size = spec->task == "classification" ? detail::classifier_input_size(opt, *spec) : 0;
+  input_size = spec->task == data::Task::kClassification ? detail::classifier_input_size(opt, *spec) : 0;
 
   torch::manual_seed(opt.seed);
   model = detail::make_task_model(opt, data.ds.classes, input_size, data.weights, device, load_weights);
@@ -203,9 +199,10 @@ void Trainer::Impl::setup(bool load_weights) {
                                           batches_per_epoch);
   stopper = EarlyStopping(opt.early_stopping.patience, opt.early_stopping.min_delta, metric_maximize(opt));
 
-  info = default_model_info(opt.model.arch, data.ds.classes);
-  if (spec->task == "classification") info.input_width = info.input_height = input_size;
-  info.pretrained_backbone = spec->task == "detection" && !opt.model.weights.empty();
+  info = model::default_model_info(opt.model.arch, data.ds.classes);
+  // The model file records what the validation loader feeds the model, so predict and serve reproduce it.
+  if (spec->task == data::Task::kClassification) info.preprocess = val_lo.preprocess(false);
+  info.pretrained_backbone = spec->task == data::Task::kDetection && !opt.model.weights.empty();
   info.dataset_id = data.version.id;
   info.source = fmt::format("vigil train: dataset {}@{}, split {}/{}", data.version.name,
                             data.version.short_id(), opt.data.split, opt.data.train);
@@ -252,11 +249,18 @@ std::vector<std::string> Trainer::Impl::columns() const {
   return cols;
 }
 
-void Trainer::Impl::open_outputs() {
-  csv = std::make_unique<ResultsCsv>(run_dir / "results.csv", columns());
-  csv->truncate_after(static_cast<double>(epoch));  // rows of epochs the checkpoint has not seen end
-  events = std::make_unique<EventWriter>(run_dir);
-  val_loader = std::make_unique<data::DataLoader>(data.ds, data.images, data.val, val_lo);
+/// The built-in outputs, in the order observers.h explains. `tracked` is null when tracking is off.
+void Trainer::Impl::attach_outputs(std::unique_ptr<TrackedRun> tracked, bool best_written) {
+  if (control.progress) observers.push_back(std::make_shared<detail::ProgressObserver>());
+  observers.push_back(std::make_shared<detail::ResultsCsvObserver>());
+  if (tracked) observers.push_back(std::make_shared<detail::TrackingObserver>(std::move(tracked), run_dir));
+  observers.push_back(std::make_shared<detail::LogObserver>());
+  checkpoints = std::make_shared<detail::CheckpointWriter>(
+      run_dir,
+      [this](const fs::path& file, bool with_optimizer, bool best) { save(file, with_optimizer, best); },
+      best_written);
+  observers.push_back(checkpoints);
+  observers.push_back(std::make_shared<detail::TensorBoardObserver>());
 }
 
 bool Trainer::Impl::stop_requested() const {
@@ -266,7 +270,7 @@ bool Trainer::Impl::stop_requested() const {
 
 // ---- checkpoints ----------------------------------------------------------------------------------------
 
-json Trainer::Impl::extra() const {
+json Trainer::Impl::extra(bool best_written) const {
   return {{"dataset_id", data.version.id},  {"dataset", data.version.name},
           {"run_name", opt.name},           {"batch_in_epoch", state.batches_done},
           {"epoch_images", state.images},   {"epoch_loss_sums", state.loss_sums},
@@ -274,7 +278,8 @@ json Trainer::Impl::extra() const {
           {"best_written", best_written},   {"last_lr", last_lr}};
 }
 
-void Trainer::Impl::restore_extra(const std::string& text, const fs::path& file) {
+/// Restores the position and early stopping; returns whether best.ckpt was written (the checkpoint writer's).
+bool Trainer::Impl::restore_extra(const std::string& text, const fs::path& file) {
   try {
     const json j = json::parse(text);
     state.batches_done = j.at("batch_in_epoch").get<int64_t>();
@@ -282,24 +287,25 @@ void Trainer::Impl::restore_extra(const std::string& text, const fs::path& file)
     state.loss_sums = j.at("epoch_loss_sums").get<std::map<std::string, double>>();
     state.seconds = j.at("epoch_seconds").get<double>();
     stopper = EarlyStopping::from_json(j.at("early_stopping").get<std::string>());
-    best_written = j.at("best_written").get<bool>();
+    const bool best_written = j.at("best_written").get<bool>();
     last_lr = j.at("last_lr").get<double>();
+    return best_written;
   } catch (const json::exception& e) {
     throw DataError(
         fmt::format("{}: the trainer state in the checkpoint is malformed: {}", to_utf8(file), e.what()));
   }
 }
 
-void Trainer::Impl::save(const fs::path& file, bool with_optimizer) {
-  Checkpoint meta;
+void Trainer::Impl::save(const fs::path& file, bool with_optimizer, bool best_written) {
+  model::Checkpoint meta;
   meta.epoch = epoch;
   meta.iteration = iteration;
   meta.arch = opt.model.arch;
   meta.class_names = info.class_names;
   meta.config_yaml = config::to_yaml(opt);
-  meta.extra_json = extra().dump();
+  meta.extra_json = extra(best_written).dump();
   meta.model_json = info.to_json();
-  save_checkpoint(file, meta, model->module(), with_optimizer ? optimizer.get() : nullptr);
+  model::save_checkpoint(file, meta, model->module(), with_optimizer ? optimizer.get() : nullptr);
 }
 
 // ---- the loop -------------------------------------------------------------------------------------------
@@ -350,34 +356,33 @@ void Trainer::Impl::step(const data::Batch& batch) {
     if (it != losses.end()) state.loss_sums[name] += it->second.item<double>();
   }
   last_lr = lr;
-  events->add_scalar("train/batch_loss", value, iteration);
+
+  BatchReport report;
+  report.epoch = epoch + 1;
+  report.iteration = iteration;
+  report.batch = state.batches_done;
+  report.batches_per_epoch = batches_per_epoch;
+  report.images = static_cast<int64_t>(batch.size());
+  report.loss = value;
+  report.lr = lr;
+  for (const auto& name : model->loss_names()) {
+    auto it = state.loss_sums.find(name);
+    report.mean_losses.emplace_back(name,
+                                    it == state.loss_sums.end() ? 0.0 : it->second / state.batches_done);
+  }
+  notify(&TrainObserver::on_batch_end, report);
 }
 
 /// Trains the rest of the current epoch; false when stopped inside it (state holds the position).
 bool Trainer::Impl::train_epoch() {
   data::DataLoader& loader = start_train_epoch();
-  std::optional<Progress> progress;
-  if (control.progress) {
-    progress.emplace(fmt::format("epoch {}/{}", epoch + 1, opt.epochs),
-                     static_cast<size_t>(batches_per_epoch), "batch");
-    progress->advance(static_cast<size_t>(state.batches_done));
-  }
   model->set_train_mode();
+  notify(&TrainObserver::on_epoch_start,
+         EpochStart{epoch + 1, opt.epochs, batches_per_epoch, state.batches_done});
   const auto start = Clock::now();
-  int64_t images = 0;
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
   while (auto batch = loader.next()) {
     step(*batch);
-    images += static_cast<int64_t>(batch->size());
-    if (progress) {
-      std::string text = fmt::format("loss {:.4f}", state.loss_sums["loss"] / state.batches_done);
-      for (const auto& name : model->loss_names()) {
-        if (name != "loss")
-          text += fmt::format(" {} {:.4f}", name, state.loss_sums[name] / state.batches_done);
-      }
-      progress->set_postfix(fmt::format("{} lr {:.3g} {:.1f} img/s", text, last_lr, images / elapsed()));
-      progress->advance();
-    }
     // The last batch of an epoch is not a stopping point: validation follows, then last.ckpt at the boundary.
     if (state.batches_done < batches_per_epoch && stop_requested()) {
       state.seconds += elapsed();
@@ -391,59 +396,45 @@ bool Trainer::Impl::train_epoch() {
 std::map<std::string, double> Trainer::Impl::validate() {
   // Validation must not move the training random stream: a run's weights do not depend on what it is
   // validated on or whether validation was interrupted.
-  detail::GlobalRngGuard keep_training_stream;
+  model::detail::GlobalRngGuard keep_training_stream;
   model->set_eval_mode();
   val_loader->start_epoch(0);
   detail::ValSums sums;
-  std::optional<Progress> progress;
-  if (control.progress) progress.emplace("  validating", val_loader->batches_per_epoch(), "batch");
+  ValidationProgress progress{epoch + 1, 0, static_cast<int64_t>(val_loader->batches_per_epoch())};
+  notify(&TrainObserver::on_validation_start, progress);
   while (auto batch = val_loader->next()) {
     model->validate_batch(*batch, sums);
-    if (progress) progress->advance();
+    ++progress.batch;
+    notify(&TrainObserver::on_validation_batch_end, progress);
   }
   return model->val_metrics(sums);
 }
 
-std::map<std::string, double> Trainer::Impl::finish_epoch() {
-  const auto val = validate();
-  std::map<std::string, double> row = val;
-  row["epoch"] = epoch + 1;
+/// Validates, moves the position past the epoch (so a checkpoint written now resumes at the next one) and
+/// tells the observers, which write the epoch's outputs.
+EpochReport Trainer::Impl::finish_epoch() {
+  EpochReport r;
+  r.metrics = validate();
+  r.epoch = epoch + 1;
+  r.epochs = opt.epochs;
+  r.metrics["epoch"] = r.epoch;
   const double batches = static_cast<double>(std::max<int64_t>(state.batches_done, 1));
-  for (const auto& [name, sum] : state.loss_sums) row["train/" + name] = sum / batches;
-  row["lr/pg0"] = last_lr;
-  csv->append(row);
-  const int64_t step = epoch + 1;
-  for (const auto& [key, value] : row) {
-    if (key != "epoch") events->add_scalar(key, value, step);
-  }
-  events->add_scalar("time/epoch_seconds", state.seconds, step);
-  if (tracked) {
-    auto values = row;
-    values.erase("epoch");
-    values["time/epoch_seconds"] = state.seconds;
-    tracked->log_metrics(values, step);
-  }
-  if (state.seconds > 0) events->add_scalar("time/images_per_second", state.images / state.seconds, step);
+  for (const auto& [name, sum] : state.loss_sums) r.metrics["train/" + name] = sum / batches;
+  r.metrics["lr/pg0"] = last_lr;
+  r.seconds = state.seconds;
+  r.images = state.images;
+  r.iteration = iteration;
 
-  auto it = row.find(metric_column());
-  const double metric = it == row.end() ? std::nan("") : it->second;
-  const bool improved = stopper.update(metric, epoch + 1);
-  std::string summary;
-  for (const auto& c : columns()) {
-    if (c != "epoch" && row.count(c)) summary += fmt::format("  {} {:.5g}", c, row.at(c));
-  }
-  spdlog::info("epoch {}/{}{}  ({:.1f} s){}", epoch + 1, opt.epochs, summary, state.seconds,
-               improved ? "  best so far" : "");
+  r.metric = resolved_metric(opt);
+  auto it = r.metrics.find(metric_column());
+  r.metric_value = it == r.metrics.end() ? std::nan("") : it->second;
+  r.improved = stopper.update(r.metric_value, r.epoch);
+  r.best_metric = stopper.best();
+  r.best_epoch = stopper.best_epoch();
   ++epoch;
   state = EpochState{};
-  if (improved) {
-    // best before last: a kill between the two resumes from the previous last.ckpt and redoes this epoch.
-    save(run_dir / "weights" / kBestName, /*with_optimizer=*/false);
-    best_written = true;
-  }
-  save(run_dir / "weights" / kLastName, /*with_optimizer=*/true);
-  events->flush();
-  return row;
+  notify(&TrainObserver::on_epoch_end, r);
+  return r;
 }
 
 // ---- public -----------------------------------------------------------------------------------------------
@@ -458,7 +449,7 @@ Trainer::Trainer(Workspace ws, TrainOptions options, TrainControl control) : imp
   m.setup(/*load_weights=*/true);
   m.create_run_dir();  // after every check: a run that cannot start leaves no folder behind
   config::write_resolved(config::to_yaml(m.opt), m.run_dir);
-  m.start_tracking("");
+  m.attach_outputs(m.start_tracking(""), /*best_written=*/false);
 }
 
 Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -475,7 +466,8 @@ std::unique_ptr<Trainer> Trainer::resume(Workspace ws, const fs::path& run_or_ch
                        fs::exists(ws.runs_dir() / run_or_checkpoint, ec);
   const fs::path file =
       resume_checkpoint_path(by_name ? ws.runs_dir() / run_or_checkpoint : run_or_checkpoint);
-  const Checkpoint meta = read_checkpoint_meta(file);  // corrupt or foreign files fail here, naming the file
+  const model::Checkpoint meta =
+      model::read_checkpoint_meta(file);  // corrupt or foreign files fail here, naming the file
   VIGIL_CHECK(!meta.optimizer.empty(),
               "expected a checkpoint with optimizer state to resume from (a run's weights/{}), got {}, which "
               "holds weights only",
@@ -491,24 +483,26 @@ std::unique_ptr<Trainer> Trainer::resume(Workspace ws, const fs::path& run_or_ch
     throw DataError(
         fmt::format("{}: the trainer state in the checkpoint is malformed: {}", to_utf8(file), e.what()));
   }
-  m->setup(/*load_weights=*/false);                               // the checkpoint holds the weights
-  load_checkpoint(file, m->model->module(), m->optimizer.get());  // also the torch generator
+  m->setup(/*load_weights=*/false);                                      // the checkpoint holds the weights
+  model::load_checkpoint(file, m->model->module(), m->optimizer.get());  // also the torch generator
   m->epoch = meta.epoch;
   m->iteration = meta.iteration;
-  m->restore_extra(meta.extra_json, file);
-  if (!meta.model_json.empty()) m->info = ModelInfo::from_json(meta.model_json);
+  const bool best_written = m->restore_extra(meta.extra_json, file);
+  if (!meta.model_json.empty()) m->info = model::ModelInfo::from_json(meta.model_json);
   m->run_dir = file.parent_path().filename() == "weights" ? file.parent_path().parent_path()
                                                           : m->ws.runs_dir() / m->opt.name;
   ensure_dir(m->run_dir / "weights");
   config::write_resolved(config::to_yaml(m->opt), m->run_dir);
   m->resumed_from = file;
-  m->start_tracking(m->info.run_id);
+  m->attach_outputs(m->start_tracking(m->info.run_id), best_written);
   return std::unique_ptr<Trainer>(new Trainer(std::move(m)));
 }
 
-void Trainer::Impl::start_tracking(const std::string& resumed_run_id) {
-  if (!control.track) return;
+/// The run in the tracking store (continued when `resumed_run_id` names one), null when tracking is off.
+std::unique_ptr<TrackedRun> Trainer::Impl::start_tracking(const std::string& resumed_run_id) {
+  if (!control.track) return nullptr;
   auto store = std::make_shared<store::Store>(ws);
+  std::unique_ptr<TrackedRun> tracked;
   if (!resumed_run_id.empty()) {
     try {
       // Only an exact id continues a run: checkpoints from before tracking recorded the run's name here.
@@ -525,94 +519,114 @@ void Trainer::Impl::start_tracking(const std::string& resumed_run_id) {
     r.dataset_id = data.version.id;
     r.run_dir = to_utf8(fs::absolute(run_dir));
     r.params = flatten_config(config::to_yaml(opt));
-    r.tags = {{"arch", opt.model.arch}, {"task", spec->task}, {"dataset", data.version.name}};
+    r.tags = {
+        {"arch", opt.model.arch}, {"task", data::task_name(spec->task)}, {"dataset", data.version.name}};
     r.code.vigil = control.code_version;
     tracked = std::make_unique<TrackedRun>(store, r);
   }
   info.run_id = tracked->id();
+  return tracked;
 }
 
-void Trainer::Impl::finish_tracking(const TrainResult& r) {
-  if (!tracked) return;
-  std::vector<store::Artifact> artifacts;
-  for (const auto& dir : {run_dir, run_dir / "weights"}) {
-    for (const auto& e : fs::directory_iterator(dir)) {
-      if (e.is_regular_file()) artifacts.push_back(make_artifact(e.path(), run_dir, ""));
-    }
-  }
-  tracked->log_artifacts(artifacts);
-  tracked->end(r.interrupted ? store::RunStatus::kKilled : store::RunStatus::kFinished);
+void Trainer::add_observer(std::shared_ptr<TrainObserver> observer) {
+  VIGIL_CHECK(observer != nullptr, "expected an observer, got a null pointer");
+  impl_->observers.push_back(std::move(observer));
 }
 
 TrainResult Trainer::run() {
   Impl& m = *impl_;
   try {
-    auto r = m.train_all();
-    if (m.tracked) r.run_id = m.tracked->id();
-    m.finish_tracking(r);
+    TrainResult r;
+    {
+      // Closed before on_finish: the tracking store records train.log as an artifact then.
+      RunLog log(m.run_dir / "train.log");
+      r = m.train_all();
+    }
+    m.notify(&TrainObserver::on_finish, r);
     return r;
   } catch (...) {
-    if (m.tracked)
-      m.tracked->end(interrupt_requested() ? store::RunStatus::kKilled : store::RunStatus::kFailed);
+    for (const auto& o : m.observers) o->on_failure();
     throw;
   }
 }
 
-TrainResult Trainer::Impl::train_all() {
-  Impl& m = *this;
-  RunLog log(m.run_dir / "train.log");
-  m.open_outputs();
-  int64_t trainable = 0, frozen = 0;
-  for (const auto& p : m.model->module().parameters()) (p.requires_grad() ? trainable : frozen) += p.numel();
-  spdlog::info(
-      "training {} on {}@{} (split {}: {} train / {} val samples, {} classes): {} parameters ({} "
-      "trainable), {} threads, device {}; run folder {}",
-      m.opt.model.arch, m.data.version.name, m.data.version.short_id(), m.opt.data.split, m.data.train.size(),
-      m.data.val.size(), m.data.ds.classes.size(), trainable + frozen, trainable, m.opt.threads, m.opt.device,
-      to_utf8(m.run_dir));
+RunStart Trainer::Impl::run_start() const {
+  RunStart s;
+  s.run_name = opt.name;
+  s.run_id = control.track ? info.run_id : "";  // start_tracking set it to the store's id
+  s.run_dir = run_dir;
+  s.resumed_from = resumed_from;
+  s.arch = opt.model.arch;
+  s.dataset = fmt::format("{}@{}", data.version.name, data.version.short_id());
+  s.split = opt.data.split;
+  s.train_samples = data.train.size();
+  s.val_samples = data.val.size();
+  s.classes = data.ds.classes.size();
+  for (const auto& p : model->module().parameters()) {
+    s.parameters += p.numel();
+    if (p.requires_grad()) s.trainable_parameters += p.numel();
+  }
+  s.threads = opt.threads;
+  s.device = opt.device;
+  s.epochs = opt.epochs;
+  s.epochs_completed = epoch;
+  s.iterations = iteration;
+  s.batch_in_epoch = state.batches_done;
+  s.batches_per_epoch = batches_per_epoch;
+  s.columns = columns();
+  s.metric = resolved_metric(opt);
+  return s;
+}
 
-  if (!m.resumed_from.empty()) {
-    spdlog::info("resuming from {}: epoch {}, batch {} of {}, iteration {}", to_utf8(m.resumed_from),
-                 m.epoch + 1, m.state.batches_done, m.batches_per_epoch, m.iteration);
+TrainResult Trainer::Impl::train_all() {
+  val_loader = std::make_unique<data::DataLoader>(data.ds, data.images, data.val, val_lo);
+  notify(&TrainObserver::on_train_start, run_start());
+  TrainEnd end;
+  std::map<std::string, double> last_metrics;
+  while (epoch < opt.epochs) {
+    if (!train_epoch()) {
+      end.interrupted = end.stopped_inside_epoch = true;  // the checkpoint writer saves the position
+      break;
+    }
+    last_metrics = finish_epoch().metrics;
+    if (stopper.should_stop() && epoch < opt.epochs) {
+      end.early_stopped = true;
+      break;
+    }
+    if (epoch < opt.epochs && stop_requested()) {
+      end.interrupted = true;  // last.ckpt was just written at the epoch boundary
+      break;
+    }
   }
+  end.epochs_completed = epoch;
+  end.iterations = iteration;
+  end.batch_in_epoch = state.batches_done;
+  end.metric = resolved_metric(opt);
+  end.best_metric = stopper.best();
+  end.best_epoch = stopper.best_epoch();
+  end.patience = opt.early_stopping.patience;
+  notify(&TrainObserver::on_train_end, end);
+  train_loader.reset();
+  val_loader.reset();
+  return result(end, std::move(last_metrics));
+}
+
+TrainResult Trainer::Impl::result(const TrainEnd& end, std::map<std::string, double> last_metrics) const {
   TrainResult r;
-  r.run_name = m.opt.name;
-  r.run_dir = m.run_dir;
-  r.last_checkpoint = m.run_dir / "weights" / kLastName;
-  r.metric = resolved_metric(m.opt);
-  if (m.epoch >= m.opt.epochs)
-    spdlog::info("run {} has already trained all {} epochs", m.opt.name, m.opt.epochs);
-  while (m.epoch < m.opt.epochs) {
-    if (!m.train_epoch()) {
-      m.save(r.last_checkpoint, /*with_optimizer=*/true);
-      r.interrupted = true;
-      break;
-    }
-    r.last_metrics = m.finish_epoch();
-    if (m.stopper.should_stop() && m.epoch < m.opt.epochs) {
-      spdlog::info("early stopping: no improvement of {} for {} epochs (best {:.5g} at epoch {})", r.metric,
-                   m.opt.early_stopping.patience, m.stopper.best(), m.stopper.best_epoch());
-      r.early_stopped = true;
-      break;
-    }
-    if (m.epoch < m.opt.epochs && m.stop_requested()) {
-      r.interrupted = true;  // last.ckpt was just written at the epoch boundary
-      break;
-    }
-  }
-  if (!r.interrupted && !m.best_written && fs::exists(r.last_checkpoint)) {
-    m.save(m.run_dir / "weights" / kBestName, /*with_optimizer=*/false);  // no finite metric: keep the last
-    m.best_written = true;
-  }
-  m.events->flush();
-  if (m.best_written) r.best_checkpoint = m.run_dir / "weights" / kBestName;
-  r.epochs_completed = m.epoch;
-  r.iterations = m.iteration;
-  r.batch_in_epoch = m.state.batches_done;
-  r.best_metric = m.stopper.best();
-  r.best_epoch = m.stopper.best_epoch();
-  m.train_loader.reset();
-  m.val_loader.reset();
+  r.run_name = opt.name;
+  r.run_id = control.track ? info.run_id : "";
+  r.run_dir = run_dir;
+  r.last_checkpoint = checkpoints->last_checkpoint();
+  r.best_checkpoint = checkpoints->best_checkpoint();
+  r.interrupted = end.interrupted;
+  r.early_stopped = end.early_stopped;
+  r.epochs_completed = end.epochs_completed;
+  r.iterations = end.iterations;
+  r.batch_in_epoch = end.batch_in_epoch;
+  r.metric = end.metric;
+  r.best_metric = end.best_metric;
+  r.best_epoch = end.best_epoch;
+  r.last_metrics = std::move(last_metrics);
   return r;
 }
 

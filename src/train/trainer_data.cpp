@@ -72,10 +72,10 @@ void fill_balance(RunData& run, const TrainOptions& options) {
 
 void check_task(const RunData& run, const TrainOptions& options, const std::string& display) {
   const auto& spec = nn::find_model(options.model.arch);
-  const std::string ds_task = data::task_name(run.ds.task);
-  if (spec.task != ds_task) {
-    throw InvalidArgument(fmt::format("expected a {} dataset for model '{}', got {} ({} dataset)", spec.task,
-                                      spec.name, display, ds_task));
+  if (spec.task != run.ds.task) {
+    throw InvalidArgument(fmt::format("expected a {} dataset for model '{}', got {} ({} dataset)",
+                                      data::task_name(spec.task), spec.name, display,
+                                      data::task_name(run.ds.task)));
   }
 }
 
@@ -113,7 +113,7 @@ RunData load_run_data(const Workspace& ws, const TrainOptions& options, const st
 }
 
 int classifier_input_size(const TrainOptions& options, const nn::ModelSpec& spec) {
-  return options.data.image_size > 0 ? options.data.image_size : spec.input_width;
+  return options.data.image_size > 0 ? options.data.image_size : spec.preprocess.width;
 }
 
 data::LoaderOptions loader_options(const TrainOptions& options, const nn::ModelSpec& spec, bool train,
@@ -129,10 +129,10 @@ data::LoaderOptions loader_options(const TrainOptions& options, const nn::ModelS
   lo.drop_last = train && samples > static_cast<size_t>(lo.batch_size);
   lo.seed = options.seed;
   lo.augment = train && d.augment;
-  if (spec.task == "classification") {
+  if (spec.task == data::Task::kClassification) {
     lo.image_width = lo.image_height = classifier_input_size(options, spec);
-    lo.mean = spec.mean;
-    lo.std = spec.std;
+    lo.mean = spec.preprocess.mean;
+    lo.std = spec.preprocess.std;
     lo.normalize = true;
   } else {
     lo.min_size = d.min_size;

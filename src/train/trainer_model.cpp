@@ -5,10 +5,11 @@
 #include "vigil/core/error.h"
 #include "vigil/core/strings.h"
 #include "vigil/eval/detection_metrics.h"
+#include "vigil/model/model_file.h"
+#include "vigil/model/weight_import.h"
 #include "vigil/nn/detection/detector.h"
 #include "vigil/nn/fuse.h"
 #include "vigil/nn/weights.h"
-#include "vigil/train/model_file.h"
 
 namespace vigil::train::detail {
 namespace {
@@ -194,8 +195,8 @@ nn::StateDict state_of(const torch::nn::Module& module) {
 /// The tensors of model.weights: a vigil model file (which must be of the same architecture) or a torchvision
 /// .pth / TorchScript file.
 nn::StateDict read_start_weights(const std::string& file, const std::string& arch) {
-  if (is_vigil_model_file(file)) {
-    LoadedModel loaded = load_model(file);
+  if (model::is_vigil_model_file(file)) {
+    model::LoadedModel loaded = model::load_model(file);
     if (loaded.info.arch != arch) {
       throw InvalidArgument(
           fmt::format("model.weights {}: expected weights for model.arch '{}', got a '{}' model", file, arch,
@@ -206,17 +207,17 @@ nn::StateDict read_start_weights(const std::string& file, const std::string& arc
   return nn::read_state_dict(file);
 }
 
-void load_start_weights(torch::nn::Module& module, const std::string& task, const ModelSection& ms) {
+void load_start_weights(torch::nn::Module& module, data::Task task, const ModelSection& ms) {
   nn::StateDict dict = read_start_weights(ms.weights, ms.arch);
-  const bool detector_file = has_key_prefix(dict, "backbone.");
+  const bool detector_file = model::has_key_prefix(dict, "backbone.");
   std::string scope = ms.weights_scope;
-  if (scope == "auto") scope = task == "detection" && !detector_file ? "backbone" : "full";
+  if (scope == "auto") scope = task == data::Task::kDetection && !detector_file ? "backbone" : "full";
   nn::LoadOptions lo;
   if (scope == "full") {
     lo.skip_shape_mismatch = true;  // a head for another class count keeps its fresh initialisation
-  } else if (task == "detection") {
+  } else if (task == data::Task::kDetection) {
     // A classifier file has the body only (torchvision's weights_backbone); a detector's also has the FPN.
-    if (!detector_file) dict = classifier_to_detector_backbone(dict);
+    if (!detector_file) dict = model::classifier_to_detector_backbone(dict);
     lo.only_prefixes = {detector_file ? "backbone." : "backbone.body."};
   } else {
     lo.skip_prefixes = {"fc.", "classifier."};
@@ -286,7 +287,7 @@ std::unique_ptr<TaskModel> make_task_model(const TrainOptions& options,
                                            bool load_weights) {
   const auto& ms = options.model;
   const auto& spec = nn::find_model(ms.arch);
-  if (spec.task == "classification") {
+  if (spec.task == data::Task::kClassification) {
     nn::ClassifierOptions co;
     co.arch = ms.arch;
     co.num_classes = static_cast<int>(class_names.size());

@@ -495,7 +495,7 @@ TEST_F(ServeTest, HotReloadSwapsVersionsKeepsTheOldOneOnFailureAndDoesNotGrowMem
   auto bad = c.Post("/v2/repository/models/guns/load",
                     json({{"parameters", {{"path", "/nope.ckpt"}}}}).dump(), "application/json");
   ASSERT_TRUE(bad);
-  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(bad->status, 404) << "a missing model file is NotFound, mapped once by http_status_for";
   EXPECT_THAT(body_json(bad)["error"].get<std::string>(), HasSubstr("previous version keeps serving"));
   EXPECT_EQ(body_json(c.Get("/v1/models"))["models"][0]["version"], v2);
   EXPECT_EQ(c.Post("/v2/repository/models/other/load", "", "application/json")->status, 404);
@@ -540,7 +540,19 @@ TEST_F(ServeTest, SigtermFinishesAcceptedRequestsAndExitsZero) {
     auto r = c.Post("/v1/predict/batch", parts);
     return r ? std::make_pair(r->status, body_json(r)["results"].size()) : std::make_pair(-1, size_t{0});
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // accepted and being inferred
+  // Signal once the batch is accepted and being inferred, seen as its first forward pass in /metrics (the
+  // model's warm-up does not go through the batcher), rather than after a fixed sleep.
+  auto c = client(*s);
+  const std::regex executions_re(R"(vigil_inference_executions_total (\d+))");
+  auto executions = [&] {
+    auto r = c.Get("/metrics");
+    std::smatch m;
+    return r && std::regex_search(r->body, m, executions_re) ? std::stoi(m[1]) : 0;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (executions() < 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_GE(executions(), 1) << "no forward pass within 120 s\n" << s->log();
   ASSERT_EQ(pending.wait_for(std::chrono::seconds(0)), std::future_status::timeout)
       << "answered before the signal";
   s->signal(SIGTERM);
@@ -668,6 +680,57 @@ TEST_F(ServeTest, FuzzedRequestsNeverCrashOrWedgeTheServer) {
   EXPECT_EQ(after->status, 200);
   EXPECT_EQ(body_json(after)["image"]["width"], 160);
   EXPECT_EQ(client(*s).Get("/health")->status, 200);
+}
+
+/// Sends one request on a connection that stays open, as curl's does (no half-close telling the server that
+/// the body ended), and returns the answer: head and body, read up to its Content-Length.
+std::string exchange_keeping_open(int port, const std::string& bytes, int timeout_s) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{timeout_s, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string reply;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    (void)!send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    const std::regex length_re(R"(\r\nContent-Length: *(\d+))", std::regex::icase);
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+      reply.append(buf, static_cast<size_t>(n));
+      const auto end = reply.find("\r\n\r\n");
+      std::smatch m;
+      const std::string head = reply.substr(0, end);
+      if (end != std::string::npos && std::regex_search(head, m, length_re) &&
+          reply.size() >= end + 4 + std::stoul(m[1]))
+        break;
+    }
+  }
+  close(fd);
+  return reply;
+}
+
+TEST_F(ServeTest, LoadWithoutABodyReloadsTheModel) {
+  // Triton's documented call, `curl -X POST http://HOST/v2/repository/models/NAME/load`, sends neither
+  // Content-Length nor a body: RFC 9112 section 6.3 says the body is then empty. (httplib alone would wait
+  // for the connection to close, and answer 400 after the read timeout.)
+  auto s = start("--read-timeout-s 10");
+  ASSERT_TRUE(s->running());
+  auto c = client(*s);
+  EXPECT_THAT(c.Get("/metrics")->body, HasSubstr("vigil_model_loads_total{result=\"success\"} 1"));
+  const std::string reply = exchange_keeping_open(
+      s->port(),
+      "POST /v2/repository/models/guns/load HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: curl/7.88.1\r\n"
+      "Accept: */*\r\n\r\n",
+      120);
+  ASSERT_EQ(reply.substr(0, 12), "HTTP/1.1 200") << reply << "\n" << s->log();
+  const json body = json::parse(reply.substr(reply.find("\r\n\r\n") + 4), nullptr, false);
+  EXPECT_EQ(body["state"], "READY") << reply;
+  EXPECT_EQ(body["name"], "guns") << reply;
+  EXPECT_THAT(c.Get("/metrics")->body, HasSubstr("vigil_model_loads_total{result=\"success\"} 2"))
+      << "the model was loaded again";
 }
 
 }  // namespace

@@ -71,7 +71,9 @@ TEST(ServeRegistry, FollowsTheAliasOnReload) {
   vigil::store::Store{vigil::Workspace(ws)}.delete_alias("masks", "production");
   r = c.Post("/v2/repository/models/masks/load", "", "application/json");
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 400) << r->body;  // a failed load is a 400 (docs/serve-api.md), the old model stays
+  // A failed load answers the status of its error (docs/serve-api.md): the alias is gone, NotFound -> 404;
+  // the old model stays.
+  EXPECT_EQ(r->status, 404) << r->body;
   EXPECT_NE(r->body.find("no alias 'production'"), std::string::npos) << r->body;
   EXPECT_EQ(served_model(c)["version"], "1");
 }

@@ -17,8 +17,8 @@
 
 #include "tests_util.h"
 #include "vigil/core/fs.h"
+#include "vigil/model/model_file.h"
 #include "vigil/nn/zoo.h"
-#include "vigil/train/model_file.h"
 
 namespace vigil::testing {
 
@@ -26,11 +26,11 @@ namespace vigil::testing {
 inline fs::path make_model_file(const fs::path& file, const std::string& arch,
                                 const std::vector<std::string>& classes, uint64_t seed) {
   torch::manual_seed(seed);
-  const train::ModelInfo info = train::default_model_info(arch, classes);
+  const model::ModelInfo info = model::default_model_info(arch, classes);
   nn::ModelArgs args;
   args.num_classes = info.num_classes();
   auto module = nn::make_model(arch, args);
-  train::save_model(file, info, *module);
+  model::save_model(file, info, *module);
   return file;
 }
 

@@ -17,8 +17,8 @@
 #include "tests_util.h"
 #include "vigil/core/fs.h"
 #include "vigil/core/strings.h"
-#include "vigil/train/checkpoint.h"
-#include "vigil/train/model_file.h"
+#include "vigil/model/checkpoint.h"
+#include "vigil/model/model_file.h"
 
 namespace {
 
@@ -60,7 +60,7 @@ size_t csv_rows(const fs::path& file) {
 
 /// Every parameter and buffer of two model files, bit for bit.
 void expect_same_weights(const fs::path& a, const fs::path& b) {
-  auto ma = vigil::train::load_model(a), mb = vigil::train::load_model(b);
+  auto ma = vigil::model::load_model(a), mb = vigil::model::load_model(b);
   auto pa = ma.module->named_parameters(), pb = mb.module->named_parameters();
   ASSERT_EQ(pa.size(), pb.size());
   for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
@@ -168,7 +168,7 @@ TEST_F(TrainCli, SigintMidEpochThenResumeGivesTheSameWeights) {
   EXPECT_NE(err_text.find("resume with"), std::string::npos) << err_text;
 
   const fs::path cut = ws / "runs" / "cut";
-  const auto meta = vigil::train::read_checkpoint_meta(cut / "weights" / "last.ckpt");
+  const auto meta = vigil::model::read_checkpoint_meta(cut / "weights" / "last.ckpt");
   const auto extra = json::parse(meta.extra_json);
   EXPECT_EQ(meta.epoch, 1);
   EXPECT_GT(extra.at("batch_in_epoch").get<int>(), 0) << "the interrupt was meant to land inside epoch 2";

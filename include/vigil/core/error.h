@@ -1,9 +1,15 @@
 #pragma once
-/// Error taxonomy (DESIGN.md section 5):
+/// Error taxonomy (DESIGN.md section 5).
+///
+/// Policy: typed exceptions inside, mapped to a number once at each edge.
 ///  - bugs: VIGIL_ASSERT -> InternalError carrying file:line;
 ///  - bad input at an API boundary: VIGIL_CHECK -> InvalidArgument "expected ..., got ...";
-///  - expected failures (missing file, busy database, dropped stream): Status / Result<T>.
-/// Errors map to exit codes once, in main (see ExitCode), and to HTTP statuses once, in the server.
+///  - expected failures (missing file, corrupt data, busy database, dropped stream): the Error subclasses
+///    below, each with an ErrorCode; Status / Result<T> only where a failure is a normal per-item outcome
+///    (one bad image in a batch, one camera down).
+/// Library code throws and never picks an exit code or an HTTP status. The edges map an ErrorCode exactly
+/// once: exit_code_for() in apps/vigil/main.cpp, http_status_for() in the one handler wrapper of src/serve/.
+/// A new kind of failure is a new ErrorCode here, with its row in both tables, never a string to compare.
 
 #include <fmt/format.h>
 
@@ -22,13 +28,27 @@ enum class ExitCode : int {
   kInvalidData = 3,    ///< input data failed validation or could not be used
   kNotFound = 4,       ///< a named file, dataset or version does not exist
   kIo = 5,             ///< reading or writing failed (disk full, permissions)
+  kUnavailable = 6,    ///< a resource is busy or not there now (locked database, model loading): try again
   kInterrupted = 130,  ///< stopped by Ctrl-C / SIGTERM after saving what could be saved
 };
 
-enum class ErrorCode { kInternal, kInvalidArgument, kInvalidData, kNotFound, kIo, kInterrupted };
+/// What went wrong, independent of where it is reported.
+enum class ErrorCode {
+  kInternal,
+  kInvalidArgument,
+  kInvalidData,
+  kNotFound,
+  kIo,
+  kUnavailable,
+  kInterrupted
+};
 
 /// Maps an error category to the process exit code documented in the README.
 ExitCode exit_code_for(ErrorCode code);
+/// Maps an error category to the HTTP status the server answers with:
+/// invalid argument 400, invalid data 422, not found 404, unavailable 503 (with Retry-After), interrupted 503
+/// (the server is stopping), i/o and internal 500.
+int http_status_for(ErrorCode code);
 /// Short name of an error category, e.g. "not found".
 const char* error_code_name(ErrorCode code);
 
@@ -59,6 +79,12 @@ class NotFound : public Error {
 class IoError : public Error {
  public:
   explicit IoError(std::string m) : Error(ErrorCode::kIo, std::move(m)) {}
+};
+/// Busy or temporarily absent (a locked database after its retries, a model still loading): retrying later
+/// may succeed.
+class Unavailable : public Error {
+ public:
+  explicit Unavailable(std::string m) : Error(ErrorCode::kUnavailable, std::move(m)) {}
 };
 class Interrupted : public Error {
  public:

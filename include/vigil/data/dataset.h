@@ -7,12 +7,9 @@
 #include <string>
 #include <vector>
 
-namespace vigil::data {
+#include "vigil/data/task.h"
 
-enum class Task { kDetection, kClassification };
-const char* task_name(Task t);
-/// "detection" / "classification"; throws InvalidArgument otherwise.
-Task parse_task(const std::string& s);
+namespace vigil::data {
 
 /// Pixel box, top-left origin, x2/y2 exclusive edges as in torchvision (x1 < x2, y1 < y2 when valid).
 struct Box {

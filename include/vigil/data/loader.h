@@ -12,6 +12,7 @@
 #include "vigil/data/augment.h"
 #include "vigil/data/dataset.h"
 #include "vigil/data/formats.h"
+#include "vigil/data/preprocess.h"
 
 namespace vigil::data {
 
@@ -48,6 +49,9 @@ struct LoaderOptions {
     v("normalize", normalize, "subtract mean and divide by std");
   }
   void validate() const;
+  /// The preprocessing part of these options, as a model file records it: classification keeps the image
+  /// size, detection the transform's min/max size.
+  PreprocessOptions preprocess(bool detection) const;
 };
 
 struct Batch {
@@ -89,11 +93,11 @@ class DataLoader {
 
 /// An 8-bit BGR image as the loader hands it to models: RGB float [3, H, W] on 0..1, normalised with
 /// o.mean / o.std when o.normalize (no resizing).
-torch::Tensor image_to_tensor(const cv::Mat& bgr, const LoaderOptions& o);
+torch::Tensor image_to_tensor(const cv::Mat& bgr, const PreprocessOptions& o);
 
 /// A classifier's input exactly as the loader makes it without augmentation (validation): the whole image
-/// resized (bilinear) to o.image_width x o.image_height, then image_to_tensor(). `vigil predict` uses it so
-/// training and prediction see the same pixels.
-torch::Tensor classification_input(const cv::Mat& bgr, const LoaderOptions& o);
+/// resized (bilinear) to o.width x o.height, then image_to_tensor(). `vigil predict` uses it so training and
+/// prediction see the same pixels.
+torch::Tensor classification_input(const cv::Mat& bgr, const PreprocessOptions& o);
 
 }  // namespace vigil::data

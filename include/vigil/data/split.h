@@ -58,6 +58,11 @@ struct SplitResult {
 /// duplicate groups straddling the folders are counted (not moved). The split is only as good as the
 /// inspection: near-duplicate grouping uses Sample::check.phash (see inspect.h).
 SplitResult split_dataset(const Dataset& ds, const SplitOptions& opt);
+/// As above, with groups the caller knows: samples sharing a non-negative `extra_groups[i]` (one id per
+/// sample, -1 for none) are placed together, joined with the duplicate groups — e.g. ClipGrouping::clip_of,
+/// so the frames of one clip never straddle train/val. The group counts in the result include them; in
+/// folders mode they are counted as straddling when the folders split them.
+SplitResult split_dataset(const Dataset& ds, const SplitOptions& opt, const std::vector<int>& extra_groups);
 
 /// Positions in ds.samples of the sample files a split lists (SplitFiles::train/val/test), in list order.
 /// A file that is not a sample (a split made for another version) is a DataError starting with `where`.

@@ -34,23 +34,30 @@ struct DecodeOptions {
   bool allow_truncated = false;
 };
 
-/// Problem kinds returned in Status messages are prefixed "kind: detail", kinds being
-/// empty_file, not_an_image, truncated, too_large, unreadable.
+/// Why bytes did not decode. Callers branch on the kind (the server answers 415 for kNotAnImage and 413 for
+/// kTooLarge); messages and reports show its name, "kind: detail".
+enum class DecodeErrorKind { kNone, kEmptyFile, kNotAnImage, kTruncated, kTooLarge, kUnreadable };
+
+/// "empty_file", "not_an_image", "truncated", "too_large", "unreadable" ("" for kNone): the names dataset
+/// validation reports as issue kinds.
+const char* decode_error_name(DecodeErrorKind kind);
+
 struct DecodeError {
-  std::string kind;
+  DecodeErrorKind kind = DecodeErrorKind::kNone;
   std::string detail;
+  std::string kind_name() const { return decode_error_name(kind); }
 };
 
 /// Decodes to 8-bit BGR. On failure returns the problem; never throws on bad bytes.
 struct Decoded {
   cv::Mat bgr;
   ImageType type = ImageType::kUnknown;
-  DecodeError error;  ///< kind empty on success
-  bool ok() const { return error.kind.empty(); }
+  DecodeError error;  ///< kind kNone on success
+  bool ok() const { return error.kind == DecodeErrorKind::kNone; }
 };
 Decoded decode(std::string_view bytes, const DecodeOptions& options = {});
 
-/// Reads and decodes a file; a missing or unreadable file is reported as kind "unreadable".
+/// Reads and decodes a file; a missing or unreadable file is reported as kUnreadable.
 Decoded decode_file(const std::string& path, const DecodeOptions& options = {});
 
 /// Encodes to JPEG (quality 0-100) or PNG by extension-like name ("jpg", "png"). Throws IoError on failure.

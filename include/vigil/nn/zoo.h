@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "vigil/data/preprocess.h"
+#include "vigil/data/task.h"
 #include "vigil/nn/classification/classifier.h"
 #include "vigil/nn/detection/detector.h"
 
@@ -23,15 +25,19 @@ struct ModelArgs {
   /// Detection: the backbone starts from pretrained weights (torchvision then uses FrozenBatchNorm2d).
   bool pretrained_backbone = false;
   int trainable_backbone_layers = -1;  ///< detection: < 0 = torchvision's default
+  int clip_length = 0;                 ///< clip models: frames per clip; 0 = the spec's clip_length
 };
 
 /// One zoo entry.
 struct ModelSpec {
   std::string name;
-  std::string task;  ///< "classification" | "detection"
-  /// Classifier input size; detectors: min_size (width) / max_size (height) of their transform.
-  int input_width = 224, input_height = 224;
-  std::vector<double> mean, std;  ///< per-channel normalisation of [0, 1] RGB input
+  data::Task task = data::Task::kClassification;
+  /// The architecture's default input: classifiers' size and normalisation; detectors' transform min/max
+  /// size and the mean/std they normalise with inside.
+  data::PreprocessOptions preprocess;
+  /// Frames per clip: 0 for image models (input [N, 3, H, W]); > 0 for clip classifiers (input
+  /// [B, T, 3, H, W], task classification), their default T. ModelArgs::clip_length overrides it.
+  int clip_length = 0;
   std::string description;
   std::function<std::shared_ptr<torch::nn::Module>(const ModelArgs&)> factory;
 };
@@ -40,7 +46,8 @@ struct ModelSpec {
 void register_model(ModelSpec spec);
 /// Registers mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small, resnet18, resnet50, mask_small_cnn and the
 /// detectors fasterrcnn_resnet50_fpn, fasterrcnn_mobilenet_v3_large_fpn,
-/// fasterrcnn_mobilenet_v3_large_320_fpn. Idempotent; the lookups below call it themselves.
+/// fasterrcnn_mobilenet_v3_large_320_fpn; also the clip classifiers clip_<backbone>_<lstm|gru> (each image
+/// classifier above but resnet50 as the per-frame CNN). Idempotent; the lookups below call it themselves.
 void register_builtin_models();
 /// The spec of `name`; unknown names throw InvalidArgument listing the valid ones.
 const ModelSpec& find_model(const std::string& name);

@@ -37,7 +37,7 @@ struct InferenceRequest {
 };
 
 struct InferenceResult {
-  train::Prediction prediction;
+  model::Prediction prediction;
   double queue_ms = 0, inference_ms = 0;
   int batch_size = 0;  ///< images in the forward pass this one ran in
   std::string error;   ///< non-empty when inference itself failed (a server-side error)

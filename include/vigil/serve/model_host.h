@@ -7,7 +7,7 @@
 #include <mutex>
 #include <string>
 
-#include "vigil/train/predict.h"
+#include "vigil/model/predict.h"
 
 namespace vigil::serve {
 
@@ -27,12 +27,12 @@ struct ModelSource {
 /// touches.
 struct ServedModel {
   std::string name, version, source;
-  train::ModelInfo info;                                    ///< after the server's threshold overrides
+  model::ModelInfo info;                                    ///< after the server's threshold overrides
   nn::PostprocessOptions defaults;                          ///< detection thresholds requests start from
-  std::unique_ptr<train::Predictor> predictor;              ///< instance 0; also preprocesses (thread-safe)
-  std::vector<std::unique_ptr<train::Predictor>> replicas;  ///< instances 1..N-1 (own weights, own state)
+  std::unique_ptr<model::Predictor> predictor;              ///< instance 0; also preprocesses (thread-safe)
+  std::vector<std::unique_ptr<model::Predictor>> replicas;  ///< instances 1..N-1 (own weights, own state)
   /// The Predictor of inference worker `i`.
-  train::Predictor& instance(int i) { return i == 0 ? *predictor : *replicas.at(static_cast<size_t>(i - 1)); }
+  model::Predictor& instance(int i) { return i == 0 ? *predictor : *replicas.at(static_cast<size_t>(i - 1)); }
   double load_ms = 0;
   std::string loaded_at;
   int64_t parameters = 0;
@@ -44,7 +44,7 @@ struct ServedModel {
 class ModelHost {
  public:
   /// `instances` copies of the model are loaded, one per inference worker.
-  ModelHost(ModelSource source, train::PredictOptions options, int instances = 1);
+  ModelHost(ModelSource source, model::PredictOptions options, int instances = 1);
 
   /// Loads `path` (empty: the current source's path) with the current source's arch and class count,
   /// warms it up with one inference and publishes it. On any failure the previous model stays published
@@ -59,7 +59,7 @@ class ModelHost {
 
  private:
   ModelSource source_;
-  train::PredictOptions options_;
+  model::PredictOptions options_;
   std::mutex load_mutex_;  ///< one load at a time
   mutable std::mutex current_mutex_;
   std::shared_ptr<ServedModel> current_;

@@ -87,6 +87,17 @@ struct ServeOptions {
   void validate() const;
 };
 
+/// One route the server answers, as its route table declares it.
+struct RouteInfo {
+  std::string method;   ///< "GET", "POST", "PUT" or "DELETE"
+  std::string pattern;  ///< a regex matched against the whole path
+  std::string label;    ///< the bounded route name of metrics and logs, e.g. "/v1/runs/{ref}"
+};
+
+/// Every row of every route table, in registration order: the single list the server registers, labels
+/// requests by and answers 405 `Allow` from (tests iterate it, so a new route is covered by its row alone).
+std::vector<RouteInfo> server_routes();
+
 class Server {
  public:
   /// Loads the model, if any (throws NotFound/DataError/InvalidArgument when it cannot be served), and sets

@@ -111,7 +111,7 @@ struct ModelVersion {
   std::string arch, task;
   std::string description;
   std::map<std::string, double> metrics;
-  std::string info_json;             ///< the model file's own description (train::ModelInfo)
+  std::string info_json;             ///< the model file's own description (model::ModelInfo)
   std::string source;                ///< "run <id>" or "import <file> (from name/k)"
   std::vector<std::string> aliases;  ///< aliases pointing at this version
 };

@@ -24,7 +24,7 @@ class EarlyStopping {
   /// The epoch of the last update, -1 before the first.
   int last_epoch() const { return last_epoch_; }
 
-  /// The whole state as a JSON object (settings included), for Checkpoint::extra_json.
+  /// The whole state as a JSON object (settings included), for model::Checkpoint::extra_json.
   std::string to_json() const;
   /// Restores a state written by to_json(). Malformed text -> DataError.
   static EarlyStopping from_json(const std::string& json);

@@ -46,9 +46,6 @@ const std::vector<std::string>& optimizer_names();
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<torch::Tensor> params,
                                                         const OptimizerOptions& options);
 
-/// The optimizer's registry name ("sgd", "adam", "adamw", ...) from its dynamic type; "unknown" otherwise.
-std::string optimizer_kind(const torch::optim::Optimizer& optimizer);
-
 /// Scales gradients so their total L2 norm is at most `max_norm`; returns the norm before clipping
 /// (torch.nn.utils.clip_grad_norm_ semantics: coefficient max_norm / (norm + 1e-6), capped at 1).
 double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);

@@ -1,7 +1,7 @@
 #pragma once
 /// Learning-rate schedules as pure functions of the iteration number. Nothing is stepped and nothing is
-/// stored: a resumed run needs only the iteration it stopped at (Checkpoint::iteration) to get the same
-/// learning rates as an uninterrupted one.
+/// stored: a resumed run needs only the iteration it stopped at (model::Checkpoint::iteration) to get the
+/// same learning rates as an uninterrupted one.
 
 #include <cstdint>
 #include <string>

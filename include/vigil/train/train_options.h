@@ -16,6 +16,7 @@
 #include <string>
 
 #include "vigil/data/augment.h"
+#include "vigil/data/task.h"
 #include "vigil/train/optim.h"
 #include "vigil/train/schedule.h"
 
@@ -145,8 +146,8 @@ struct TrainOptions {
   void validate() const;
 };
 
-/// "classification" or "detection", from the zoo entry of options.model.arch.
-std::string task_of(const TrainOptions& options);
+/// The task of options.model.arch, from its zoo entry.
+data::Task task_of(const TrainOptions& options);
 /// The early-stopping metric with "auto" resolved: "val_accuracy" (classifiers) or "fitness" (detectors).
 std::string resolved_metric(const TrainOptions& options);
 /// True when a larger metric is better, with "auto" resolved.

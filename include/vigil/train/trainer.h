@@ -8,8 +8,8 @@
 ///   events.out.tfevents.*  TensorBoard scalars: losses, learning rate, validation metrics, epoch time
 ///   train.log          this run's log lines
 ///   weights/last.ckpt  everything needed to continue (model, optimizer, RNG, epoch and batch position,
-///                      early-stopping state, resolved config, ModelInfo with lineage); written every epoch
-///                      and when interrupted
+///                      early-stopping state, resolved config, model::ModelInfo with lineage); written every
+///                      epoch and when interrupted
 ///   weights/best.ckpt  the weights of the best epoch by the early-stopping metric (a model file)
 ///
 /// Reproducibility: weights, data order, augmentation and dropout all derive from TrainOptions::seed, so the
@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "vigil/core/workspace.h"
+#include "vigil/train/observer.h"
 #include "vigil/train/train_options.h"
 
 namespace vigil::train {
@@ -36,23 +37,6 @@ struct TrainControl {
   std::string code_version;  ///< recorded in the model's lineage (the CLI passes its version)
   /// Record the run in the workspace's tracking store (params, per-epoch metrics, artifacts, status).
   bool track = true;
-};
-
-/// What a run did.
-struct TrainResult {
-  std::string run_name;
-  std::string run_id;  ///< the tracking store's id of the run ("" when not tracked)
-  std::filesystem::path run_dir;
-  std::filesystem::path last_checkpoint, best_checkpoint;
-  bool interrupted = false;    ///< stopped by Ctrl-C / SIGTERM / stop_after_iterations; last.ckpt resumes
-  bool early_stopped = false;  ///< patience ran out before the last epoch
-  int epochs_completed = 0;
-  int64_t iterations = 0;      ///< optimizer steps taken in total
-  int64_t batch_in_epoch = 0;  ///< when interrupted: batches of the unfinished epoch already trained on
-  std::string metric;          ///< the early-stopping metric ("val_loss" or "val_accuracy")
-  double best_metric = 0;      ///< its best value (NaN when no epoch finished)
-  int best_epoch = -1;         ///< 1-based epoch of the best value, -1 when none
-  std::map<std::string, double> last_metrics;  ///< the last epoch's results.csv row
 };
 
 /// One training run. Construction checks everything (options, dataset, split, model, starting weights) and
@@ -75,6 +59,10 @@ class Trainer {
   /// Trains until the last epoch, early stopping, or an interrupt (core/interrupt.h or
   /// stop_after_iterations), after which weights/last.ckpt holds the exact position to resume from.
   TrainResult run();
+
+  /// Adds an observer of run() (vigil/train/observer.h), called after the built-in outputs and the observers
+  /// added before it. Call before run(). A null observer -> InvalidArgument.
+  void add_observer(std::shared_ptr<TrainObserver> observer);
 
   const TrainOptions& options() const;
   const std::filesystem::path& run_dir() const;

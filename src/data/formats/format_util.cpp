@@ -156,7 +156,7 @@ ImageSize read_image_size(const fs::path& path) {
   if (header.width > 0 && header.height > 0) return {header.width, header.height, ""};
   if (bytes.size() == kPrefix) bytes = read_prefix(path, static_cast<size_t>(fs::file_size(path, ec)));
   auto decoded = image::decode(bytes);
-  if (!decoded.ok()) return {0, 0, decoded.error.kind + ": " + decoded.error.detail};
+  if (!decoded.ok()) return {0, 0, decoded.error.kind_name() + ": " + decoded.error.detail};
   return {decoded.bgr.cols, decoded.bgr.rows, ""};
 }
 

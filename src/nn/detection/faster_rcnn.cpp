@@ -5,6 +5,7 @@
 
 #include <utility>
 
+#include "nn/detection/trainable_layers.h"
 #include "vigil/core/error.h"
 #include "vigil/nn/detection/anchor_generator.h"
 #include "vigil/nn/ops/poolers.h"
@@ -16,24 +17,6 @@ namespace {
 constexpr const char* kResNet50 = "fasterrcnn_resnet50_fpn";
 constexpr const char* kMobileNet = "fasterrcnn_mobilenet_v3_large_fpn";
 constexpr const char* kMobileNet320 = "fasterrcnn_mobilenet_v3_large_320_fpn";
-
-// torchvision's _validate_trainable_layers: without pretrained weights every stage trains (a requested value
-// is ignored with a warning); otherwise the value (default when < 0) must lie in [0, max_value].
-int trainable_layers_for(const std::string& name, bool pretrained, int requested, int max_value) {
-  VIGIL_CHECK(requested >= -1 && requested <= max_value,
-              "expected trainable_backbone_layers in [0, {}] (or -1 for the default) for '{}', got {}",
-              max_value, name, requested);
-  if (!pretrained) {
-    if (requested >= 0 && requested != max_value) {
-      spdlog::warn(
-          "{}: trainable_backbone_layers={} has no effect without a pretrained backbone; all {} layers train "
-          "(torchvision's rule)",
-          name, requested, max_value);
-    }
-    return max_value;
-  }
-  return requested < 0 ? 3 : requested;
-}
 
 void check_images(const std::vector<torch::Tensor>& images) {
   VIGIL_CHECK(!images.empty(), "expected at least one image, got an empty list");
@@ -248,8 +231,8 @@ FasterRCNN make_faster_rcnn(const std::string& name, const ModelArgs& args,
   if (args.num_classes > 0) opts.num_classes(args.num_classes);
   opts.validate();
 
-  const int layers =
-      trainable_layers_for(name, args.pretrained_backbone, args.trainable_backbone_layers, resnet ? 5 : 6);
+  const int layers = detail::trainable_layers_for(name, args.pretrained_backbone,
+                                                  args.trainable_backbone_layers, resnet ? 5 : 6, 3);
   const auto norm = NormLayerOptions::for_detection(args.pretrained_backbone);
   auto backbone = resnet ? resnet_fpn_backbone(50, norm, layers) : mobilenet_v3_fpn_backbone(norm, layers);
   return FasterRCNN(std::move(backbone), opts);

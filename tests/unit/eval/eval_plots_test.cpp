@@ -36,7 +36,7 @@ cv::Mat expect_png(const fs::path& png, int width, int height) {
   auto bytes = read_file(png);
   EXPECT_EQ(image::sniff_type(bytes), image::ImageType::kPng) << png;
   auto d = image::decode(bytes);
-  EXPECT_TRUE(d.ok()) << png << ": " << d.error.kind << " " << d.error.detail;
+  EXPECT_TRUE(d.ok()) << png << ": " << d.error.kind_name() << " " << d.error.detail;
   if (!d.ok()) return {};
   EXPECT_EQ(d.bgr.cols, width) << png;
   EXPECT_EQ(d.bgr.rows, height) << png;

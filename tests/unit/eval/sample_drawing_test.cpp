@@ -22,7 +22,7 @@ std::string grey_png(int width, int height) {
 cv::Mat decode_jpeg(const std::string& bytes) {
   EXPECT_EQ(image::sniff_type(bytes), image::ImageType::kJpeg);
   auto d = image::decode(bytes);
-  EXPECT_TRUE(d.ok()) << d.error.kind << ": " << d.error.detail;
+  EXPECT_TRUE(d.ok()) << d.error.kind_name() << ": " << d.error.detail;
   return d.bgr;
 }
 

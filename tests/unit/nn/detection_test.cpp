@@ -83,14 +83,15 @@ TEST(DetectionZoo, RegistersTheThreeFasterRcnns) {
   for (const auto& name : kDetectors) {
     EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
     const auto& spec = find_model(name);
-    EXPECT_EQ(spec.task, "detection");
-    EXPECT_EQ(spec.mean, (std::vector<double>{0.485, 0.456, 0.406}));
-    EXPECT_EQ(spec.std, (std::vector<double>{0.229, 0.224, 0.225}));
+    EXPECT_EQ(spec.task, vigil::data::Task::kDetection);
+    EXPECT_FALSE(spec.preprocess.normalize);
+    EXPECT_EQ(spec.preprocess.mean, (std::vector<double>{0.485, 0.456, 0.406}));
+    EXPECT_EQ(spec.preprocess.std, (std::vector<double>{0.229, 0.224, 0.225}));
   }
-  EXPECT_EQ(find_model("fasterrcnn_resnet50_fpn").input_width, 800);
-  EXPECT_EQ(find_model("fasterrcnn_resnet50_fpn").input_height, 1333);
-  EXPECT_EQ(find_model("fasterrcnn_mobilenet_v3_large_320_fpn").input_width, 320);
-  EXPECT_EQ(find_model("fasterrcnn_mobilenet_v3_large_320_fpn").input_height, 640);
+  EXPECT_EQ(find_model("fasterrcnn_resnet50_fpn").preprocess.min_size, 800);
+  EXPECT_EQ(find_model("fasterrcnn_resnet50_fpn").preprocess.max_size, 1333);
+  EXPECT_EQ(find_model("fasterrcnn_mobilenet_v3_large_320_fpn").preprocess.min_size, 320);
+  EXPECT_EQ(find_model("fasterrcnn_mobilenet_v3_large_320_fpn").preprocess.max_size, 640);
 }
 
 TEST(DetectionZoo, UnknownOrNonDetectionNamesAreRejected) {

@@ -52,10 +52,11 @@ TEST(Zoo, ListsBuiltinClassifiers) {
   auto names = model_names();
   for (const auto& n : kClassifiers) EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
   EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
-  EXPECT_EQ(find_model("mask_small_cnn").input_width, 100);
-  EXPECT_EQ(find_model("resnet50").input_height, 224);
-  EXPECT_EQ(find_model("resnet50").mean.size(), 3u);
-  EXPECT_EQ(find_model("resnet50").task, "classification");
+  EXPECT_EQ(find_model("mask_small_cnn").preprocess.width, 100);
+  EXPECT_EQ(find_model("resnet50").preprocess.height, 224);
+  EXPECT_EQ(find_model("resnet50").preprocess.mean.size(), 3u);
+  EXPECT_EQ(find_model("resnet50").task, vigil::data::Task::kClassification);
+  EXPECT_TRUE(find_model("resnet50").preprocess.normalize);
 }
 
 TEST(Zoo, OutputShapes) {
@@ -64,7 +65,7 @@ TEST(Zoo, OutputShapes) {
     const auto& spec = find_model(name);
     auto model = make_classifier(name, 5);
     model->eval();
-    auto out = model->forward(torch::randn({2, 3, spec.input_height, spec.input_width}));
+    auto out = model->forward(torch::randn({2, 3, spec.preprocess.height, spec.preprocess.width}));
     EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 5})) << name;
     EXPECT_EQ(model->num_classes(), 5) << name;
   }
@@ -99,13 +100,13 @@ TEST(Zoo, UnknownNameListsValidNames) {
 TEST(Zoo, RegisterModelRejectsDuplicatesAndAcceptsNewOnes) {
   ModelSpec spec;
   spec.name = "resnet18";
-  spec.task = "classification";
+  spec.task = vigil::data::Task::kClassification;
   spec.factory = [](const ModelArgs&) { return std::make_shared<torch::nn::Module>(); };
   EXPECT_THROW(register_model(spec), InvalidArgument);
   spec.name = "test_only_detector";
-  spec.task = "detection";
+  spec.task = vigil::data::Task::kDetection;
   register_model(spec);
-  EXPECT_EQ(find_model("test_only_detector").task, "detection");
+  EXPECT_EQ(find_model("test_only_detector").task, vigil::data::Task::kDetection);
   EXPECT_THROW(make_classifier("test_only_detector", 2), InvalidArgument);
 }
 
@@ -140,7 +141,8 @@ TEST(Classifier, ReplaceHeadChangesOutputWidth) {
     model->replace_head(7, /*seed=*/3);
     model->eval();
     EXPECT_EQ(model->num_classes(), 7) << name;
-    EXPECT_EQ(model->forward(torch::randn({1, 3, spec.input_height, spec.input_width})).size(1), 7) << name;
+    EXPECT_EQ(model->forward(torch::randn({1, 3, spec.preprocess.height, spec.preprocess.width})).size(1), 7)
+        << name;
   }
   // Seeded: the same seed gives the same head.
   auto a = make_classifier("resnet18", 10), b = make_classifier("resnet18", 10);

@@ -15,12 +15,12 @@ namespace {
 
 std::shared_ptr<ServedModel> small_model() {
   torch::manual_seed(0);
-  train::LoadedModel m;
-  m.info = train::default_model_info("mask_small_cnn", {"a", "b"});
+  model::LoadedModel m;
+  m.info = model::default_model_info("mask_small_cnn", {"a", "b"});
   m.classifier = nn::make_classifier("mask_small_cnn", 2);
   m.module = std::dynamic_pointer_cast<torch::nn::Module>(m.classifier);
   auto served = std::make_shared<ServedModel>();
-  served->predictor = std::make_unique<train::Predictor>(std::move(m), train::PredictOptions{});
+  served->predictor = std::make_unique<model::Predictor>(std::move(m), model::PredictOptions{});
   served->info = served->predictor->info();
   return served;
 }

@@ -7,15 +7,15 @@
 #include "tests_util.h"
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
-#include "vigil/train/checkpoint.h"
+#include "vigil/model/checkpoint.h"
 #include "vigil/train/optim.h"
 #include "vigil/train/schedule.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using vigil::model::Checkpoint;
 using vigil::testing::TempDir;
-using vigil::train::Checkpoint;
 
 // Parameters, buffers (batch norm) and dropout (the torch generator matters for resume).
 struct MlpImpl : torch::nn::Module {
@@ -113,17 +113,17 @@ void check_resume_is_bit_identical(const std::string& optimizer_name, Omit omit 
   for (int i = 0; i < kStop; ++i) train_step(first, *first_opt, data, first_order, schedule, i);
   Checkpoint meta;
   meta.iteration = kStop;
-  meta.rng_state = vigil::train::rng_state_string(first_order);
-  vigil::train::save_checkpoint(dir / "last.pt", meta, *first, first_opt.get());
+  meta.rng_state = vigil::model::rng_state_string(first_order);
+  vigil::model::save_checkpoint(dir / "last.pt", meta, *first, first_opt.get());
 
   torch::manual_seed(999);
   Mlp resumed;
   auto resumed_opt = vigil::train::make_optimizer(resumed->parameters(), opts);
   std::mt19937_64 resumed_order;
   auto* restore_into = omit == Omit::kOptimizerState ? nullptr : resumed_opt.get();
-  const Checkpoint loaded = vigil::train::load_checkpoint(dir / "last.pt", *resumed, restore_into);
+  const Checkpoint loaded = vigil::model::load_checkpoint(dir / "last.pt", *resumed, restore_into);
   if (omit == Omit::kGenerator) torch::manual_seed(12345);
-  vigil::train::restore_rng_state(resumed_order, loaded.rng_state);
+  vigil::model::restore_rng_state(resumed_order, loaded.rng_state);
   for (int64_t i = loaded.iteration; i < kSteps; ++i) {
     train_step(resumed, *resumed_opt, data, resumed_order, schedule, i);
   }
@@ -157,7 +157,7 @@ TEST(Checkpoint, ArchiveReadableByPythonTorch) {
   Checkpoint meta;
   meta.arch = "mlp";
   meta.class_names = {"a", "b"};
-  vigil::train::save_checkpoint(dir / "c.pt", meta, *model, nullptr);
+  vigil::model::save_checkpoint(dir / "c.pt", meta, *model, nullptr);
   vigil::testing::write_text(
       dir / "read.py",
       "import io, json, sys, torch\n"
@@ -192,14 +192,14 @@ TEST(Checkpoint, RoundTripRestoresEverything) {
   meta.class_names = {"gun", "knife", "ünïcode"};
   meta.config_yaml = "optimizer:\n  name: adam\n  lr: 0.01\n";
   meta.extra_json = R"({"best_fitness": 0.5})";
-  meta.rng_state = vigil::train::rng_state_string(order);
-  vigil::train::save_checkpoint(dir / "c.pt", meta, *model, opt.get());
+  meta.rng_state = vigil::model::rng_state_string(order);
+  vigil::model::save_checkpoint(dir / "c.pt", meta, *model, opt.get());
   const auto after_save = torch::rand({5});
 
   torch::manual_seed(2);
   Mlp other;
   auto other_opt = vigil::train::make_optimizer(other->parameters(), options_for("adam"));
-  const Checkpoint got = vigil::train::load_checkpoint(dir / "c.pt", *other, other_opt.get());
+  const Checkpoint got = vigil::model::load_checkpoint(dir / "c.pt", *other, other_opt.get());
   EXPECT_TRUE(torch::equal(torch::rand({5}), after_save));  // generator continues where it was saved
   expect_same_state(*model, *other);
   EXPECT_EQ(got.epoch, 4);
@@ -210,7 +210,7 @@ TEST(Checkpoint, RoundTripRestoresEverything) {
   EXPECT_EQ(got.extra_json, meta.extra_json);
   EXPECT_EQ(got.optimizer, "adam");
   std::mt19937_64 restored;
-  vigil::train::restore_rng_state(restored, got.rng_state);
+  vigil::model::restore_rng_state(restored, got.rng_state);
   EXPECT_EQ(restored(), order());
 
   // Adam moments and step counts, parameter by parameter.
@@ -224,7 +224,7 @@ TEST(Checkpoint, RoundTripRestoresEverything) {
     EXPECT_TRUE(torch::equal(s.exp_avg(), t.exp_avg()));
     EXPECT_TRUE(torch::equal(s.exp_avg_sq(), t.exp_avg_sq()));
   }
-  const Checkpoint only_meta = vigil::train::read_checkpoint_meta(dir / "c.pt");
+  const Checkpoint only_meta = vigil::model::read_checkpoint_meta(dir / "c.pt");
   EXPECT_EQ(only_meta.class_names, meta.class_names);
   EXPECT_EQ(only_meta.iteration, meta.iteration);
 }
@@ -237,10 +237,10 @@ TEST(Checkpoint, SgdMomentumBuffersRoundTrip) {
   auto opt = vigil::train::make_optimizer(model->parameters(), options_for("sgd"));
   std::mt19937_64 order(3);
   for (int i = 0; i < 2; ++i) train_step(model, *opt, data, order, test_schedule(0.05), i);
-  vigil::train::save_checkpoint(dir / "c.pt", {}, *model, opt.get());
+  vigil::model::save_checkpoint(dir / "c.pt", {}, *model, opt.get());
   Mlp other;
   auto other_opt = vigil::train::make_optimizer(other->parameters(), options_for("sgd"));
-  vigil::train::load_checkpoint(dir / "c.pt", *other, other_opt.get());
+  vigil::model::load_checkpoint(dir / "c.pt", *other, other_opt.get());
   auto params = model->parameters(), other_params = other->parameters();
   ASSERT_EQ(other_opt->state().size(), params.size());
   for (size_t i = 0; i < params.size(); ++i) {
@@ -255,17 +255,17 @@ TEST(Checkpoint, SgdMomentumBuffersRoundTrip) {
 TEST(Checkpoint, WeightsOnlyAndOptimizerMismatches) {
   TempDir dir;
   Mlp model;
-  vigil::train::save_checkpoint(dir / "weights.pt", {}, *model, nullptr);
+  vigil::model::save_checkpoint(dir / "weights.pt", {}, *model, nullptr);
   Mlp other;
-  vigil::train::load_checkpoint(dir / "weights.pt", *other, nullptr);
+  vigil::model::load_checkpoint(dir / "weights.pt", *other, nullptr);
   expect_same_state(*model, *other);
   auto adam = vigil::train::make_optimizer(other->parameters(), options_for("adam"));
-  EXPECT_THROW(vigil::train::load_checkpoint(dir / "weights.pt", *other, adam.get()), vigil::InvalidArgument);
+  EXPECT_THROW(vigil::model::load_checkpoint(dir / "weights.pt", *other, adam.get()), vigil::InvalidArgument);
 
   auto sgd = vigil::train::make_optimizer(model->parameters(), options_for("sgd"));
-  vigil::train::save_checkpoint(dir / "sgd.pt", {}, *model, sgd.get());
+  vigil::model::save_checkpoint(dir / "sgd.pt", {}, *model, sgd.get());
   try {
-    vigil::train::load_checkpoint(dir / "sgd.pt", *other, adam.get());
+    vigil::model::load_checkpoint(dir / "sgd.pt", *other, adam.get());
     FAIL() << "expected InvalidArgument";
   } catch (const vigil::InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("sgd"), std::string::npos) << e.what();
@@ -277,12 +277,12 @@ TEST(Checkpoint, OtherArchitectureNamesTheFirstMismatchingKeyAndChangesNothing) 
   Mlp small(8);
   Checkpoint meta;
   meta.arch = "mlp8";
-  vigil::train::save_checkpoint(dir / "small.pt", meta, *small, nullptr);
+  vigil::model::save_checkpoint(dir / "small.pt", meta, *small, nullptr);
 
   Mlp big(16);
   const auto before = big->fc2->weight.clone();
   try {
-    vigil::train::load_checkpoint(dir / "small.pt", *big, nullptr);
+    vigil::model::load_checkpoint(dir / "small.pt", *big, nullptr);
     FAIL() << "expected InvalidArgument";
   } catch (const vigil::InvalidArgument& e) {
     const std::string msg = e.what();
@@ -294,20 +294,20 @@ TEST(Checkpoint, OtherArchitectureNamesTheFirstMismatchingKeyAndChangesNothing) 
 
   Other other;
   try {
-    vigil::train::load_checkpoint(dir / "small.pt", *other, nullptr);
+    vigil::model::load_checkpoint(dir / "small.pt", *other, nullptr);
     FAIL() << "expected InvalidArgument";
   } catch (const vigil::InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("'head.weight'"), std::string::npos) << e.what();
   }
   // The model has every key the checkpoint has, but the checkpoint has more.
-  vigil::train::save_checkpoint(dir / "big.pt", {}, *big, nullptr);
+  vigil::model::save_checkpoint(dir / "big.pt", {}, *big, nullptr);
   struct PartImpl : torch::nn::Module {
     PartImpl() : fc1(register_module("fc1", torch::nn::Linear(4, 16))) {}
     torch::nn::Linear fc1;
   };
   PartImpl part;
   try {
-    vigil::train::load_checkpoint(dir / "big.pt", part, nullptr);
+    vigil::model::load_checkpoint(dir / "big.pt", part, nullptr);
     FAIL() << "expected InvalidArgument";
   } catch (const vigil::InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("'bn.weight'"), std::string::npos) << e.what();
@@ -317,19 +317,19 @@ TEST(Checkpoint, OtherArchitectureNamesTheFirstMismatchingKeyAndChangesNothing) 
 void expect_data_error_naming(const fs::path& file) {
   Mlp model;
   try {
-    vigil::train::load_checkpoint(file, *model, nullptr);
+    vigil::model::load_checkpoint(file, *model, nullptr);
     ADD_FAILURE() << "expected DataError for " << file;
   } catch (const vigil::DataError& e) {
     EXPECT_NE(std::string(e.what()).find(file.string()), std::string::npos) << e.what();
   }
-  EXPECT_THROW(vigil::train::read_checkpoint_meta(file), vigil::DataError);
+  EXPECT_THROW(vigil::model::read_checkpoint_meta(file), vigil::DataError);
 }
 
 TEST(Checkpoint, DamagedFilesAreDataErrorsNamingTheFile) {
   TempDir dir;
   Mlp model;
   auto opt = vigil::train::make_optimizer(model->parameters(), options_for("adamw"));
-  vigil::train::save_checkpoint(dir / "good.pt", {}, *model, opt.get());
+  vigil::model::save_checkpoint(dir / "good.pt", {}, *model, opt.get());
   const std::string bytes = vigil::read_file(dir / "good.pt");
 
   vigil::testing::write_text(dir / "truncated.pt", bytes.substr(0, bytes.size() / 2));
@@ -351,7 +351,7 @@ TEST(Checkpoint, DamagedFilesAreDataErrorsNamingTheFile) {
   vigil::testing::write_text(dir / "plain.pt", bytes.substr(0, bytes.size() - 72));
   expect_data_error_naming(dir / "plain.pt");
 
-  EXPECT_THROW(vigil::train::load_checkpoint(dir / "missing.pt", *model, nullptr), vigil::NotFound);
+  EXPECT_THROW(vigil::model::load_checkpoint(dir / "missing.pt", *model, nullptr), vigil::NotFound);
 }
 
 TEST(Checkpoint, SaveIsAtomicAndOverwrites) {
@@ -359,10 +359,10 @@ TEST(Checkpoint, SaveIsAtomicAndOverwrites) {
   Mlp model;
   Checkpoint meta;
   meta.epoch = 1;
-  vigil::train::save_checkpoint(dir / "sub/last.pt", meta, *model, nullptr);
+  vigil::model::save_checkpoint(dir / "sub/last.pt", meta, *model, nullptr);
   meta.epoch = 2;
-  vigil::train::save_checkpoint(dir / "sub/last.pt", meta, *model, nullptr);
-  EXPECT_EQ(vigil::train::read_checkpoint_meta(dir / "sub/last.pt").epoch, 2);
+  vigil::model::save_checkpoint(dir / "sub/last.pt", meta, *model, nullptr);
+  EXPECT_EQ(vigil::model::read_checkpoint_meta(dir / "sub/last.pt").epoch, 2);
   int files = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir / "sub")) ++files;
   EXPECT_EQ(files, 1);  // no temporary left behind
@@ -372,9 +372,9 @@ TEST(Checkpoint, RngStateTextIsValidated) {
   std::mt19937_64 rng(11);
   rng.discard(100);
   std::mt19937_64 copy;
-  vigil::train::restore_rng_state(copy, vigil::train::rng_state_string(rng));
+  vigil::model::restore_rng_state(copy, vigil::model::rng_state_string(rng));
   EXPECT_EQ(copy(), rng());
-  EXPECT_THROW(vigil::train::restore_rng_state(copy, "1 2 3"), vigil::DataError);
+  EXPECT_THROW(vigil::model::restore_rng_state(copy, "1 2 3"), vigil::DataError);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "vigil/core/config.h"
 #include "vigil/core/error.h"
+#include "vigil/model/checkpoint.h"
 #include "vigil/train/early_stopping.h"
 #include "vigil/train/optim.h"
 #include "vigil/train/schedule.h"
@@ -29,7 +30,7 @@ TEST(Optimizer, BuildsEachKindAndListsNamesForUnknown) {
   auto p = torch::zeros({3}, torch::requires_grad());
   for (const std::string name : {"sgd", "adam", "adamw"}) {
     auto opt = vigil::train::make_optimizer({p}, optimizer(name, 0.01));
-    EXPECT_EQ(vigil::train::optimizer_kind(*opt), name);
+    EXPECT_EQ(vigil::model::optimizer_kind(*opt), name);
     EXPECT_DOUBLE_EQ(vigil::train::get_lr(*opt), 0.01);
   }
   try {

@@ -17,16 +17,19 @@
 #include "vigil/data/split.h"
 #include "vigil/data/store.h"
 #include "vigil/data/synth.h"
+#include "vigil/model/checkpoint.h"
+#include "vigil/model/model_file.h"
 #include "vigil/nn/zoo.h"
 #include "vigil/store/store.h"
-#include "vigil/train/checkpoint.h"
-#include "vigil/train/model_file.h"
 #include "vigil/train/trainer.h"
 
 namespace vigil::train {
 namespace {
 
 namespace fs = std::filesystem;
+using model::load_model;
+using model::ModelInfo;
+using model::read_checkpoint_meta;
 using vigil::testing::TempDir;
 
 /// Synthesises, ingests and splits a dataset in `ws`; returns its version id.

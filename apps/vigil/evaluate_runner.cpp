@@ -1,4 +1,4 @@
-#include "vigil/train/evaluate.h"
+#include "evaluate_runner.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -13,9 +13,9 @@
 #include "vigil/eval/detection_report.h"
 #include "vigil/eval/report.h"
 #include "vigil/eval/sample_drawing.h"
-#include "vigil/train/predict_io.h"
+#include "vigil/model/predict_io.h"
 
-namespace vigil::train {
+namespace vigil::cli {
 namespace fs = std::filesystem;
 
 namespace {
@@ -29,8 +29,9 @@ std::string joined(const std::vector<std::string>& names) {
 }
 
 /// Predicts every input; missing or undecodable images end the evaluation with the full list.
-std::vector<Prediction> predict_all(Predictor& predictor, const EvaluationInput& input, Progress* progress) {
-  std::vector<PredictInput> inputs;
+std::vector<model::Prediction> predict_all(model::Predictor& predictor, const EvaluationInput& input,
+                                           Progress* progress) {
+  std::vector<model::PredictInput> inputs;
   std::vector<std::string> missing;
   for (size_t i = 0; i < input.samples.size(); ++i) {
     const auto& sample = input.dataset->samples[input.samples[i]];
@@ -48,11 +49,11 @@ std::vector<Prediction> predict_all(Predictor& predictor, const EvaluationInput&
     throw NotFound(
         fmt::format("{} image(s) of the evaluated samples are missing:{}", missing.size(), listing(missing)));
   }
-  std::vector<Prediction> out(inputs.size());
+  std::vector<model::Prediction> out(inputs.size());
   std::vector<std::string> failed;
-  predict_files(
+  model::predict_files(
       predictor, inputs,
-      [&](const Prediction& p, const cv::Mat&) {
+      [&](const model::Prediction& p, const cv::Mat&) {
         if (!p.ok()) failed.push_back(input.dataset->samples[input.samples[p.index]].file + ": " + p.error);
         out[p.index] = p;
       },
@@ -102,15 +103,15 @@ nlohmann::ordered_json ordered(const nlohmann::json& flat) {
   return out;
 }
 
-EvaluationReport evaluate_detector(const std::vector<Prediction>& predictions, const EvaluationInput& input,
-                                   const EvaluateOptions& options) {
+EvaluationReport evaluate_detector(const std::vector<model::Prediction>& predictions,
+                                   const EvaluationInput& input, const EvaluateOptions& options) {
   const auto& ds = *input.dataset;
   const eval::DetectionData gt = eval::detection_data_from_dataset(ds, input.samples);
   // Through the same COCO results records `vigil predict --format coco` writes, so a pycocotools run on
   // detections.json scores exactly these numbers.
   nlohmann::json results = nlohmann::json::array();
   for (const auto& p : predictions) {
-    for (const auto& r : coco_results(p, input.samples[p.index]))
+    for (const auto& r : model::coco_results(p, input.samples[p.index]))
       results.push_back(nlohmann::json::parse(r.dump()));
   }
   eval::DetectionData data = gt;
@@ -159,8 +160,8 @@ EvaluationReport evaluate_detector(const std::vector<Prediction>& predictions, c
   return r;
 }
 
-EvaluationReport evaluate_classifier(const std::vector<Prediction>& predictions, const EvaluationInput& input,
-                                     const EvaluateOptions& options) {
+EvaluationReport evaluate_classifier(const std::vector<model::Prediction>& predictions,
+                                     const EvaluationInput& input, const EvaluateOptions& options) {
   const auto& ds = *input.dataset;
   std::vector<eval::ClassificationSample> samples;
   for (const auto& p : predictions) {
@@ -217,24 +218,24 @@ void EvaluateOptions::validate() const {
   predict.validate();
 }
 
-void check_classes(const ModelInfo& model, const data::Dataset& dataset) {
+void check_classes(const model::ModelInfo& model, const data::Dataset& dataset) {
   std::vector<std::string> names = model.class_names;
-  if (model.task == "detection" && !names.empty() && names.front() == kBackground) names.erase(names.begin());
+  if (model.task == data::Task::kDetection && !names.empty() && names.front() == kBackground)
+    names.erase(names.begin());
   if (names != dataset.classes) {
     throw DataError(fmt::format(
         "the model's classes {} differ from the dataset's {}: evaluate on data labelled with the model's "
         "classes, in the same order",
         joined(names), joined(dataset.classes)));
   }
-  const bool detector = model.task == "detection";
-  if (detector != (dataset.task == data::Task::kDetection)) {
+  if (model.task != dataset.task) {
     throw DataError(fmt::format("expected a {} dataset for the {} model '{}', got a {} dataset",
-                                detector ? "detection" : "classification", model.task, model.arch,
-                                detector ? "classification" : "detection"));
+                                data::task_name(model.task), data::task_name(model.task), model.arch,
+                                data::task_name(dataset.task)));
   }
 }
 
-EvaluationReport evaluate_model(Predictor& predictor, const EvaluationInput& input,
+EvaluationReport evaluate_model(model::Predictor& predictor, const EvaluationInput& input,
                                 const EvaluateOptions& options, Progress* progress) {
   options.validate();
   VIGIL_ASSERT(input.dataset, "evaluate_model needs a dataset");
@@ -271,4 +272,4 @@ EvaluationReport evaluate_coco_files(const fs::path& ground_truth, const fs::pat
   return r;
 }
 
-}  // namespace vigil::train
+}  // namespace vigil::cli

@@ -1,6 +1,6 @@
 #pragma once
 /// Self-describing model files (DESIGN.md section 4): weights + architecture + classes + input size +
-/// normalisation + thresholds + lineage. A model file is a vigil checkpoint (train/checkpoint.h) whose
+/// normalisation + thresholds + lineage. A model file is a vigil checkpoint (model/checkpoint.h) whose
 /// Checkpoint::model_json holds a ModelInfo; a training checkpoint is also a model file. `vigil predict`,
 /// `vigil serve`, `vigil evaluate` and `vigil watch` need nothing else.
 
@@ -13,21 +13,24 @@
 #include <string>
 #include <vector>
 
+#include "vigil/data/preprocess.h"
+#include "vigil/data/task.h"
 #include "vigil/nn/classification/classifier.h"
 #include "vigil/nn/detection/detector.h"
-#include "vigil/nn/weights.h"
 
-namespace vigil::train {
+namespace vigil::model {
 
 /// Everything about a model except its weights.
 struct ModelInfo {
-  std::string arch;                       ///< model zoo name
-  std::string task;                       ///< "classification" | "detection"
-  std::vector<std::string> class_names;   ///< classification: index -> name; detection: label index -> name,
-                                          ///< index 0 = "__background__" (torchvision's convention)
-  int input_width = 0, input_height = 0;  ///< classification input; detection: transform min_size / max_size
-  std::vector<double> mean, std;          ///< RGB normalisation on 0..1 values
-  nn::PostprocessOptions postprocess;     ///< detection thresholds
+  std::string arch;  ///< model zoo name
+  data::Task task = data::Task::kClassification;
+  std::vector<std::string> class_names;  ///< classification: index -> name; detection: label index -> name,
+                                         ///< index 0 = "__background__" (torchvision's convention)
+  /// How images become the model's input (the training loader's validation path). Stored in the file as
+  /// input_width / input_height (classification: the size; detection: the transform's min / max size), mean,
+  /// std; normalize follows the task (classifiers normalise before the model, detectors inside).
+  data::PreprocessOptions preprocess;
+  nn::PostprocessOptions postprocess;  ///< detection thresholds
   /// Detection: the backbone uses FrozenBatchNorm2d (torchvision's choice when it starts from pretrained
   /// weights), which changes the module's buffers. save_model() sets it from the module itself.
   bool pretrained_backbone = false;
@@ -60,9 +63,6 @@ enum class PartialLoad {
   kSkipPredictor,  ///< everything except the class-specific layer (detectors: `roi_heads.box_predictor.`;
                    ///< classifiers: the last Linear), which stays freshly initialised: fine-tuning
 };
-/// "none", "backbone", "skip-predictor" -> PartialLoad; anything else -> InvalidArgument listing them.
-PartialLoad parse_partial_load(const std::string& name);
-
 struct LoadModelOptions {
   std::string arch;     ///< required for a torchvision .pth / TorchScript file; must match otherwise
   int num_classes = 0;  ///< .pth: classes of the model (0 = those of the saved head)
@@ -73,23 +73,13 @@ struct LoadModelOptions {
 };
 
 /// Opens a vigil model file / checkpoint, or a torchvision `.pth` / TorchScript file when options.arch is
-/// set. Missing file -> NotFound; corrupt -> DataError; wrong architecture -> InvalidArgument naming the
+/// set (through import_weights, model/weight_import.h).
+/// Missing file -> NotFound; corrupt -> DataError; wrong architecture -> InvalidArgument naming the
 /// first mismatching key. The global torch RNG is left as it was.
 LoadedModel load_model(const std::filesystem::path& file, const LoadModelOptions& options = {});
 
 /// True when `file` ends in a vigil checkpoint trailer (it may still be corrupt). Missing file -> NotFound.
 bool is_vigil_model_file(const std::filesystem::path& file);
-
-/// A model built from a torchvision weight file, with what was copied key by key.
-struct ImportedModel {
-  LoadedModel model;
-  nn::LoadReport report;
-};
-
-/// Builds options.arch with options.num_classes (0: the file's head) and copies the file's tensors into it:
-/// every key (strict: any missing / unexpected / mismatched key is an InvalidArgument naming the first one),
-/// or the part options.partial selects (the rest keeps its fresh initialisation).
-ImportedModel import_weights(const std::filesystem::path& file, const LoadModelOptions& options);
 
 /// Writes a weights-only model file (no optimizer) atomically.
 void save_model(const std::filesystem::path& file, const ModelInfo& info, torch::nn::Module& module);
@@ -104,17 +94,9 @@ const std::vector<std::string>& coco_category_names();
 
 /// Default names for a head of `num_classes` outputs: COCO's for a 91-class detector, else "class_N"
 /// (detectors: "__background__" at index 0).
-std::vector<std::string> default_class_names(const std::string& task, int num_classes);
-
-/// True when some key of `dict` starts with `prefix`.
-bool has_key_prefix(const nn::StateDict& dict, const std::string& prefix);
-
-/// A classifier's state dict as a detector backbone's (torchvision's weights_backbone): keys move under
-/// `backbone.body.`, ResNet names kept, MobileNet's `features.N` becoming `body.N`; the classifier head is
-/// dropped.
-nn::StateDict classifier_to_detector_backbone(const nn::StateDict& dict);
+std::vector<std::string> default_class_names(data::Task task, int num_classes);
 
 /// Number of parameter elements (buffers excluded).
 int64_t parameter_count(const torch::nn::Module& module);
 
-}  // namespace vigil::train
+}  // namespace vigil::model

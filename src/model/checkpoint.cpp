@@ -1,6 +1,7 @@
-#include "vigil/train/checkpoint.h"
+#include "vigil/model/checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/optim.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 #include <nlohmann/json.hpp>
@@ -11,9 +12,8 @@
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
 #include "vigil/core/hash.h"
-#include "vigil/train/optim.h"
 
-namespace vigil::train {
+namespace vigil::model {
 namespace {
 
 using nlohmann::json;
@@ -292,6 +292,17 @@ Checkpoint load_checkpoint(const std::filesystem::path& file, torch::nn::Module&
   return meta;
 }
 
+std::string optimizer_kind(const torch::optim::Optimizer& optimizer) {
+  const auto* p = &optimizer;
+  if (dynamic_cast<const torch::optim::SGD*>(p) != nullptr) return "sgd";
+  if (dynamic_cast<const torch::optim::AdamW*>(p) != nullptr) return "adamw";
+  if (dynamic_cast<const torch::optim::Adam*>(p) != nullptr) return "adam";
+  if (dynamic_cast<const torch::optim::RMSprop*>(p) != nullptr) return "rmsprop";
+  if (dynamic_cast<const torch::optim::Adagrad*>(p) != nullptr) return "adagrad";
+  if (dynamic_cast<const torch::optim::LBFGS*>(p) != nullptr) return "lbfgs";
+  return "unknown";
+}
+
 Checkpoint read_checkpoint_meta(const std::filesystem::path& file) {
   InputArchive archive;
   open_archive(file, archive);
@@ -320,4 +331,4 @@ void restore_rng_state(std::mt19937_64& rng, const std::string& state) {
   rng = restored;
 }
 
-}  // namespace vigil::train
+}  // namespace vigil::model

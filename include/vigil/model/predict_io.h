@@ -10,9 +10,9 @@
 #include <utility>
 #include <vector>
 
-#include "vigil/train/predict.h"
+#include "vigil/model/predict.h"
 
-namespace vigil::train {
+namespace vigil::model {
 
 /// True for the image extensions folders are searched for (.jpg .jpeg .png .bmp .webp .tif .tiff),
 /// case-insensitively.
@@ -51,4 +51,4 @@ std::vector<int64_t> coco_image_ids(const std::vector<PredictInput>& inputs);
 /// .jpg/.jpeg/.png become .png.
 std::vector<std::string> drawn_file_names(const std::vector<PredictInput>& inputs);
 
-}  // namespace vigil::train
+}  // namespace vigil::model

@@ -1,4 +1,4 @@
-#include "vigil/train/predict_io.h"
+#include "vigil/model/predict_io.h"
 
 #include <fmt/format.h>
 
@@ -12,7 +12,7 @@
 #include "vigil/core/hash.h"
 #include "vigil/core/strings.h"
 
-namespace vigil::train {
+namespace vigil::model {
 namespace {
 
 /// A float as the shortest decimal that reads back to the same float, so JSON shows 0.25, not
@@ -103,7 +103,7 @@ nlohmann::ordered_json prediction_json(const Prediction& p, const ModelInfo& inf
   j["image"] = p.image;
   j["width"] = p.width;
   j["height"] = p.height;
-  if (info.task == "classification") {
+  if (info.task == data::Task::kClassification) {
     j["label"] = p.label;
     j["class_id"] = p.class_id;
     j["score"] = tidy(p.score);
@@ -175,4 +175,4 @@ std::vector<std::string> drawn_file_names(const std::vector<PredictInput>& input
   return names;
 }
 
-}  // namespace vigil::train
+}  // namespace vigil::model

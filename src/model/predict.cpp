@@ -1,4 +1,4 @@
-#include "vigil/train/predict.h"
+#include "vigil/model/predict.h"
 
 #include <fmt/format.h>
 #include <torch/cuda.h>
@@ -11,11 +11,12 @@
 #include "vigil/core/error.h"
 #include "vigil/core/interrupt.h"
 #include "vigil/core/thread_pool.h"
+#include "vigil/data/loader.h"
 #include "vigil/image/decode.h"
 #include "vigil/image/draw.h"
 #include "vigil/nn/fuse.h"
 
-namespace vigil::train {
+namespace vigil::model {
 namespace {
 
 /// A decoded, preprocessed image (or why it could not be), made on a decode worker.
@@ -30,7 +31,7 @@ DecodedInput decode_input(const Predictor& predictor, const std::string& path, b
   DecodedInput d;
   image::Decoded dec = image::decode_file(path);
   if (!dec.ok()) {
-    d.error = dec.error.kind + ": " + dec.error.detail;
+    d.error = dec.error.kind_name() + ": " + dec.error.detail;
     return d;
   }
   d.width = dec.bgr.cols;
@@ -78,18 +79,16 @@ Predictor::Predictor(LoadedModel model, PredictOptions options)
   options_.validate();
   VIGIL_ASSERT(model_.module && (model_.classifier || model_.detector), "Predictor needs a loaded model");
   const ModelInfo& info = model_.info;
-  VIGIL_CHECK(info.mean.empty() || info.mean.size() == 3, "expected 3 mean values, got {}", info.mean.size());
-  VIGIL_CHECK(info.std.empty() || info.std.size() == 3, "expected 3 std values, got {}", info.std.size());
   device_ = torch::Device(options_.device);
   model_.module->to(device_);
   model_.module->eval();
   if (options_.fold_batch_norms) nn::fold_batch_norms(*model_.module);
   if (options_.channels_last && device_.is_cpu()) nn::to_channels_last(*model_.module);
-  input_.image_width = info.input_width;
-  input_.image_height = info.input_height;
-  input_.mean = or_default(info.mean, 0.0);
-  input_.std = or_default(info.std, 1.0);
+  input_ = info.preprocess;
+  input_.mean = or_default(input_.mean, 0.0);
+  input_.std = or_default(input_.std, 1.0);
   input_.normalize = !is_detector();  // detectors normalise inside, like torchvision's transform
+  input_.validate();
   if (is_detector()) {
     nn::PostprocessOptions post = model_.detector->postprocess();
     if (options_.score_threshold >= 0) post.score_threshold = options_.score_threshold;
@@ -98,8 +97,8 @@ Predictor::Predictor(LoadedModel model, PredictOptions options)
     model_.detector->set_postprocess(post);
     model_.info.postprocess = post;
   } else {
-    VIGIL_CHECK(info.input_width > 0 && info.input_height > 0, "expected a classifier input size, got {}x{}",
-                info.input_width, info.input_height);
+    VIGIL_CHECK(input_.width > 0 && input_.height > 0, "expected a classifier input size, got {}x{}",
+                input_.width, input_.height);
   }
 }
 
@@ -249,4 +248,4 @@ void draw_prediction(cv::Mat& bgr, const Prediction& prediction) {
   image::draw_boxes(bgr, boxes);
 }
 
-}  // namespace vigil::train
+}  // namespace vigil::model

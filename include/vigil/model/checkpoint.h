@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-namespace vigil::train {
+namespace vigil::model {
 
 /// Metadata stored beside the tensors.
 struct Checkpoint {
@@ -27,7 +27,7 @@ struct Checkpoint {
   std::vector<std::string> class_names;  ///< index -> class name
   std::string config_yaml;               ///< the resolved training options
   std::string extra_json;                ///< trainer state: early stopping, best metric, ...
-  /// What serving a model needs besides weights (train/model_file.h's ModelInfo as JSON): task, input size,
+  /// What serving a model needs besides weights (model/model_file.h's ModelInfo as JSON): task, input size,
   /// normalisation, thresholds, lineage. Empty in checkpoints written before it existed.
   std::string model_json;
   std::string rng_state;  ///< data-order RNG (see rng_state_string), empty when unused
@@ -48,6 +48,10 @@ void save_checkpoint(const std::filesystem::path& file, const Checkpoint& meta, 
 Checkpoint load_checkpoint(const std::filesystem::path& file, torch::nn::Module& model,
                            torch::optim::Optimizer* optimizer);
 
+/// The optimizer's registry name ("sgd", "adam", "adamw", ...) from its dynamic type; "unknown" otherwise.
+/// Stored in Checkpoint::optimizer so a resume refuses an optimizer of another kind.
+std::string optimizer_kind(const torch::optim::Optimizer& optimizer);
+
 /// Reads and verifies only the metadata (same errors as load_checkpoint for the file itself).
 Checkpoint read_checkpoint_meta(const std::filesystem::path& file);
 
@@ -56,4 +60,4 @@ std::string rng_state_string(const std::mt19937_64& rng);
 /// Restores an engine from rng_state_string(). Malformed text -> DataError.
 void restore_rng_state(std::mt19937_64& rng, const std::string& state);
 
-}  // namespace vigil::train
+}  // namespace vigil::model

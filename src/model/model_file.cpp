@@ -1,4 +1,4 @@
-#include "vigil/train/model_file.h"
+#include "vigil/model/model_file.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -9,21 +9,55 @@
 #include <optional>
 #include <unordered_set>
 
-#include "rng_guard.h"
+#include "model_build.h"
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
+#include "vigil/model/checkpoint.h"
+#include "vigil/model/rng_guard.h"
+#include "vigil/model/weight_import.h"
 #include "vigil/nn/zoo.h"
-#include "vigil/train/checkpoint.h"
 
-namespace vigil::train {
+namespace vigil::model {
+
+namespace detail {
+
+bool is_bn_counter(const std::string& key) {
+  const std::string_view suffix = "num_batches_tracked";
+  return key.size() >= suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// Builds `info.arch` with info's classes, seeded so fresh layers are the same on every run.
+LoadedModel build_model(const ModelInfo& info, uint64_t seed) {
+  nn::ModelArgs args;
+  args.num_classes = info.num_classes();
+  args.pretrained_backbone = info.pretrained_backbone;
+  torch::manual_seed(seed);
+  LoadedModel m;
+  m.info = info;
+  m.module = nn::make_model(info.arch, args);
+  if (info.task == data::Task::kClassification) {
+    m.classifier = std::dynamic_pointer_cast<nn::Classifier>(m.module);
+    VIGIL_ASSERT(m.classifier, "zoo model '{}' (classification) is not an nn::Classifier", info.arch);
+  } else {
+    m.detector = std::dynamic_pointer_cast<nn::Detector>(m.module);
+    VIGIL_ASSERT(m.detector, "zoo model '{}' (detection) is not an nn::Detector", info.arch);
+    m.detector->set_postprocess(info.postprocess);
+  }
+  return m;
+}
+
+}  // namespace detail
+
 namespace {
+
+using detail::build_model;
+using detail::is_bn_counter;
 
 using nlohmann::json;
 
 constexpr const char* kInfoFormat = "vigil.model_info";
 constexpr int kInfoVersion = 1;
-constexpr const char* kBackground = "__background__";
-// The checkpoint trailer documented in train/checkpoint.h: "VGLCKPT1" + 64 hex digits.
+// The checkpoint trailer documented in model/checkpoint.h: "VGLCKPT1" + 64 hex digits.
 constexpr std::string_view kCheckpointMagic = "VGLCKPT1";
 constexpr std::streamoff kTrailerSize = 8 + 64;
 
@@ -64,58 +98,46 @@ const json& read_object(const json& obj, const char* key) {
 }
 
 void check_info(const ModelInfo& info) {
-  if (info.task != "classification" && info.task != "detection") {
-    throw DataError(fmt::format(
-        "model info: field 'task': expected 'classification' or 'detection', got '{}'", info.task));
-  }
   if (info.arch.empty()) throw DataError("model info: field 'arch': expected a model name, got ''");
+  const data::PreprocessOptions& p = info.preprocess;
   for (const auto* field : {"mean", "std"}) {
-    const auto& v = std::string(field) == "mean" ? info.mean : info.std;
+    const auto& v = std::string(field) == "mean" ? p.mean : p.std;
     if (!v.empty() && v.size() != 3)
       throw DataError(
           fmt::format("model info: field '{}': expected 3 values (RGB), got {}", field, v.size()));
   }
-  for (double s : info.std) {
+  for (double s : p.std) {
     if (!(s > 0)) throw DataError(fmt::format("model info: field 'std': expected values > 0, got {}", s));
   }
 }
 
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-bool starts_with_any(const std::string& key, const std::vector<std::string>& prefixes) {
-  for (const auto& p : prefixes)
-    if (key.rfind(p, 0) == 0) return true;
-  return false;
-}
-
-bool is_bn_counter(const std::string& key) {
-  return ends_with(key, "num_batches_tracked");
-}
-
-std::string shape_text(c10::IntArrayRef sizes) {
-  return fmt::format("[{}]", fmt::join(sizes, ", "));
-}
-
-/// Builds `info.arch` with info's classes, seeded so fresh layers are the same on every run.
-LoadedModel build_model(const ModelInfo& info, uint64_t seed) {
-  nn::ModelArgs args;
-  args.num_classes = info.num_classes();
-  args.pretrained_backbone = info.pretrained_backbone;
-  torch::manual_seed(seed);
-  LoadedModel m;
-  m.info = info;
-  m.module = nn::make_model(info.arch, args);
-  if (info.task == "classification") {
-    m.classifier = std::dynamic_pointer_cast<nn::Classifier>(m.module);
-    VIGIL_ASSERT(m.classifier, "zoo model '{}' (classification) is not an nn::Classifier", info.arch);
-  } else {
-    m.detector = std::dynamic_pointer_cast<nn::Detector>(m.module);
-    VIGIL_ASSERT(m.detector, "zoo model '{}' (detection) is not an nn::Detector", info.arch);
-    m.detector->set_postprocess(info.postprocess);
+data::Task read_task(const json& j) {
+  std::string task;
+  read_field(j, "", "task", task, true);
+  try {
+    return data::parse_task(task);
+  } catch (const InvalidArgument& e) {
+    throw DataError(fmt::format("model info: field 'task': {}", e.what()));
   }
-  return m;
+}
+
+/// The file's input_width / input_height: a classifier's input size, a detector's transform min / max size.
+std::pair<int, int> stored_input_size(const ModelInfo& info) {
+  const data::PreprocessOptions& p = info.preprocess;
+  if (info.task == data::Task::kDetection) return {p.min_size, p.max_size};
+  return {p.width, p.height};
+}
+
+void set_input_size(ModelInfo& info, int w, int h) {
+  data::PreprocessOptions& p = info.preprocess;
+  if (info.task == data::Task::kDetection) {
+    p.min_size = w;
+    p.max_size = h;
+  } else {
+    p.width = w;
+    p.height = h;
+  }
+  p.normalize = info.task == data::Task::kClassification;
 }
 
 ModelInfo info_from_checkpoint(const Checkpoint& meta, const std::filesystem::path& file) {
@@ -144,7 +166,7 @@ LoadedModel load_vigil_file(const std::filesystem::path& file, const LoadModelOp
   try {
     load_checkpoint(file, *m.module, nullptr);
   } catch (const InvalidArgument& first) {
-    if (info.task != "detection") throw;
+    if (info.task != data::Task::kDetection) throw;
     // A checkpoint whose ModelInfo does not record the backbone's batch-norm kind (BatchNorm2d vs
     // FrozenBatchNorm2d buffers): try the other one, and report the first failure if that fails too.
     info.pretrained_backbone = !info.pretrained_backbone;
@@ -160,134 +182,19 @@ LoadedModel load_vigil_file(const std::filesystem::path& file, const LoadModelOp
   return m;
 }
 
-/// The number of classes of the file's head, or nullopt when the file has none the task recognises.
-/// Classifiers: the last 2-D `.weight` in file order, which is torchvision's registration order (fc,
-/// classifier.N). Detectors: torchvision's box predictor.
-std::optional<int> head_classes(const nn::StateDict& dict, const std::string& task) {
-  if (task == "detection") {
-    const torch::Tensor* w = dict.find("roi_heads.box_predictor.cls_score.weight");
-    if (w != nullptr && w->dim() == 2) return static_cast<int>(w->size(0));
-    return std::nullopt;
-  }
-  std::optional<int> found;
-  for (const auto& item : dict) {
-    if (item.value().dim() == 2 && ends_with(item.key(), ".weight"))
-      found = static_cast<int>(item.value().size(0));
-  }
-  return found;
-}
-
-/// The module prefix of a classifier's last Linear layer ("fc.", "classifier.3."): its last 2-D weight.
-std::string classifier_head_prefix(const torch::nn::Module& module) {
-  std::string prefix;
-  for (const auto& p : module.named_parameters(true)) {
-    if (p.value().dim() == 2 && ends_with(p.key(), ".weight"))
-      prefix = p.key().substr(0, p.key().size() - std::string_view("weight").size());
-  }
-  VIGIL_ASSERT(!prefix.empty(), "classifier has no Linear head");
-  return prefix;
-}
-
-struct MismatchScan {
-  std::optional<std::string> first;  ///< the first offending key with the reason
-  size_t matched = 0, module_keys = 0;
-};
-
-/// Walks the module's keys in load_state_dict's order (parameters, then buffers) and names the first key that
-/// is missing from the file or has another shape, else the first file key the module lacks.
-MismatchScan scan_mismatches(const torch::nn::Module& module, const nn::StateDict& dict,
-                             const nn::LoadOptions& lo) {
-  auto filtered = [&](const std::string& key) {
-    return starts_with_any(key, lo.skip_prefixes) ||
-           (!lo.only_prefixes.empty() && !starts_with_any(key, lo.only_prefixes));
-  };
-  MismatchScan scan;
-  std::unordered_set<std::string> module_keys;
-  auto visit = [&](const std::string& key, const torch::Tensor& t) {
-    module_keys.insert(key);
-    if (filtered(key) || is_bn_counter(key)) return;
-    ++scan.module_keys;
-    const torch::Tensor* src = dict.find(key);
-    if (src == nullptr) {
-      if (!scan.first) scan.first = fmt::format("'{}' (in the model, missing from the file)", key);
-    } else if (src->sizes() != t.sizes()) {
-      if (!scan.first)
-        scan.first = fmt::format("'{}' (expected shape {}, got {})", key, shape_text(t.sizes()),
-                                 shape_text(src->sizes()));
-    } else {
-      ++scan.matched;
-    }
-  };
-  for (const auto& p : module.named_parameters(true)) visit(p.key(), p.value());
-  for (const auto& b : module.named_buffers(true)) visit(b.key(), b.value());
-  if (scan.first) return scan;
-  for (const auto& item : dict) {
-    const auto& key = item.key();
-    if (!module_keys.count(key) && !filtered(key) && !is_bn_counter(key)) {
-      scan.first = fmt::format("'{}' (in the file, not in the model)", key);
-      break;
-    }
-  }
-  return scan;
-}
-
-nn::LoadOptions load_options_for(PartialLoad partial, const LoadedModel& m) {
-  nn::LoadOptions lo;
-  const bool detection = m.info.task == "detection";
-  if (partial == PartialLoad::kBackbone) {
-    if (detection) {
-      lo.only_prefixes = {"backbone."};
-    } else {
-      lo.skip_prefixes = {"fc.", "classifier."};
-    }
-  } else if (partial == PartialLoad::kSkipPredictor) {
-    lo.skip_prefixes = {detection ? std::string("roi_heads.box_predictor.")
-                                  : classifier_head_prefix(*m.module)};
-  }
-  return lo;
-}
-
-/// Class names for a head of `n` outputs: the user's (detection: background put in front when absent) or
-/// the defaults.
-std::vector<std::string> class_names_for(const std::string& task, int n, std::vector<std::string> names) {
-  if (names.empty()) return default_class_names(task, n);
-  if (task == "detection" && names.front() != kBackground) names.insert(names.begin(), kBackground);
-  VIGIL_CHECK(static_cast<int>(names.size()) == n, "expected {} class names for a {}-class head{}, got {}",
-              task == "detection" ? n - 1 : n, n, task == "detection" ? " (the background is added)" : "",
-              task == "detection" ? names.size() - 1 : names.size());
-  return names;
-}
-
 }  // namespace
 
-bool has_key_prefix(const nn::StateDict& dict, const std::string& prefix) {
-  for (const auto& item : dict) {
-    if (item.key().rfind(prefix, 0) == 0) return true;
-  }
-  return false;
-}
-
-nn::StateDict classifier_to_detector_backbone(const nn::StateDict& dict) {
-  nn::StateDict out;
-  for (const auto& item : dict) {
-    std::string key = item.key();
-    if (key.rfind("fc.", 0) == 0 || key.rfind("classifier.", 0) == 0) continue;
-    if (key.rfind("features.", 0) == 0) key = key.substr(std::string_view("features.").size());
-    out.insert("backbone.body." + key, item.value());
-  }
-  return out;
-}
-
 std::string ModelInfo::to_json() const {
+  const auto [input_width, input_height] = stored_input_size(*this);
   const json j = {{"format", kInfoFormat},
                   {"version", kInfoVersion},
                   {"arch", arch},
-                  {"task", task},
+                  {"task", data::task_name(task)},
                   {"class_names", class_names},
                   {"input_width", input_width},
                   {"input_height", input_height},
-                  {"mean", mean},
-                  {"std", std},
+                  {"mean", preprocess.mean},
+                  {"std", preprocess.std},
                   {"postprocess",
                    {{"score_threshold", postprocess.score_threshold},
                     {"nms_iou", postprocess.nms_iou},
@@ -330,12 +237,14 @@ ModelInfo ModelInfo::from_json(const std::string& text) {
   }
   ModelInfo info;
   read_field(j, "", "arch", info.arch, true);
-  read_field(j, "", "task", info.task, true);
+  info.task = read_task(j);
   read_field(j, "", "class_names", info.class_names, true);
-  read_field(j, "", "input_width", info.input_width);
-  read_field(j, "", "input_height", info.input_height);
-  read_field(j, "", "mean", info.mean);
-  read_field(j, "", "std", info.std);
+  int input_width = 0, input_height = 0;
+  read_field(j, "", "input_width", input_width);
+  read_field(j, "", "input_height", input_height);
+  set_input_size(info, input_width, input_height);
+  read_field(j, "", "mean", info.preprocess.mean);
+  read_field(j, "", "std", info.preprocess.std);
   read_field(j, "", "pretrained_backbone", info.pretrained_backbone);
   const json& post = read_object(j, "postprocess");
   read_field(post, "postprocess.", "score_threshold", info.postprocess.score_threshold);
@@ -360,26 +269,16 @@ ModelInfo ModelInfo::from_json(const std::string& text) {
   return info;
 }
 
-PartialLoad parse_partial_load(const std::string& name) {
-  if (name.empty() || name == "none") return PartialLoad::kNone;
-  if (name == "backbone") return PartialLoad::kBackbone;
-  if (name == "skip-predictor") return PartialLoad::kSkipPredictor;
-  throw InvalidArgument(
-      fmt::format("expected a partial load of none, backbone or skip-predictor, got '{}'", name));
-}
-
 ModelInfo default_model_info(const std::string& arch, const std::vector<std::string>& class_names) {
   const nn::ModelSpec& spec = nn::find_model(arch);
   ModelInfo info;
   info.arch = spec.name;
   info.task = spec.task;
   info.class_names = class_names;
-  if (spec.task == "detection" && (class_names.empty() || class_names.front() != kBackground))
-    info.class_names.insert(info.class_names.begin(), kBackground);
-  info.input_width = spec.input_width;
-  info.input_height = spec.input_height;
-  info.mean = spec.mean;
-  info.std = spec.std;
+  if (spec.task == data::Task::kDetection &&
+      (class_names.empty() || class_names.front() != detail::kBackground))
+    info.class_names.insert(info.class_names.begin(), detail::kBackground);
+  info.preprocess = spec.preprocess;
   return info;
 }
 
@@ -478,11 +377,12 @@ const std::vector<std::string>& coco_category_names() {
   return kNames;
 }
 
-std::vector<std::string> default_class_names(const std::string& task, int num_classes) {
-  if (task == "detection" && num_classes == 91) return coco_category_names();
+std::vector<std::string> default_class_names(data::Task task, int num_classes) {
+  if (task == data::Task::kDetection && num_classes == 91) return coco_category_names();
   std::vector<std::string> names;
   for (int i = 0; i < num_classes; ++i)
-    names.push_back(task == "detection" && i == 0 ? std::string(kBackground) : fmt::format("class_{}", i));
+    names.push_back(task == data::Task::kDetection && i == 0 ? std::string(detail::kBackground)
+                                                             : fmt::format("class_{}", i));
   return names;
 }
 
@@ -522,62 +422,12 @@ LoadedModel load_model(const std::filesystem::path& file, const LoadModelOptions
   return import_weights(file, full).model;
 }
 
-ImportedModel import_weights(const std::filesystem::path& file, const LoadModelOptions& options) {
-  VIGIL_CHECK(!options.arch.empty(), "expected the architecture (--arch) of {}, got none", to_utf8(file));
-  VIGIL_CHECK(options.num_classes >= 0, "expected num_classes >= 0, got {}", options.num_classes);
-  const nn::ModelSpec& spec = nn::find_model(options.arch);
-  nn::StateDict dict = nn::read_state_dict(file);
-  const bool detection = spec.task == "detection";
-  bool from_classifier = false;
-  if (detection && options.partial == PartialLoad::kBackbone && !has_key_prefix(dict, "backbone.")) {
-    dict = classifier_to_detector_backbone(dict);
-    from_classifier = true;
-  }
-  int n = options.num_classes;
-  if (n == 0 && !options.class_names.empty())
-    n = static_cast<int>(options.class_names.size()) +
-        (detection && options.class_names.front() != kBackground);
-  if (n == 0) n = head_classes(dict, spec.task).value_or(detection ? 91 : 1000);
-
-  ModelInfo info = default_model_info(spec.name, class_names_for(spec.task, n, options.class_names));
-  info.source = to_utf8(file);
-  if (detection) {
-    // torchvision builds detectors with FrozenBatchNorm2d when they start from trained weights (no
-    // num_batches_tracked buffers), BatchNorm2d otherwise: build what the file was saved from.
-    bool counters = false;
-    for (const auto& item : dict)
-      counters = counters || (item.key().rfind("backbone.", 0) == 0 && is_bn_counter(item.key()));
-    info.pretrained_backbone = from_classifier || !counters;
-  }
-
-  detail::GlobalRngGuard rng_guard;
-  ImportedModel out;
-  out.model = build_model(info, options.seed);
-  nn::LoadOptions lo = load_options_for(options.partial, out.model);
-  if (from_classifier) lo.only_prefixes = {"backbone.body."};  // the FPN is not in a classifier's file
-  const MismatchScan scan = scan_mismatches(*out.model.module, dict, lo);
-  if (scan.first) {
-    std::string why = fmt::format(
-        "{}: expected weights of architecture '{}' with {} classes, but the first "
-        "mismatching key is {}; {} of {} model keys match",
-        to_utf8(file), spec.name, n, *scan.first, scan.matched, scan.module_keys);
-    if (scan.module_keys > 0 && scan.matched * 10 < scan.module_keys)
-      why += " (the file looks like another architecture)";
-    else if (options.partial == PartialLoad::kNone)
-      why += " (--partial skip-predictor or backbone loads the rest)";
-    throw InvalidArgument(why);
-  }
-  out.report = nn::load_state_dict(*out.model.module, dict, lo);
-  out.model.module->eval();
-  spdlog::debug("import_weights {}: {}", to_utf8(file), out.report.to_text());
-  return out;
-}
-
 void save_model(const std::filesystem::path& file, const ModelInfo& info, torch::nn::Module& module) {
   VIGIL_CHECK(!info.arch.empty(), "expected a model info naming the architecture, got an empty arch");
   ModelInfo saved = info;
   if (const auto* det = dynamic_cast<const nn::Detector*>(&module)) {
-    VIGIL_CHECK(saved.task == "detection", "expected task 'detection' for a detector, got '{}'", saved.task);
+    VIGIL_CHECK(saved.task == data::Task::kDetection, "expected task 'detection' for a detector, got '{}'",
+                data::task_name(saved.task));
     VIGIL_CHECK(det->num_classes() == saved.num_classes(),
                 "expected {} class names (with '__background__') for a {}-class detector, got {}",
                 det->num_classes(), det->num_classes(), saved.num_classes());
@@ -586,8 +436,8 @@ void save_model(const std::filesystem::path& file, const ModelInfo& info, torch:
       counters = counters || (b.key().rfind("backbone.", 0) == 0 && is_bn_counter(b.key()));
     saved.pretrained_backbone = !counters;
   } else if (const auto* cls = dynamic_cast<const nn::Classifier*>(&module)) {
-    VIGIL_CHECK(saved.task == "classification", "expected task 'classification' for a classifier, got '{}'",
-                saved.task);
+    VIGIL_CHECK(saved.task == data::Task::kClassification,
+                "expected task 'classification' for a classifier, got '{}'", data::task_name(saved.task));
     VIGIL_CHECK(cls->num_classes() == saved.num_classes(),
                 "expected {} class names for a {}-class classifier, got {}", cls->num_classes(),
                 cls->num_classes(), saved.num_classes());
@@ -599,4 +449,4 @@ void save_model(const std::filesystem::path& file, const ModelInfo& info, torch:
   save_checkpoint(file, meta, module, nullptr);
 }
 
-}  // namespace vigil::train
+}  // namespace vigil::model

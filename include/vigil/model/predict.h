@@ -1,5 +1,5 @@
 #pragma once
-/// Batch prediction with a loaded model (train/model_file.h): preprocessing identical to the training
+/// Batch prediction with a loaded model (model/model_file.h): preprocessing identical to the training
 /// loader's validation path, batched inference on CPU or CUDA, and a file pipeline whose decode workers run
 /// ahead of inference. Used by `vigil predict`; results come back in input order whatever the thread count.
 
@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "vigil/core/progress.h"
-#include "vigil/data/loader.h"
-#include "vigil/train/model_file.h"
+#include "vigil/data/preprocess.h"
+#include "vigil/model/model_file.h"
 
-namespace vigil::train {
+namespace vigil::model {
 
 /// How a Predictor runs. Thresholds < 0 keep the model file's values (ModelInfo::postprocess).
 struct PredictOptions {
@@ -85,6 +85,8 @@ class Predictor {
   /// Detection thresholds for the next predict() calls (the server changes them per group of requests).
   /// Classifiers ignore them.
   void set_postprocess(const nn::PostprocessOptions& post);
+  /// What preprocess() does (the model file's preprocessing, missing mean/std filled with 0/1).
+  const data::PreprocessOptions& preprocess_options() const { return input_; }
   /// The detection thresholds in use (the model file's, after PredictOptions' overrides).
   const nn::PostprocessOptions& postprocess() const { return model_.info.postprocess; }
 
@@ -105,7 +107,7 @@ class Predictor {
   LoadedModel model_;
   PredictOptions options_;
   torch::Device device_;
-  data::LoaderOptions input_;  ///< what preprocess() makes, in the training loader's terms
+  data::PreprocessOptions input_;  ///< what preprocess() makes: the model file's, defaults filled in
 };
 
 /// One image to predict.
@@ -133,4 +135,4 @@ PredictSummary predict_files(Predictor& predictor, const std::vector<PredictInpu
 /// Draws a prediction onto `bgr`: detections as labelled boxes, a classification as a labelled frame.
 void draw_prediction(cv::Mat& bgr, const Prediction& prediction);
 
-}  // namespace vigil::train
+}  // namespace vigil::model

@@ -13,9 +13,9 @@
 #include "vigil/core/progress.h"
 #include "vigil/data/dataset.h"
 #include "vigil/data/formats.h"
-#include "vigil/train/predict.h"
+#include "vigil/model/predict.h"
 
-namespace vigil::train {
+namespace vigil::cli {
 
 /// Settings of an evaluation (the `vigil evaluate` flags and `--set` keys).
 struct EvaluateOptions {
@@ -24,7 +24,7 @@ struct EvaluateOptions {
   int gallery = 24;                    ///< sample pictures in the report (0: none)
   double confusion_conf = 0.25;        ///< detection confusion matrix: minimum score (Ultralytics' default)
   double confusion_iou = 0.45;         ///< detection confusion matrix: IoU to pair boxes
-  PredictOptions predict;              ///< batching, threads, device, thresholds
+  model::PredictOptions predict;       ///< batching, threads, device, thresholds
 
   template <class V>
   void visit(V& v) {
@@ -59,12 +59,12 @@ struct EvaluationReport {
 
 /// Checks that the model's classes are the dataset's (same names, same order; a detector's background
 /// excluded); DataError naming both lists otherwise.
-void check_classes(const ModelInfo& model, const data::Dataset& dataset);
+void check_classes(const model::ModelInfo& model, const data::Dataset& dataset);
 
 /// Predicts every sample of `input` with `predictor` and evaluates the predictions against the dataset's
 /// labels. Every sample must be usable: missing files are NotFound and undecodable ones a DataError listing
 /// them (metrics over a silently smaller set would mislead). An empty sample list is a DataError.
-EvaluationReport evaluate_model(Predictor& predictor, const EvaluationInput& input,
+EvaluationReport evaluate_model(model::Predictor& predictor, const EvaluationInput& input,
                                 const EvaluateOptions& options, Progress* progress = nullptr);
 
 /// Scores a COCO results file against a COCO ground-truth file (no model, no images): metrics.json, plots
@@ -74,4 +74,4 @@ EvaluationReport evaluate_coco_files(const std::filesystem::path& ground_truth,
                                      const EvaluateOptions& options,
                                      const std::vector<std::pair<std::string, std::string>>& metadata = {});
 
-}  // namespace vigil::train
+}  // namespace vigil::cli

@@ -1,12 +1,13 @@
 #pragma once
-// Internal to vigil::train: keeps LibTorch's global CPU generator where it was for the guard's lifetime.
+// Shared by vigil::model and vigil::train: keeps LibTorch's global CPU generator where it was for the guard's
+// lifetime.
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <mutex>
 
-namespace vigil::train::detail {
+namespace vigil::model::detail {
 
 /// Saves the default CPU generator's state and restores it on destruction: building a model (which draws
 /// initial weights), loading a checkpoint (which restores a saved generator) or a validation pass must not
@@ -30,4 +31,4 @@ class GlobalRngGuard {
   torch::Tensor state_;
 };
 
-}  // namespace vigil::train::detail
+}  // namespace vigil::model::detail

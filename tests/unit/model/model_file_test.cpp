@@ -8,28 +8,29 @@
 #include "tests_util.h"
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
+#include "vigil/model/model_file.h"
+#include "vigil/model/weight_import.h"
 #include "vigil/nn/weights.h"
 #include "vigil/nn/zoo.h"
-#include "vigil/train/model_file.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using vigil::model::LoadModelOptions;
+using vigil::model::ModelInfo;
+using vigil::model::PartialLoad;
 using vigil::testing::TempDir;
-using vigil::train::LoadModelOptions;
-using vigil::train::ModelInfo;
-using vigil::train::PartialLoad;
 
 ModelInfo full_info() {
   ModelInfo info;
   info.arch = "fasterrcnn_mobilenet_v3_large_fpn";
-  info.task = "detection";
+  info.task = vigil::data::Task::kDetection;
   info.class_names = {"__background__", "gun", "knife"};
-  info.input_width = 320;
-  info.input_height = 640;
-  info.mean = {0.1, 0.2, 0.3};
-  info.std = {0.4, 0.5, 0.6};
+  info.preprocess.min_size = 320;
+  info.preprocess.max_size = 640;
+  info.preprocess.mean = {0.1, 0.2, 0.3};
+  info.preprocess.std = {0.4, 0.5, 0.6};
   info.postprocess.score_threshold = 0.25;
   info.postprocess.nms_iou = 0.4;
   info.postprocess.max_detections = 7;
@@ -74,10 +75,11 @@ TEST(ModelInfo, JsonRoundTripKeepsEveryField) {
   EXPECT_EQ(b.arch, a.arch);
   EXPECT_EQ(b.task, a.task);
   EXPECT_EQ(b.class_names, a.class_names);
-  EXPECT_EQ(b.input_width, 320);
-  EXPECT_EQ(b.input_height, 640);
-  EXPECT_EQ(b.mean, a.mean);
-  EXPECT_EQ(b.std, a.std);
+  EXPECT_EQ(b.preprocess.min_size, 320);
+  EXPECT_EQ(b.preprocess.max_size, 640);
+  EXPECT_EQ(b.preprocess.mean, a.preprocess.mean);
+  EXPECT_EQ(b.preprocess.std, a.preprocess.std);
+  EXPECT_FALSE(b.preprocess.normalize);  // detectors normalise inside
   EXPECT_EQ(b.postprocess.score_threshold, 0.25);
   EXPECT_EQ(b.postprocess.nms_iou, 0.4);
   EXPECT_EQ(b.postprocess.max_detections, 7);
@@ -115,96 +117,97 @@ TEST(ModelInfo, MalformedJsonNamesTheField) {
 }
 
 TEST(ModelInfo, DefaultsComeFromTheZoo) {
-  const ModelInfo info = vigil::train::default_model_info("mobilenet_v3_small", {"a", "b"});
-  EXPECT_EQ(info.task, "classification");
-  EXPECT_EQ(info.input_width, 224);
-  EXPECT_EQ(info.input_height, 224);
-  EXPECT_EQ(info.mean, (std::vector<double>{0.485, 0.456, 0.406}));
-  EXPECT_EQ(info.std, (std::vector<double>{0.229, 0.224, 0.225}));
+  const ModelInfo info = vigil::model::default_model_info("mobilenet_v3_small", {"a", "b"});
+  EXPECT_EQ(info.task, vigil::data::Task::kClassification);
+  EXPECT_EQ(info.preprocess.width, 224);
+  EXPECT_EQ(info.preprocess.height, 224);
+  EXPECT_TRUE(info.preprocess.normalize);
+  EXPECT_EQ(info.preprocess.mean, (std::vector<double>{0.485, 0.456, 0.406}));
+  EXPECT_EQ(info.preprocess.std, (std::vector<double>{0.229, 0.224, 0.225}));
   EXPECT_EQ(info.class_names, (std::vector<std::string>{"a", "b"}));
-  const ModelInfo mask = vigil::train::default_model_info("mask_small_cnn", {"mask", "no_mask"});
-  EXPECT_EQ(mask.input_width, 100);
-  EXPECT_EQ(mask.mean, (std::vector<double>{0, 0, 0}));
-  EXPECT_THAT(error_of([] { vigil::train::default_model_info("no_such_net", {}); }),
+  const ModelInfo mask = vigil::model::default_model_info("mask_small_cnn", {"mask", "no_mask"});
+  EXPECT_EQ(mask.preprocess.width, 100);
+  EXPECT_EQ(mask.preprocess.mean, (std::vector<double>{0, 0, 0}));
+  EXPECT_THAT(error_of([] { vigil::model::default_model_info("no_such_net", {}); }),
               AllOf(HasSubstr("no_such_net"), HasSubstr("mobilenet_v3_small")));
 }
 
 TEST(ModelInfo, DefaultClassNames) {
-  const auto& coco = vigil::train::coco_category_names();
+  const auto& coco = vigil::model::coco_category_names();
   ASSERT_EQ(coco.size(), 91u);
   EXPECT_EQ(coco[0], "__background__");
   EXPECT_EQ(coco[1], "person");
   EXPECT_EQ(coco[12], "N/A");
   EXPECT_EQ(coco[90], "toothbrush");
-  EXPECT_EQ(vigil::train::default_class_names("detection", 91), coco);
-  EXPECT_EQ(vigil::train::default_class_names("detection", 3),
+  EXPECT_EQ(vigil::model::default_class_names(vigil::data::Task::kDetection, 91), coco);
+  EXPECT_EQ(vigil::model::default_class_names(vigil::data::Task::kDetection, 3),
             (std::vector<std::string>{"__background__", "class_1", "class_2"}));
-  EXPECT_EQ(vigil::train::default_class_names("classification", 2),
+  EXPECT_EQ(vigil::model::default_class_names(vigil::data::Task::kClassification, 2),
             (std::vector<std::string>{"class_0", "class_1"}));
-  EXPECT_EQ(vigil::train::parse_partial_load("skip-predictor"), PartialLoad::kSkipPredictor);
-  EXPECT_THAT(error_of([] { vigil::train::parse_partial_load("head"); }), HasSubstr("skip-predictor"));
+  EXPECT_EQ(vigil::model::parse_partial_load("skip-predictor"), PartialLoad::kSkipPredictor);
+  EXPECT_THAT(error_of([] { vigil::model::parse_partial_load("head"); }), HasSubstr("skip-predictor"));
 }
 
 TEST(ModelFile, SaveLoadGivesTheSameOutputsAndInfo) {
   TempDir tmp;
   auto model = trained_like_classifier();
-  auto info = vigil::train::default_model_info("mobilenet_v3_small", {"helmet", "head", "person"});
+  auto info = vigil::model::default_model_info("mobilenet_v3_small", {"helmet", "head", "person"});
   info.run_id = "r1";
   const fs::path file = tmp / "models" / "m.vgm";
-  vigil::train::save_model(file, info, *model);
+  vigil::model::save_model(file, info, *model);
   ASSERT_TRUE(fs::exists(file));
-  EXPECT_TRUE(vigil::train::is_vigil_model_file(file));
+  EXPECT_TRUE(vigil::model::is_vigil_model_file(file));
 
   torch::manual_seed(123);
   const auto before = torch::rand({1});
   torch::manual_seed(123);
-  auto loaded = vigil::train::load_model(file);
+  auto loaded = vigil::model::load_model(file);
   EXPECT_TRUE(torch::equal(torch::rand({1}), before)) << "load_model changed the global random stream";
   ASSERT_TRUE(loaded.classifier);
   EXPECT_FALSE(loaded.detector);
   EXPECT_FALSE(loaded.module->is_training());
   EXPECT_EQ(loaded.info.class_names, info.class_names);
   EXPECT_EQ(loaded.info.run_id, "r1");
-  EXPECT_EQ(loaded.info.task, "classification");
+  EXPECT_EQ(loaded.info.task, vigil::data::Task::kClassification);
   torch::NoGradGuard no_grad;
   const auto x = sample_input();
   EXPECT_TRUE(torch::equal(loaded.classifier->forward(x), model->forward(x)));
-  EXPECT_EQ(vigil::train::parameter_count(*loaded.module), vigil::train::parameter_count(*model));
+  EXPECT_EQ(vigil::model::parameter_count(*loaded.module), vigil::model::parameter_count(*model));
 }
 
 TEST(ModelFile, SaveChecksTheClassCount) {
   TempDir tmp;
   auto model = trained_like_classifier();
-  auto info = vigil::train::default_model_info("mobilenet_v3_small", {"a", "b"});
-  EXPECT_THROW(vigil::train::save_model(tmp / "m.vgm", info, *model), vigil::InvalidArgument);
+  auto info = vigil::model::default_model_info("mobilenet_v3_small", {"a", "b"});
+  EXPECT_THROW(vigil::model::save_model(tmp / "m.vgm", info, *model), vigil::InvalidArgument);
 }
 
 TEST(ModelFile, CorruptTruncatedMissingAndWrongArch) {
   TempDir tmp;
   auto model = trained_like_classifier();
   const fs::path file = tmp / "m.vgm";
-  vigil::train::save_model(file, vigil::train::default_model_info("mobilenet_v3_small", {"a", "b", "c"}),
+  vigil::model::save_model(file, vigil::model::default_model_info("mobilenet_v3_small", {"a", "b", "c"}),
                            *model);
   std::string bytes = vigil::read_file(file);
 
   std::string flipped = bytes;
   flipped[bytes.size() / 2] ^= 0x5a;
   vigil::write_file_atomic(tmp / "flipped.vgm", flipped);
-  EXPECT_THAT(error_of([&] { vigil::train::load_model(tmp / "flipped.vgm"); }), HasSubstr("corrupt"));
-  EXPECT_THROW(vigil::train::load_model(tmp / "flipped.vgm"), vigil::DataError);
+  EXPECT_THAT(error_of([&] { vigil::model::load_model(tmp / "flipped.vgm"); }), HasSubstr("corrupt"));
+  EXPECT_THROW(vigil::model::load_model(tmp / "flipped.vgm"), vigil::DataError);
 
   vigil::write_file_atomic(tmp / "cut.vgm", bytes.substr(0, bytes.size() - 100));
-  EXPECT_THROW(vigil::train::load_model(tmp / "cut.vgm"), vigil::DataError);
+  EXPECT_THROW(vigil::model::load_model(tmp / "cut.vgm"), vigil::DataError);
   vigil::write_file_atomic(tmp / "text.vgm", "hello");
-  EXPECT_THAT(error_of([&] { vigil::train::load_model(tmp / "text.vgm"); }), HasSubstr("--arch"));
+  EXPECT_THAT(error_of([&] { vigil::model::load_model(tmp / "text.vgm"); }), HasSubstr("--arch"));
 
-  EXPECT_THROW(vigil::train::load_model(tmp / "nope.vgm"), vigil::NotFound);
+  EXPECT_THROW(vigil::model::load_model(tmp / "nope.vgm"), vigil::NotFound);
 
   LoadModelOptions other;
   other.arch = "resnet18";
-  EXPECT_THAT(error_of([&] { vigil::train::load_model(file, other); }),
+  EXPECT_THAT(error_of([&] { vigil::model::load_model(file, other); }),
               AllOf(HasSubstr("resnet18"), HasSubstr("mobilenet_v3_small")));
-  EXPECT_THROW(vigil::train::load_model(file, other), vigil::InvalidArgument);
+  EXPECT_THROW(vigil::model::load_model(file, other), vigil::InvalidArgument);
 }
 
 TEST(ModelFile, TorchvisionPthImportInfersTheHead) {
@@ -217,7 +220,7 @@ TEST(ModelFile, TorchvisionPthImportInfersTheHead) {
 
   LoadModelOptions o;
   o.arch = "mobilenet_v3_small";
-  auto loaded = vigil::train::load_model(tmp / "w.pth", o);
+  auto loaded = vigil::model::load_model(tmp / "w.pth", o);
   ASSERT_TRUE(loaded.classifier);
   EXPECT_EQ(loaded.classifier->num_classes(), 5);
   EXPECT_EQ(loaded.info.class_names[4], "class_4");
@@ -228,30 +231,30 @@ TEST(ModelFile, TorchvisionPthImportInfersTheHead) {
 
   // Wrong architecture: the first mismatching key is named.
   o.arch = "mobilenet_v3_large";
-  const std::string err = error_of([&] { vigil::train::load_model(tmp / "w.pth", o); });
+  const std::string err = error_of([&] { vigil::model::load_model(tmp / "w.pth", o); });
   EXPECT_THAT(err, HasSubstr("first mismatching key is 'features."));
-  EXPECT_THROW(vigil::train::load_model(tmp / "w.pth", o), vigil::InvalidArgument);
+  EXPECT_THROW(vigil::model::load_model(tmp / "w.pth", o), vigil::InvalidArgument);
   o.arch = "resnet18";
-  EXPECT_THAT(error_of([&] { vigil::train::load_model(tmp / "w.pth", o); }),
+  EXPECT_THAT(error_of([&] { vigil::model::load_model(tmp / "w.pth", o); }),
               AllOf(HasSubstr("'conv1.weight'"), HasSubstr("another architecture")));
 
   // Names must fit the head.
   o.arch = "mobilenet_v3_small";
   o.class_names = {"a", "b"};
-  EXPECT_THAT(error_of([&] { vigil::train::load_model(tmp / "w.pth", o); }),
+  EXPECT_THAT(error_of([&] { vigil::model::load_model(tmp / "w.pth", o); }),
               HasSubstr("key is 'classifier.3.weight' (expected shape [2, 1024], got [5, 1024])"));
   o.num_classes = 5;
-  EXPECT_THAT(error_of([&] { vigil::train::load_model(tmp / "w.pth", o); }),
+  EXPECT_THAT(error_of([&] { vigil::model::load_model(tmp / "w.pth", o); }),
               HasSubstr("expected 5 class names"));
   o.num_classes = 0;
   o.class_names = {"a", "b", "c", "d", "e"};
-  EXPECT_EQ(vigil::train::load_model(tmp / "w.pth", o).info.class_names[2], "c");
+  EXPECT_EQ(vigil::model::load_model(tmp / "w.pth", o).info.class_names[2], "c");
 
   // A 2-class fine-tuning start: everything but the head is copied, the head stays fresh.
   o.class_names = {"x", "y"};
-  EXPECT_THROW(vigil::train::import_weights(tmp / "w.pth", o), vigil::InvalidArgument);
+  EXPECT_THROW(vigil::model::import_weights(tmp / "w.pth", o), vigil::InvalidArgument);
   o.partial = PartialLoad::kSkipPredictor;
-  auto imported = vigil::train::import_weights(tmp / "w.pth", o);
+  auto imported = vigil::model::import_weights(tmp / "w.pth", o);
   EXPECT_EQ(imported.model.classifier->num_classes(), 2);
   EXPECT_TRUE(imported.report.missing.empty());
   EXPECT_TRUE(imported.report.unexpected.empty());
@@ -262,7 +265,7 @@ TEST(ModelFile, TorchvisionPthImportInfersTheHead) {
   EXPECT_EQ(params["classifier.3.weight"].size(0), 2);
 
   o.partial = PartialLoad::kBackbone;
-  imported = vigil::train::import_weights(tmp / "w.pth", o);
+  imported = vigil::model::import_weights(tmp / "w.pth", o);
   params = imported.model.module->named_parameters();
   EXPECT_TRUE(torch::equal(params["features.0.0.weight"], dict["features.0.0.weight"]));
   EXPECT_FALSE(torch::equal(params["classifier.0.weight"], dict["classifier.0.weight"]));
@@ -276,16 +279,16 @@ TEST(ModelFile, DetectorRoundTripWhenTheZooHasOne) {
   TempDir tmp;
   LoadModelOptions o;
   o.arch = arch;
-  auto info = vigil::train::default_model_info(arch, {"gun", "knife"});
+  auto info = vigil::model::default_model_info(arch, {"gun", "knife"});
   ASSERT_EQ(info.class_names.size(), 3u);
-  EXPECT_EQ(info.task, "detection");
+  EXPECT_EQ(info.task, vigil::data::Task::kDetection);
   vigil::nn::ModelArgs args;
   args.num_classes = 3;
   torch::manual_seed(3);
   auto module = vigil::nn::make_model(arch, args);
   info.postprocess.score_threshold = 0.0;
-  vigil::train::save_model(tmp / "d.vgm", info, *module);
-  auto loaded = vigil::train::load_model(tmp / "d.vgm");
+  vigil::model::save_model(tmp / "d.vgm", info, *module);
+  auto loaded = vigil::model::load_model(tmp / "d.vgm");
   ASSERT_TRUE(loaded.detector);
   EXPECT_EQ(loaded.detector->num_classes(), 3);
   EXPECT_EQ(loaded.detector->postprocess().score_threshold, 0.0);
@@ -299,12 +302,12 @@ TEST(ModelFile, DetectorRoundTripWhenTheZooHasOne) {
   for (const auto& p : module->named_parameters()) dict.insert(p.key(), p.value());
   for (const auto& p : module->named_buffers()) dict.insert(p.key(), p.value());
   vigil::nn::save_state_dict(dict, tmp / "d.pth");
-  auto from_pth = vigil::train::load_model(tmp / "d.pth", o);
+  auto from_pth = vigil::model::load_model(tmp / "d.pth", o);
   EXPECT_EQ(from_pth.detector->num_classes(), 3);
   EXPECT_EQ(from_pth.info.class_names, (std::vector<std::string>{"__background__", "class_1", "class_2"}));
   o.class_names = {"a", "b", "c"};
   o.partial = PartialLoad::kSkipPredictor;
-  auto tuned = vigil::train::import_weights(tmp / "d.pth", o);
+  auto tuned = vigil::model::import_weights(tmp / "d.pth", o);
   EXPECT_EQ(tuned.model.detector->num_classes(), 4);
   EXPECT_TRUE(tuned.report.missing.empty());
   EXPECT_EQ(tuned.report.skipped.size(), 4u);  // cls_score and bbox_pred weight + bias
@@ -328,7 +331,7 @@ TEST(ModelFile, DetectorBackboneFromAnImageNetClassifier) {
   o.arch = arch;
   o.class_names = {"gun"};
   o.partial = PartialLoad::kBackbone;
-  auto imported = vigil::train::import_weights(tmp / "imagenet.pth", o);
+  auto imported = vigil::model::import_weights(tmp / "imagenet.pth", o);
   EXPECT_TRUE(imported.model.info.pretrained_backbone);
   EXPECT_EQ(imported.model.detector->num_classes(), 2);
   EXPECT_TRUE(imported.report.missing.empty()) << imported.report.to_text();
