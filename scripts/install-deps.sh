@@ -17,6 +17,8 @@ packages=(
   libsqlite3-dev sqlite3
   # hashing (sha256 for the content store, md5 for DVC compatibility)
   libssl-dev
+  # HTTP client: published weights (torchvision:ARCH/WEIGHTS) downloaded into torch.hub's cache
+  libcurl4-openssl-dev
   # plots
   libmgl-dev
   # tests and benchmarks

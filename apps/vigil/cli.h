@@ -58,5 +58,6 @@ void register_runs(CLI::App& app, Context& ctx);
 void register_models(CLI::App& app, Context& ctx);
 void register_ui(CLI::App& app, Context& ctx);
 void register_pipeline(CLI::App& app, Context& ctx);
+void register_watch(CLI::App& app, Context& ctx);
 
 }  // namespace vigil::cli

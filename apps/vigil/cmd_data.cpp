@@ -10,6 +10,7 @@
 #include "data_args.h"
 #include "vigil/core/fs.h"
 #include "vigil/core/strings.h"
+#include "vigil/data/clips.h"
 #include "vigil/data/split.h"
 #include "vigil/data/stats.h"
 #include "vigil/data/synth.h"
@@ -22,6 +23,8 @@ namespace {
 struct DataArgs {
   std::string source, ref, format = "auto", name, out, classes, split_name = "default", export_split;
   bool strict = false, json = false;
+  bool group_clips = false;                         ///< split: keep each clip (frames named <clip>_<n>) whole
+  std::string clip_pattern = data::kDefaultFramePattern;  ///< split --group-clips: the frame-name pattern
 };
 
 int run_ingest(const Context& ctx, const DataArgs& a) {
@@ -120,7 +123,19 @@ int run_split(const Context& ctx, const DataArgs& a) {
   data::DatasetStore store(ctx.workspace());
   auto v = store.resolve(a.ref);
   auto ds = store.load(v);
-  auto result = data::split_dataset(ds, opt);
+  std::vector<int> clip_of;
+  if (a.group_clips) {
+    // Frames of one clip are near-copies of each other: a frame-level split would validate on the clips
+    // it trains on.
+    data::ClipOptions co;
+    co.pattern = a.clip_pattern;
+    co.clip_length = 1;  // windows do not matter here, only which frames form a clip
+    const auto grouping = data::group_clips(ds, co);
+    clip_of = grouping.clip_of;
+    fmt::print("grouped {} frames into {} clips (pattern {}); each clip goes to one side whole\n",
+               ds.samples.size(), grouping.clips.size(), co.pattern);
+  }
+  auto result = a.group_clips ? data::split_dataset(ds, opt, clip_of) : data::split_dataset(ds, opt);
   data::SplitFiles files;
   for (int i : result.train) files.train.push_back(ds.samples[i].file);
   for (int i : result.val) files.val.push_back(ds.samples[i].file);
@@ -242,6 +257,11 @@ void register_data(CLI::App& app, Context& ctx) {
   add_override(split, ctx, "--test", "test", "test fraction");
   add_override(split, ctx, "--seed", "seed", "random seed");
   add_override(split, ctx, "--mode", "mode", "random, or folders to respect train/val/test folders");
+  split->add_flag("--group-clips", a.group_clips,
+                  "keep the frames of each clip on one side (clip id and frame number from the file name)");
+  split->add_option("--clip-pattern", a.clip_pattern,
+                    "with --group-clips: regex on file stems, group 1 = clip id, group 2 = frame number")
+      ->capture_default_str();
   add_override(split, ctx, "--near-duplicate-distance", "near_duplicate_distance",
                "max perceptual-hash distance that groups near duplicates (-1: exact only)");
   set_action(split, [&ctx] { return run_split(ctx, a); });

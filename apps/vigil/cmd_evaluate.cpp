@@ -14,6 +14,7 @@
 #include "vigil/core/fs.h"
 #include "vigil/data/split.h"
 #include "vigil/data/store.h"
+#include "vigil/model/clip_predict.h"
 #include "vigil/model/model_file.h"
 #include "vigil/train/tracking.h"
 #include "vigil/train/train_options.h"
@@ -72,6 +73,13 @@ void fill_from_run(const Context& ctx, EvaluateArgs& a, EvaluateOptions& options
     throw NotFound(fmt::format("run {} has no weights/best.ckpt or weights/last.ckpt", to_utf8(dir)));
   if (a.data.empty()) a.data = trained.data.dataset;
   if (!split_name_given) options.split_name = trained.data.split;
+  // A clip model's frames are grouped as in training (window stride stays the evaluation's).
+  const auto& tc = trained.data.clips;
+  options.clips.pattern = tc.pattern;
+  options.clips.clip_group = tc.clip_group;
+  options.clips.frame_group = tc.frame_group;
+  options.clips.separate_split_folders = tc.separate_split_folders;
+  options.clips.on_label_change = tc.on_label_change;
   if (a.out.empty()) a.out = to_utf8(dir / "eval" / options.split);
 }
 
@@ -166,8 +174,12 @@ int run_evaluate(const Context& ctx, EvaluateArgs a, bool split_name_given) {
   const auto ds = store.load(version);
   model::LoadModelOptions lo;
   lo.arch = a.arch;
-  model::Predictor predictor(model::load_model(a.model, lo), options.predict);
-  check_classes(predictor.info(), ds);
+  model::LoadedModel loaded = model::load_model(a.model, lo);
+  const model::ModelInfo info = loaded.info;
+  const bool clip_model = model::is_clip_model(info);
+  check_classes(info, ds);
+  VIGIL_CHECK(clip_model || options.frame_model.empty(),
+              "expected --frame-model only with a clip model, got it with image model '{}'", info.arch);
 
   EvaluationInput input;
   input.dataset = &ds;
@@ -182,17 +194,25 @@ int run_evaluate(const Context& ctx, EvaluateArgs a, bool split_name_given) {
   }
   input.out = a.out;
   input.metadata = {{"model", a.model},
-                    {"architecture", predictor.info().arch},
+                    {"architecture", info.arch},
                     {"dataset", fmt::format("{} ({})", version.name, version.short_id())},
                     {"split", fmt::format("{} of '{}' ({} images)", options.split, options.split_name,
                                           input.samples.size())},
                     {"date", utc_now()}};
-  spdlog::info("evaluating {} ({}) on {} images of {} / {}", a.model, predictor.info().arch,
-               input.samples.size(), version.name, options.split);
-  auto tracked = a.track ? start_evaluation_run(ws, a, predictor.info(), version, options) : nullptr;
-  Progress progress("evaluating", input.samples.size(), "img");
-  const auto r = evaluate_model(predictor, input, options, &progress);
-  progress.finish();
+  spdlog::info("evaluating {} ({}) on {} images of {} / {}", a.model, info.arch, input.samples.size(),
+               version.name, options.split);
+  auto tracked = a.track ? start_evaluation_run(ws, a, info, version, options) : nullptr;
+  EvaluationReport r;
+  if (clip_model) {
+    Progress progress("evaluating", 0, "windows");
+    r = evaluate_clip_model(std::move(loaded), input, options, &progress);
+    progress.finish();
+  } else {
+    model::Predictor predictor(std::move(loaded), options.predict);
+    Progress progress("evaluating", input.samples.size(), "img");
+    r = evaluate_model(predictor, input, options, &progress);
+    progress.finish();
+  }
   config::write_resolved(config::to_yaml(options), input.out);
   if (tracked) {
     std::map<std::string, double> values;
@@ -238,6 +258,13 @@ void register_evaluate(CLI::App& app, Context& ctx) {
   add_override(sub, ctx, "--batch", "predict.batch_size", "images per inference batch");
   add_override(sub, ctx, "--score-threshold", "predict.score_threshold",
                "detection: keep boxes scoring at least this (default: the model's)");
+  add_override(sub, ctx, "--frame-model", "frame_model",
+               "clip models: image classifier whose single-frame majority vote is compared (default: the "
+               "clip model's own single-frame output)");
+  add_override(sub, ctx, "--clip-stride", "clips.stride",
+               "clip models: frames between window starts (default: the clip length, no overlap)");
+  add_override(sub, ctx, "--clip-pattern", "clips.pattern",
+               "clip models: regex on frame file stems, group 1 = clip id, group 2 = frame number");
   sub->add_option("--threads", ctx.threads, "LibTorch threads (default: every core)")
       ->check(CLI::NonNegativeNumber);
   sub->callback([&ctx, split_name] {

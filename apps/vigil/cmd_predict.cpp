@@ -14,8 +14,10 @@
 #include <fstream>
 
 #include "cli.h"
+#include "clip_predict_cmd.h"
 #include "vigil/core/fs.h"
 #include "vigil/image/decode.h"
+#include "vigil/model/clip_predict.h"
 #include "vigil/model/predict.h"
 #include "vigil/model/predict_io.h"
 
@@ -26,6 +28,7 @@ namespace {
 struct PredictArgs {
   std::string model, arch, shard, format = "jsonl", output, save;
   std::vector<std::string> paths, lists;
+  ClipPredictSettings clips;  ///< clip models only
 };
 
 /// Where results go: a file (written as results come) or stdout.
@@ -78,16 +81,38 @@ model::LoadedModel load_for_predict(const PredictArgs& a) {
   return model::load_model(a.model, lo);
 }
 
+/// A clip model: windows of video files and frame folders, one JSON line per window.
+int run_clip_predict(const PredictArgs& a, model::LoadedModel loaded, const model::PredictOptions& options) {
+  VIGIL_CHECK(a.lists.empty() && a.shard.empty() && a.save.empty() && a.format == "jsonl",
+              "expected video files or frame folders with --format jsonl for clip model '{}' (--list, "
+              "--shard, --save and --format coco take images)",
+              loaded.info.arch);
+  spdlog::info("predicting windows of {} frames of {} source(s) with {} ({} classes) on {}",
+               loaded.info.clip_length, a.paths.size(), loaded.info.arch, loaded.info.class_names.size(),
+               options.device);
+  ResultWriter writer(a.output, false);
+  const auto start = std::chrono::steady_clock::now();
+  const auto summary = predict_clip_paths(std::move(loaded), a.paths, options, a.clips,
+                                          [&](const std::string& json) { writer.record(json); });
+  writer.finish(a.output);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fmt::print(stderr, "predicted {} window(s) over {} frame(s) of {} source(s) in {:.2f} s{}\n", summary.windows,
+             summary.frames, summary.sources, seconds, a.output.empty() ? "" : "; results in " + a.output);
+  return summary.windows > 0 ? 0 : static_cast<int>(ExitCode::kInvalidData);
+}
+
 int run_predict(const Context& ctx, const PredictArgs& a) {
   auto options = ctx.options<model::PredictOptions>();
   VIGIL_CHECK(!a.paths.empty() || !a.lists.empty(), "expected image paths, folders or --list FILE, got none");
   VIGIL_CHECK(a.format == "jsonl" || a.format == "coco", "expected --format jsonl or coco, got '{}'",
               a.format);
+  model::LoadedModel loaded = load_for_predict(a);
+  if (model::is_clip_model(loaded.info)) return run_clip_predict(a, std::move(loaded), options);
   const auto all = model::collect_inputs(a.paths, a.lists);
   auto [shard_index, shard_count] = a.shard.empty() ? std::pair{0, 1} : model::parse_shard(a.shard);
   const auto inputs = model::shard_inputs(all, shard_index, shard_count);
 
-  model::Predictor predictor(load_for_predict(a), options);
+  model::Predictor predictor(std::move(loaded), options);
   const auto& info = predictor.info();
   VIGIL_CHECK(a.format != "coco" || predictor.is_detector(),
               "expected --format jsonl for a classifier ('{}'), got coco (COCO results hold boxes)",
@@ -166,6 +191,12 @@ void register_predict(CLI::App& app, Context& ctx) {
   add_override(sub, ctx, "--nms-iou", "nms_iou", "detection: NMS IoU threshold (default: the model's)");
   add_override(sub, ctx, "--max-detections", "max_detections",
                "detection: boxes per image (default: the model's)");
+  sub->add_option("--clip-stride", a.clips.stride,
+                  "clip models: frames between window starts (default 0: the clip length, no overlap)");
+  sub->add_option("--frame-stride", a.clips.frame_stride, "clip models, videos: take every k-th frame")
+      ->capture_default_str();
+  sub->add_option("--clip-pattern", a.clips.pattern,
+                  "clip models, frame folders: regex on file stems, group 1 = clip id, group 2 = frame number");
   sub->callback([&ctx] { ctx.action = [&ctx] { return run_predict(ctx, a); }; });
 }
 

@@ -32,17 +32,26 @@ void print_interrupted(const Context& ctx, const train::TrainResult& r) {
 }
 
 void print_finished(const train::TrainResult& r) {
-  fmt::print("trained {}: {} epochs, {} iterations{}\n", r.run_name, r.epochs_completed, r.iterations,
-             r.early_stopped ? " (stopped early)" : "");
-  if (!std::isnan(r.best_metric))
-    fmt::print("best {} {:.5g} at epoch {}\n", r.metric, r.best_metric, r.best_epoch);
+  const std::string why = r.early_stopped         ? fmt::format(" (stopped early on {})", r.stop_metric)
+                          : r.time_budget_reached ? std::string(" (time budget reached)")
+                                                  : std::string();
+  fmt::print("trained {}: {} epochs, {} iterations in {:.0f} s{}\n", r.run_name, r.epochs_completed,
+             r.iterations, r.seconds, why);
   for (const auto& [key, value] : r.last_metrics) {
     if (key != "epoch") fmt::print("  {:<24} {:.5g}\n", key, value);
   }
   fmt::print("run folder {}\n", to_utf8(r.run_dir));
   if (!r.run_id.empty())
     fmt::print("tracked as run {} (vigil runs show {})\n", r.run_id, r.run_id.substr(0, 8));
-  if (!r.best_checkpoint.empty()) fmt::print("best weights {}\n", to_utf8(r.best_checkpoint));
+  if (!r.best_checkpoint.empty()) {
+    if (r.best_epoch > 0) {
+      fmt::print("best weights {} (epoch {}, {} {:.5g})\n", to_utf8(r.best_checkpoint), r.best_epoch,
+                 r.metric, r.best_metric);
+    } else {
+      fmt::print("best weights {} (the last epoch: no epoch had a finite {})\n", to_utf8(r.best_checkpoint),
+                 r.metric);
+    }
+  }
   fmt::print("last weights {}\n", to_utf8(r.last_checkpoint));
 }
 

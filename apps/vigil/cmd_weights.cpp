@@ -1,5 +1,5 @@
-// `vigil weights ...`: bring torchvision weight files in as vigil model files, and look inside weight and
-// model files.
+// `vigil weights ...`: bring torchvision weight files in as vigil model files (local files, or published ones
+// by name: torchvision:ARCH/WEIGHTS, fetched into torch.hub's cache), and look inside weight and model files.
 
 #include <fmt/core.h>
 #include <fmt/format.h>
@@ -8,11 +8,14 @@
 #include <ctime>
 
 #include "cli.h"
+#include "table.h"
 #include "vigil/core/clock.h"
+#include "vigil/core/error.h"
 #include "vigil/core/fs.h"
 #include "vigil/core/hash.h"
 #include "vigil/core/strings.h"
 #include "vigil/model/model_file.h"
+#include "vigil/model/published_weights.h"
 #include "vigil/model/weight_import.h"
 #include "vigil/nn/weights.h"
 
@@ -21,6 +24,7 @@ namespace vigil::cli {
 namespace {
 
 struct WeightsArgs {
+  std::string ref;  ///< the file argument as given: a path, torchvision:ARCH/WEIGHTS or a URL
   std::string file, arch, class_names, classes_file, partial = "none", output;
   int num_classes = 0;
   uint64_t seed = 0;
@@ -50,7 +54,18 @@ std::filesystem::path default_output(const Context& ctx, const WeightsArgs& a,
   return ctx.workspace().root() / "models" / fmt::format("{}-{}.vgm", a.arch, hash_bytes(key).substr(0, 12));
 }
 
-int run_import(const Context& ctx, const WeightsArgs& a) {
+/// Resolves the file argument (published weights are fetched) and, for torchvision:ARCH/WEIGHTS without
+/// --arch, takes ARCH as the architecture.
+WeightsArgs resolved(WeightsArgs a) {
+  a.ref = a.file;
+  if (a.arch.empty() && model::is_published_weights_ref(a.file))
+    a.arch = std::string(model::find_published_weights(a.file).arch);
+  a.file = model::resolve_weights(a.file);
+  return a;
+}
+
+int run_import(const Context& ctx, WeightsArgs a) {
+  a = resolved(std::move(a));
   model::LoadModelOptions o;
   o.arch = a.arch;
   o.num_classes = a.num_classes;
@@ -59,20 +74,22 @@ int run_import(const Context& ctx, const WeightsArgs& a) {
   o.seed = a.seed;
   auto imported = model::import_weights(a.file, o);
   model::ModelInfo& info = imported.model.info;
+  info.source = a.ref;  // the name or URL says more than a cache path
   info.created_at = utc_now();
   info.code_version = VIGIL_VERSION;
   const std::filesystem::path out =
       a.output.empty() ? default_output(ctx, a, o.class_names) : std::filesystem::path(a.output);
   model::save_model(out, info, *imported.model.module);
   fmt::print("{}", imported.report.to_text());
-  fmt::print("imported {} as {} ({}, {} classes, {} parameters{})\n", a.file, info.arch,
+  fmt::print("imported {} as {} ({}, {} classes, {} parameters{})\n", a.ref, info.arch,
              data::task_name(info.task), info.num_classes(), model::parameter_count(*imported.model.module),
              o.partial == model::PartialLoad::kNone ? "" : "; partial load: " + a.partial);
   fmt::print("wrote {}\n", to_utf8(out));
   return 0;
 }
 
-int run_show(const WeightsArgs& a) {
+int run_show(WeightsArgs a) {
+  a = resolved(std::move(a));
   model::LoadModelOptions o;
   o.arch = a.arch;
   const auto m = model::load_model(a.file, o);
@@ -102,8 +119,40 @@ int run_show(const WeightsArgs& a) {
   return 0;
 }
 
-int run_inspect(const WeightsArgs& a) {
+int run_inspect(WeightsArgs a) {
+  a = resolved(std::move(a));
   fmt::print("{}", nn::describe_state_dict(nn::read_state_dict(a.file)));
+  return 0;
+}
+
+int run_pull(const WeightsArgs& a) {
+  VIGIL_CHECK(model::is_published_weights_ref(a.file) || model::is_weights_url(a.file),
+              "expected {}ARCH/WEIGHTS or an http(s) URL, got '{}' (vigil weights published lists the names)",
+              model::kTorchvisionPrefix, a.file);
+  fmt::print("{}\n", model::resolve_weights(a.file));
+  return 0;
+}
+
+int run_published(const WeightsArgs& a) {
+  const std::filesystem::path cache = model::weights_cache_dir();
+  Table table({"weights", "default", "file", "cache"});
+  for (const auto& w : model::published_weights()) {
+    if (!a.arch.empty() && w.arch != a.arch) continue;
+    std::error_code ec;
+    const bool cached = std::filesystem::exists(model::cached_weights_path(w), ec);
+    table.add({model::published_weights_ref(w), w.is_default ? "DEFAULT" : "", std::string(w.file),
+               cached ? "cached" : "-"});
+  }
+  if (table.empty()) {
+    std::vector<std::string> archs;
+    for (const auto& w : model::published_weights()) {
+      if (archs.empty() || archs.back() != w.arch) archs.emplace_back(w.arch);
+    }
+    throw InvalidArgument(fmt::format("expected --arch with published weights (one of {}), got '{}'",
+                                      join(archs, ", "), a.arch));
+  }
+  fmt::print("{}", table.str());
+  fmt::print("cache {}\nfrom  {}\n", to_utf8(cache), model::weights_base_url());
   return 0;
 }
 
@@ -125,14 +174,15 @@ int run_export(const WeightsArgs& a) {
 
 void register_weights(CLI::App& app, Context& ctx) {
   static WeightsArgs a;
-  auto* weights =
-      app.add_subcommand("weights", "weight files: import torchvision .pth, show, inspect, export");
+  auto* weights = app.add_subcommand(
+      "weights", "weight files: import torchvision .pth, show, inspect, export, pull published");
   weights->require_subcommand(1);
 
   auto* imp =
       weights->add_subcommand("import", "check a torchvision .pth / TorchScript file and write a model file");
-  imp->add_option("file", a.file, "weights file (.pth, TorchScript)")->required();
-  imp->add_option("--arch", a.arch, "model zoo architecture")->required();
+  imp->add_option("file", a.file, "weights file (.pth, TorchScript), torchvision:ARCH/WEIGHTS or a URL")
+      ->required();
+  imp->add_option("--arch", a.arch, "model zoo architecture (default: ARCH of torchvision:ARCH/WEIGHTS)");
   imp->add_option("--num-classes", a.num_classes, "classes of the model (default: the file's head)")
       ->check(CLI::NonNegativeNumber);
   auto* names =
@@ -153,12 +203,14 @@ void register_weights(CLI::App& app, Context& ctx) {
 
   auto* show =
       weights->add_subcommand("show", "describe a model file: classes, input, normalisation, lineage");
-  show->add_option("file", a.file, "model file (or a .pth with --arch)")->required();
+  show->add_option("file", a.file, "model file (or a .pth with --arch, or torchvision:ARCH/WEIGHTS)")
+      ->required();
   show->add_option("--arch", a.arch, "architecture of a torchvision .pth file");
   show->callback([&ctx] { ctx.action = [] { return run_show(a); }; });
 
   auto* inspect = weights->add_subcommand("inspect", "list the tensors of a PyTorch weight file");
-  inspect->add_option("file", a.file, "weights file (.pth, TorchScript)")->required();
+  inspect->add_option("file", a.file, "weights file (.pth, TorchScript), torchvision:ARCH/WEIGHTS or a URL")
+      ->required();
   inspect->callback([&ctx] { ctx.action = [] { return run_inspect(a); }; });
 
   auto* exp = weights->add_subcommand("export", "write a model file's weights as a torchvision .pth");
@@ -166,6 +218,16 @@ void register_weights(CLI::App& app, Context& ctx) {
   exp->add_option("--arch", a.arch, "architecture, when FILE is itself a .pth");
   exp->add_option("--output,-o", a.output, "the .pth to write")->required();
   exp->callback([&ctx] { ctx.action = [] { return run_export(a); }; });
+
+  auto* pull = weights->add_subcommand(
+      "pull", "download published weights into the cache (checked against the hash in the file name)");
+  pull->add_option("name", a.file, "torchvision:ARCH/WEIGHTS (e.g. torchvision:resnet50/DEFAULT) or a URL")
+      ->required();
+  pull->callback([&ctx] { ctx.action = [] { return run_pull(a); }; });
+
+  auto* published = weights->add_subcommand("published", "the published weights vigil knows, cached or not");
+  published->add_option("--arch", a.arch, "only this architecture");
+  published->callback([&ctx] { ctx.action = [] { return run_published(a); }; });
 }
 
 }  // namespace vigil::cli

@@ -78,10 +78,14 @@ std::vector<size_t> gallery_order(const std::vector<size_t>& mistakes, int count
   return out;
 }
 
-void add_picture(std::vector<eval::GalleryItem>& items, const fs::path& image,
-                 const std::vector<eval::TruthBox>& truth, const std::vector<eval::PredictedBox>& predictions,
+/// Adds one gallery picture: a detection's ground truth beside its prediction (drawn over each other, a box
+/// the model got right would hide the ground truth it matched), or the bare image of a classification.
+void add_picture(std::vector<eval::GalleryItem>& items, const fs::path& image, const eval::ImageMatch* match,
                  std::string caption, std::string tag) {
-  auto drawn = eval::draw_sample_file(image, truth, predictions);
+  eval::SampleDrawingOptions drawing;
+  drawing.truth_beside_prediction = match != nullptr;
+  auto drawn = match ? eval::draw_sample_file(image, match->truth, match->predictions, drawing)
+                     : eval::draw_sample_file(image, {}, {}, drawing);
   if (!drawn.is_ok()) {
     spdlog::warn("report gallery: {}", drawn.status().message());
     return;
@@ -148,13 +152,22 @@ EvaluationReport evaluate_detector(const std::vector<model::Prediction>& predict
       const auto& m = matches[i];
       const auto& sample = ds.samples[input.samples[i]];
       const std::string tag = m.misses > 0 ? "miss" : (m.false_positives > 0 ? "fp" : "tp");
-      add_picture(items, input.images(sample), m.truth, m.predictions,
+      add_picture(items, input.images(sample), &m,
                   fmt::format("{}: {} TP, {} FP, {} missed", sample.file, m.true_positives, m.false_positives,
                               m.misses),
                   tag);
     }
-    report.add_gallery(fmt::format("Samples (boxes scoring at least {:.3f})", conf), items,
-                       eval::detection_legend());
+    auto legend = eval::detection_legend();
+    legend.push_back(
+        {"found", eval::kFoundTruthColour, "found: a ground-truth box a prediction matched (left)"});
+    report.add_heading("Samples");
+    report.add_text(
+        "Ground truth (left: blue where a prediction found it, orange where none did) beside the prediction "
+        "(right: green true positives, red false positives), images with the most mistakes first, then a "
+        "spread of correct ones.");
+    report.add_gallery(
+        fmt::format("Ground truth beside prediction (boxes scoring at least {:.3f}, IoU 0.5)", conf), items,
+        legend, 440);
   }
   finish(r, report, input.out);
   return r;
@@ -193,7 +206,7 @@ EvaluationReport evaluate_classifier(const std::vector<model::Prediction>& predi
     for (size_t i : gallery_order(wrong, options.gallery)) {
       const auto& p = predictions[i];
       const auto& sample = ds.samples[input.samples[i]];
-      add_picture(items, input.images(sample), {}, {},
+      add_picture(items, input.images(sample), nullptr,
                   fmt::format("{}: true {}, predicted {} ({:.2f})", sample.file, ds.classes[sample.label],
                               p.label, p.score),
                   wrong[i] ? "wrong" : "correct");

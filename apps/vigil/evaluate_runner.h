@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "vigil/core/progress.h"
+#include "vigil/data/clips.h"
 #include "vigil/data/dataset.h"
 #include "vigil/data/formats.h"
 #include "vigil/model/predict.h"
@@ -25,6 +26,13 @@ struct EvaluateOptions {
   double confusion_conf = 0.25;        ///< detection confusion matrix: minimum score (Ultralytics' default)
   double confusion_iou = 0.45;         ///< detection confusion matrix: IoU to pair boxes
   model::PredictOptions predict;       ///< batching, threads, device, thresholds
+  /// Clip models: how the frames are grouped into clips and windows (clips.clip_length is always the model
+  /// file's; with --run, the pattern and grouping are the training run's).
+  data::ClipOptions clips;
+  /// Clip models: an image classifier whose single-frame majority vote over each window is reported beside
+  /// the clip model; "" = the clip model's own single-frame output (each frame alone through its CNN, recurrent
+  /// layer and head).
+  std::string frame_model;
 
   template <class V>
   void visit(V& v) {
@@ -34,6 +42,10 @@ struct EvaluateOptions {
     v("confusion_conf", confusion_conf, "detection confusion matrix: minimum detection score");
     v("confusion_iou", confusion_iou, "detection confusion matrix: IoU to pair a detection with a box");
     v("predict", predict, "prediction settings (batch_size, score_threshold, ...)");
+    v("clips", clips, "clip models: frame-name pattern and window stride (clip_length is the model's)");
+    v("frame_model", frame_model,
+      "clip models: image classifier for the single-frame majority-vote comparison ('' = the clip model's "
+      "own single-frame output)");
   }
   /// Throws InvalidArgument naming the field.
   void validate() const;
@@ -66,6 +78,15 @@ void check_classes(const model::ModelInfo& model, const data::Dataset& dataset);
 /// them (metrics over a silently smaller set would mislead). An empty sample list is a DataError.
 EvaluationReport evaluate_model(model::Predictor& predictor, const EvaluationInput& input,
                                 const EvaluateOptions& options, Progress* progress = nullptr);
+
+/// A clip model (model::is_clip_model) over the windows of `input`'s samples: frames grouped into clips by
+/// options.clips, windows of the model's clip length that lie wholly in the samples. Reports window metrics
+/// (accuracy, per-class, confusion matrix), segment-level accuracy (a segment being a clip's run of one label,
+/// its windows' probabilities averaged), and the same two for the single-frame majority vote of
+/// options.frame_model (or of the clip model's own single-frame output). Unusable frames are a DataError
+/// listing them.
+EvaluationReport evaluate_clip_model(model::LoadedModel clip_model, const EvaluationInput& input,
+                                     const EvaluateOptions& options, Progress* progress = nullptr);
 
 /// Scores a COCO results file against a COCO ground-truth file (no model, no images): metrics.json, plots
 /// and the report without a gallery.

@@ -147,15 +147,19 @@ std::string detect_format(const fs::path& root) {
   if (!fs::is_directory(root, ec)) throw NotFound(fmt::format("dataset not found: {}", to_utf8(root)));
   if (auto pairs = detect_pairs(root); !pairs.empty()) return pairs;
   if (has_split_pairs(root)) return "yolo";
-  if (auto ann = formats::find_child_dir(root, "annotations"); ann && has_ext(*ann, ".xml")) return "voc";
+  if (auto ann = formats::find_child_dir(root, "annotations")) {
+    if (has_ext(*ann, ".xml")) return "voc";
+    // The Oxford-IIIT Pet layout (annotations/xmls/*.xml + images/), which would else read as image folders.
+    if (auto xmls = formats::find_child_dir(*ann, "xmls"); xmls && has_ext(*xmls, ".xml")) return "voc";
+  }
   if (has_json(root) || (fs::is_directory(root / "annotations") && has_json(root / "annotations")))
     return "coco";
   if (has_ext(root, ".xml")) return "voc";
   if (looks_like_imagefolder(root)) return "imagefolder";
   throw InvalidArgument(
-      fmt::format("cannot guess the format of {}: expected Images/+Labels/ (guns), Annotations/*.xml (voc), "
-                  "images/+labels/ "
-                  "(yolo), annotations.json (coco) or <class>/ image folders (imagefolder); pass one of: {}",
+      fmt::format("cannot guess the format of {}: expected Images/+Labels/ (guns), Annotations/*.xml or "
+                  "annotations/xmls/*.xml (voc), images/+labels/ (yolo), annotations.json (coco) or <class>/ "
+                  "image folders (imagefolder); pass one of: {}",
                   to_utf8(root), join(format_names(), ", ")));
 }
 

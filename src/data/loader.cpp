@@ -9,6 +9,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <exception>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -101,6 +102,57 @@ void sanitize_boxes(std::vector<Box>& boxes, int w, int h, const std::string& fi
   }
 }
 
+/// Bytes of memory the system can still give (MemAvailable), 0 when unknown.
+size_t available_memory() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  size_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return 0;
+}
+
+/// Decoded images by sample index, with the scale applied to them (so boxes follow). Filled by the workers on
+/// first use, read lock-free afterwards would need care; a mutex is cheap beside a decode.
+class ImageCache {
+ public:
+  struct Entry {
+    cv::Mat bgr;
+    float sx = 1, sy = 1;  ///< cached size / decoded size
+    bool exact = false;    ///< classification without augmentation: already the output image
+  };
+  ImageCache(size_t samples, size_t budget) : entries_(samples), budget_(budget) {}
+
+  bool get(int index, Entry& out) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    const Entry& e = entries_[static_cast<size_t>(index)];
+    if (e.bgr.empty()) return false;
+    out = e;
+    return true;
+  }
+  void put(int index, Entry e) {
+    const size_t bytes = e.bgr.total() * e.bgr.elemSize();
+    std::lock_guard<std::mutex> lk(mu_);
+    Entry& slot = entries_[static_cast<size_t>(index)];
+    if (!slot.bgr.empty() || bytes_ + bytes > budget_) return;  // full: later images are decoded each time
+    bytes_ += bytes;
+    ++count_;
+    slot = std::move(e);
+  }
+  std::pair<size_t, size_t> size() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return {count_, bytes_};
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Entry> entries_;
+  size_t budget_;
+  size_t bytes_ = 0, count_ = 0;
+};
+
 void boxes_to_tensors(const std::vector<Box>& boxes, Item& item) {
   const auto n = static_cast<int64_t>(boxes.size());
   item.boxes = torch::empty({n, 4}, torch::kFloat32);
@@ -127,6 +179,10 @@ void LoaderOptions::validate() const {
               max_size);
   VIGIL_CHECK(image_width >= 1 && image_height >= 1, "expected a positive image size, got {}x{}", image_width,
               image_height);
+  VIGIL_CHECK(cache == "auto" || cache == "none", "expected cache auto or none, got '{}'", cache);
+  VIGIL_CHECK(cache_mb >= 0 && cache_min_size >= 0 && cache_max_size >= 0,
+              "expected cache_mb, cache_min_size and cache_max_size >= 0, got {}, {} and {}", cache_mb,
+              cache_min_size, cache_max_size);
   VIGIL_CHECK(mean.size() == 3 && std.size() == 3, "expected 3 values in mean and std, got {} and {}",
               mean.size(), std.size());
   for (double s : std) VIGIL_CHECK(s > 0, "expected positive std values, got {}", s);
@@ -155,6 +211,7 @@ struct DataLoader::Impl {
   std::map<size_t, Slot> slots;
   std::exception_ptr error;
   mutable std::atomic<size_t> skipped{0};
+  std::unique_ptr<ImageCache> cache;  ///< null with cache "none"
 
   Impl(const Dataset& d, ImageSource im, std::vector<int> idx, LoaderOptions lo, DetectionAugmentOptions dao,
        ClassificationAugmentOptions cao)
@@ -164,7 +221,12 @@ struct DataLoader::Impl {
         o(std::move(lo)),
         pre(o.preprocess(d.task == Task::kDetection)),
         da(dao),
-        ca(cao) {}
+        ca(cao) {
+    if (o.cache != "none") {
+      const size_t budget = o.cache_mb > 0 ? static_cast<size_t>(o.cache_mb) << 20 : available_memory() / 4;
+      cache = std::make_unique<ImageCache>(d.samples.size(), budget);
+    }
+  }
 
   size_t batches() const {
     const size_t n = indices.size(), bs = static_cast<size_t>(o.batch_size);
@@ -183,8 +245,8 @@ struct DataLoader::Impl {
   void worker_loop();
   void finish_item(std::unique_lock<std::mutex>& lk, uint64_t gen, size_t b, size_t j, Item item);
   Item load(int index, int e) const;
-  void load_detection(cv::Mat img, const Sample& s, const std::string& file, std::mt19937_64& rng,
-                      Item& item) const;
+  ImageCache::Entry decoded(const Sample& s, const std::string& file) const;
+  void load_detection(cv::Mat img, std::vector<Box> boxes, std::mt19937_64& rng, Item& item) const;
   Batch collate(std::vector<Item> items) const;
 };
 
@@ -261,12 +323,26 @@ Item DataLoader::Impl::load(int index, int e) const {
   std::string file = s.file;
   try {
     file = images ? images(s).string() : (ds.root / s.file).string();
-    image::Decoded dec = image::decode_file(file);
-    if (!dec.ok()) throw DataError(fmt::format("{}: {}", dec.error.kind_name(), dec.error.detail));
+    ImageCache::Entry img;
+    if (!cache || !cache->get(index, img)) {
+      img = decoded(s, file);
+      if (cache) cache->put(index, img);
+    }
+    // Augmentations may work in place (a flip): the cached pixels are never handed out.
+    img.bgr = img.bgr.clone();
     std::mt19937_64 rng(
         splitmix64(splitmix64(o.seed, static_cast<uint64_t>(e)), static_cast<uint64_t>(index)));
     if (ds.task == Task::kDetection) {
-      load_detection(std::move(dec.bgr), s, file, rng, item);
+      std::vector<Box> boxes = s.boxes;
+      sanitize_boxes(boxes, static_cast<int>(std::lround(img.bgr.cols / img.sx)),
+                     static_cast<int>(std::lround(img.bgr.rows / img.sy)), file);
+      for (auto& b : boxes) {
+        b.x1 *= img.sx;
+        b.x2 *= img.sx;
+        b.y1 *= img.sy;
+        b.y2 *= img.sy;
+      }
+      load_detection(std::move(img.bgr), std::move(boxes), rng, item);
     } else {
       const int n_classes = static_cast<int>(ds.classes.size());
       if (s.label < 0 || s.label >= n_classes) {
@@ -274,9 +350,10 @@ Item DataLoader::Impl::load(int index, int e) const {
       }
       ClassificationAugmentOptions plain;
       plain.enabled = false;
-      const cv::Mat img =
-          augment_classification(dec.bgr, o.augment ? ca : plain, o.image_width, o.image_height, rng);
-      item.image = to_tensor(img, pre);
+      const cv::Mat out = img.exact ? img.bgr
+                                    : augment_classification(img.bgr, o.augment ? ca : plain, o.image_width,
+                                                             o.image_height, rng);
+      item.image = to_tensor(out, pre);
       item.target = s.label;
     }
     item.ok = true;
@@ -290,10 +367,40 @@ Item DataLoader::Impl::load(int index, int e) const {
   return item;
 }
 
-void DataLoader::Impl::load_detection(cv::Mat img, const Sample& s, const std::string& file,
-                                      std::mt19937_64& rng, Item& item) const {
-  std::vector<Box> boxes = s.boxes;
-  sanitize_boxes(boxes, img.cols, img.rows, file);
+/// A sample's image as the cache keeps it: decoded, and shrunk when augmentation follows (see
+/// LoaderOptions::cache) or, for classification without augmentation, already the output image.
+ImageCache::Entry DataLoader::Impl::decoded(const Sample& s, const std::string& file) const {
+  image::Decoded dec = image::decode_file(file);
+  if (!dec.ok()) throw DataError(fmt::format("{}: {}", dec.error.kind_name(), dec.error.detail));
+  ImageCache::Entry e;
+  e.bgr = std::move(dec.bgr);
+  (void)s;
+  cv::Size target = e.bgr.size();
+  if (ds.task == Task::kClassification) {
+    if (!o.augment) {
+      ClassificationAugmentOptions plain;
+      plain.enabled = false;
+      std::mt19937_64 unused(0);
+      e.bgr = augment_classification(e.bgr, plain, o.image_width, o.image_height, unused);
+      e.exact = true;
+      return e;
+    }
+    target = detection_size(e.bgr.cols, e.bgr.rows, 2 * std::max(o.image_width, o.image_height), 0);
+  } else if (o.augment) {
+    const int lo = o.min_size > 0 ? o.min_size : o.cache_min_size;
+    const int hi = o.min_size > 0 || o.max_size > 0 ? o.max_size : o.cache_max_size;
+    target = detection_size(e.bgr.cols, e.bgr.rows, lo, hi);
+  }
+  if (target.width < e.bgr.cols && target.height < e.bgr.rows) {  // shrink only, never enlarge
+    e.sx = static_cast<float>(target.width) / static_cast<float>(e.bgr.cols);
+    e.sy = static_cast<float>(target.height) / static_cast<float>(e.bgr.rows);
+    cv::resize(e.bgr, e.bgr, target, 0, 0, cv::INTER_AREA);
+  }
+  return e;
+}
+
+void DataLoader::Impl::load_detection(cv::Mat img, std::vector<Box> boxes, std::mt19937_64& rng,
+                                      Item& item) const {
   if (o.augment) augment_detection(img, boxes, da, rng);
   resize_detection(img, boxes, o.min_size, o.max_size);
   item.image = to_tensor(img, pre);
@@ -383,6 +490,10 @@ size_t DataLoader::batches_per_epoch() const {
 
 size_t DataLoader::skipped() const {
   return impl_->skipped.load();
+}
+
+std::pair<size_t, size_t> DataLoader::cached() const {
+  return impl_->cache ? impl_->cache->size() : std::pair<size_t, size_t>{0, 0};
 }
 
 PreprocessOptions LoaderOptions::preprocess(bool detection) const {

@@ -58,6 +58,53 @@ std::vector<std::vector<double>> confusion_rows(const ConfusionMatrix& cm, bool 
   return rows;
 }
 
+/// One row per category: the COCO AP50-95 and AP50 (the numbers pycocotools prints per class), the
+/// Ultralytics instances, P and R at the best-F1 confidence, and darknet's TP, FP, FN at the operating one.
+/// A category without ground truth shows n/a where a number would be undefined.
+Table per_class_table(const DetectionEvaluation& evaluation) {
+  const auto& coco = evaluation.coco;
+  const auto& m = evaluation.ultralytics;
+  Table table{fmt::format("Per class (AP50-95 and AP50: COCO; P, R: at confidence {:.3f}; TP, FP, FN: at "
+                          "confidence {:.3f}, IoU 0.5)",
+                          m.best_conf, m.operating_conf),
+              {"class", "instances", "P", "R", "AP50", "AP50-95", "TP", "FP", "FN"},
+              {}};
+  for (size_t k = 0; k < coco.K(); ++k) {
+    const int64_t id = coco.category_ids[k];
+    const auto line =
+        std::find_if(m.lines.begin(), m.lines.end(), [&](const ClassLine& l) { return l.category_id == id; });
+    const auto cls = std::find_if(m.classes.begin(), m.classes.end(),
+                                  [&](const UltralyticsClass& c) { return c.category_id == id; });
+    const bool has_line = line != m.lines.end(), has_cls = cls != m.classes.end();
+    table.rows.push_back({coco.category_names[k], has_cls ? std::to_string(cls->labels) : "0",
+                          has_cls ? fixed(cls->p) : "n/a", has_cls ? fixed(cls->r) : "n/a",
+                          fixed(coco.ap50_per_class[k]), fixed(coco.ap_per_class[k]),
+                          has_line ? std::to_string(line->tp) : "", has_line ? std::to_string(line->fp) : "",
+                          has_line ? std::to_string(line->fn) : ""});
+  }
+  return table;
+}
+
+/// The counts behind confusion_matrix.png, readable without the picture (and by a test).
+Table confusion_table(const DetectionEvaluation& evaluation) {
+  const auto& cm = evaluation.confusion;
+  Table table{fmt::format("Confusion matrix (rows: true class, columns: predicted class; detections scoring "
+                          "above {:.2f} paired with ground truth at IoU above {:.2f}; background row: "
+                          "detections that matched nothing, background column: ground truth nothing found)",
+                          evaluation.confusion_options.conf, evaluation.confusion_options.iou),
+              {"true \\ predicted"},
+              {}};
+  for (const auto& name : cm.names) table.columns.push_back(name);
+  for (size_t t = 0; t < cm.size(); ++t) {
+    std::vector<std::string> row = {cm.names[t]};
+    // The background/background cell has no meaning (nothing to count), as in Ultralytics' plot.
+    for (size_t p = 0; p < cm.size(); ++p)
+      row.push_back(t + 1 == cm.size() && p + 1 == cm.size() ? "" : std::to_string(cm.at(t, p)));
+    table.rows.push_back(std::move(row));
+  }
+  return table;
+}
+
 }  // namespace
 
 DetectionEvaluation evaluate_detections(const DetectionData& data, const ConfusionMatrixOptions& confusion) {
@@ -65,6 +112,7 @@ DetectionEvaluation evaluate_detections(const DetectionData& data, const Confusi
   out.coco = coco_evaluate(data);
   out.ultralytics = ultralytics_metrics(data);
   out.confusion = confusion_matrix(data, confusion);
+  out.confusion_options = confusion;
   return out;
 }
 
@@ -127,18 +175,8 @@ void add_detection_sections(HtmlReport& report, const DetectionEvaluation& evalu
                                              {"metrics/mAP50-95(B)", fixed(m.map)},
                                              {"fitness (0.1 mAP50 + 0.9 mAP50-95)", fixed(m.fitness())},
                                              {"confidence of best F1", fixed(m.best_conf, 3)}});
-  Table table{fmt::format("Per class (TP, FP, FN at confidence {:.3f}, IoU 0.5)", m.operating_conf),
-              {"class", "AP@[.5:.95]", "AP50", "TP", "FP", "FN"},
-              {}};
-  for (size_t k = 0; k < coco.K(); ++k) {
-    const auto line = std::find_if(m.lines.begin(), m.lines.end(),
-                                   [&](const ClassLine& l) { return l.category_id == coco.category_ids[k]; });
-    const bool has_line = line != m.lines.end();
-    table.rows.push_back({coco.category_names[k], fixed(coco.ap_per_class[k]), fixed(coco.ap50_per_class[k]),
-                          has_line ? std::to_string(line->tp) : "", has_line ? std::to_string(line->fp) : "",
-                          has_line ? std::to_string(line->fn) : ""});
-  }
-  report.add_table(table);
+  report.add_table(per_class_table(evaluation));
+  report.add_table(confusion_table(evaluation));
   report.add_heading("Plots");
   for (const auto& p : plots) report.add_image_file(p.title, p.path);
 }

@@ -211,7 +211,9 @@ HtmlReport& HtmlReport::add_image_file(const std::string& title, const fs::path&
 }
 
 HtmlReport& HtmlReport::add_gallery(const std::string& title, const std::vector<GalleryItem>& items,
-                                    const std::vector<LegendEntry>& legend) {
+                                    const std::vector<LegendEntry>& legend, int min_cell_px) {
+  VIGIL_CHECK(min_cell_px >= 80 && min_cell_px <= 2000,
+              "expected a gallery cell width in [80, 2000] px, got {}", min_cell_px);
   std::vector<std::string> tags;
   for (const auto& e : legend) {
     VIGIL_CHECK(is_tag(e.tag), "expected a legend tag of letters, digits, '-' or '_', got '{}'", e.tag);
@@ -232,7 +234,10 @@ HtmlReport& HtmlReport::add_gallery(const std::string& title, const std::vector<
     html += fmt::format("<span><span class=\"swatch\" style=\"background:{}\"></span>{}</span>", e.colour,
                         html_escape(e.description.empty() ? e.tag : e.description));
   }
-  html += "</div>\n<div class=\"gallery\">\n";
+  html += "</div>\n<div class=\"gallery\"";
+  if (min_cell_px != 220)
+    html += fmt::format(" style=\"grid-template-columns:repeat(auto-fill,minmax({}px,1fr))\"", min_cell_px);
+  html += ">\n";
   for (size_t i = 0; i < items.size(); ++i) {
     const auto& it = items[i];
     const std::string* colour = colour_of(it.tag);

@@ -31,6 +31,7 @@ LoadedModel build_model(const ModelInfo& info, uint64_t seed) {
   nn::ModelArgs args;
   args.num_classes = info.num_classes();
   args.pretrained_backbone = info.pretrained_backbone;
+  args.clip_length = info.clip_length;
   torch::manual_seed(seed);
   LoadedModel m;
   m.info = info;
@@ -109,6 +110,8 @@ void check_info(const ModelInfo& info) {
   for (double s : p.std) {
     if (!(s > 0)) throw DataError(fmt::format("model info: field 'std': expected values > 0, got {}", s));
   }
+  if (info.clip_length < 0)
+    throw DataError(fmt::format("model info: field 'clip_length': expected >= 0, got {}", info.clip_length));
 }
 
 data::Task read_task(const json& j) {
@@ -207,6 +210,7 @@ std::string ModelInfo::to_json() const {
                     {"code_version", code_version},
                     {"created_at", created_at}}}};
   json out = j;
+  if (clip_length > 0) out["clip_length"] = clip_length;
   if (!metrics.empty()) {
     json m = json::object();
     for (const auto& [k, v] : metrics) m[k] = std::isfinite(v) ? json(v) : json(nullptr);
@@ -246,6 +250,7 @@ ModelInfo ModelInfo::from_json(const std::string& text) {
   read_field(j, "", "mean", info.preprocess.mean);
   read_field(j, "", "std", info.preprocess.std);
   read_field(j, "", "pretrained_backbone", info.pretrained_backbone);
+  read_field(j, "", "clip_length", info.clip_length);
   const json& post = read_object(j, "postprocess");
   read_field(post, "postprocess.", "score_threshold", info.postprocess.score_threshold);
   read_field(post, "postprocess.", "nms_iou", info.postprocess.nms_iou);
@@ -279,6 +284,7 @@ ModelInfo default_model_info(const std::string& arch, const std::vector<std::str
       (class_names.empty() || class_names.front() != detail::kBackground))
     info.class_names.insert(info.class_names.begin(), detail::kBackground);
   info.preprocess = spec.preprocess;
+  info.clip_length = spec.clip_length;
   return info;
 }
 

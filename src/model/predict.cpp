@@ -14,6 +14,7 @@
 #include "vigil/data/loader.h"
 #include "vigil/image/decode.h"
 #include "vigil/image/draw.h"
+#include "vigil/model/clip_predict.h"
 #include "vigil/nn/fuse.h"
 
 namespace vigil::model {
@@ -79,6 +80,12 @@ Predictor::Predictor(LoadedModel model, PredictOptions options)
   options_.validate();
   VIGIL_ASSERT(model_.module && (model_.classifier || model_.detector), "Predictor needs a loaded model");
   const ModelInfo& info = model_.info;
+  // Refused here, so that every single-image path (predict on images, serve, watch) says why.
+  VIGIL_CHECK(!is_clip_model(info),
+              "expected an image model, got clip classifier '{}', which classifies windows of {} frames, "
+              "not single images: run it with `vigil predict` on a video file or a folder of frames, or "
+              "`vigil evaluate` on a dataset of frames (serving and watching do not run clip models yet)",
+              info.arch, info.clip_length);
   device_ = torch::Device(options_.device);
   model_.module->to(device_);
   model_.module->eval();

@@ -16,8 +16,17 @@ void LogObserver::on_train_start(const RunStart& s) {
     spdlog::info("resuming from {}: epoch {}, batch {} of {}, iteration {}", to_utf8(s.resumed_from),
                  s.epochs_completed + 1, s.batch_in_epoch, s.batches_per_epoch, s.iterations);
   }
-  if (s.epochs_completed >= s.epochs)
+  if (s.time_budget > 0) {
+    spdlog::info(
+        "time budget {:.0f} s ({:.0f} s spent): the schedule is fitted to it, {} epochs is the first "
+        "guess",
+        s.time_budget, s.time_spent, s.epochs);
+  } else if (s.epochs_completed >= s.epochs) {
     spdlog::info("run {} has already trained all {} epochs", s.run_name, s.epochs);
+  }
+  if (s.stop_metric != s.metric) {
+    spdlog::info("early stopping follows {} as configured; best.ckpt follows {}", s.stop_metric, s.metric);
+  }
 }
 
 void LogObserver::on_epoch_end(const EpochReport& r) {
@@ -30,9 +39,16 @@ void LogObserver::on_epoch_end(const EpochReport& r) {
 }
 
 void LogObserver::on_train_end(const TrainEnd& end) {
-  if (!end.early_stopped) return;
-  spdlog::info("early stopping: no improvement of {} for {} epochs (best {:.5g} at epoch {})", end.metric,
-               end.patience, end.best_metric, end.best_epoch);
+  if (end.early_stopped) {
+    spdlog::info("early stopping: no improvement of {} for {} epochs (best {:.5g} at epoch {})",
+                 end.stop_metric, end.patience, end.best_stop_value, end.best_stop_epoch);
+  }
+  if (end.time_budget_reached) {
+    spdlog::info("time budget reached after {:.0f} s and {} epochs", end.seconds, end.epochs_completed);
+  }
+  if (end.best_epoch > 0) {
+    spdlog::info("best.ckpt holds epoch {}: {} {:.5g}", end.best_epoch, end.metric, end.best_metric);
+  }
 }
 
 }  // namespace vigil::train::detail

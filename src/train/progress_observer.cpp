@@ -30,8 +30,13 @@ void ProgressObserver::on_batch_end(const BatchReport& batch) {
     else
       parts += fmt::format(" {} {:.4f}", name, mean);
   }
-  bar_->set_postfix(
-      fmt::format("{}{} lr {:.3g} {:.1f} img/s", loss, parts, batch.lr, images_ / seconds_since(start_)));
+  std::string left;
+  if (batch.time_left >= 0) {
+    const auto s = static_cast<int64_t>(batch.time_left);
+    left = fmt::format(" {}:{:02d}:{:02d} left", s / 3600, s / 60 % 60, s % 60);
+  }
+  bar_->set_postfix(fmt::format("{}{} lr {:.3g} {:.1f} img/s{}", loss, parts, batch.lr,
+                                images_ / seconds_since(start_), left));
   bar_->advance();
 }
 

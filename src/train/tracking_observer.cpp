@@ -25,6 +25,16 @@ void TrackingObserver::on_finish(const TrainResult& result) {
     }
   }
   run_->log_artifacts(artifacts);
+  // The run's summary names the weights it hands over (`vigil runs show`), not only the last epoch.
+  if (result.best_epoch > 0) {
+    try {
+      run_->store().set_tag(run_->id(), "best.epoch", std::to_string(result.best_epoch));
+      run_->store().set_tag(run_->id(), "best.metric",
+                            fmt::format("{} {:.5g}", result.metric, result.best_metric));
+    } catch (const std::exception& e) {
+      spdlog::warn("tracking: could not tag run {} with its best epoch: {}", run_->id(), e.what());
+    }
+  }
   run_->end(result.interrupted ? store::RunStatus::kKilled : store::RunStatus::kFinished);
 }
 

@@ -50,8 +50,12 @@ void DataSection::validate() const {
   check_one_of("data.balance", balance, {"none", "weights", "resample"});
   VIGIL_CHECK(threads >= 0 && threads <= 1024, "expected data.threads in [0, 1024], got {}", threads);
   VIGIL_CHECK(prefetch_batches >= 1, "expected data.prefetch_batches >= 1, got {}", prefetch_batches);
+  check_one_of("data.cache", cache, {"auto", "none"});
+  VIGIL_CHECK(cache_mb >= 0, "expected data.cache_mb >= 0, got {}", cache_mb);
   detection_augment.validate();
   classification_augment.validate();
+  clips.validate();
+  VIGIL_CHECK(clip_cache_mb >= 0, "expected data.clip_cache_mb >= 0 (0 = no cache), got {}", clip_cache_mb);
 }
 
 void EarlyStoppingOptions::validate() const {
@@ -77,20 +81,34 @@ void TrainOptions::validate() const {
   optimizer.validate();
   schedule.validate();
   early_stopping.validate();
+  (void)time_budget_seconds(time);
+  check_one_of("best_metric", best_metric,
+               {"auto", "val_loss", "val_accuracy", "fitness", "mAP50", "mAP50-95"});
   if (task_of(*this) == data::Task::kDetection) {
     VIGIL_CHECK(early_stopping.metric != "val_accuracy",
                 "expected early_stopping.metric fitness, mAP50, mAP50-95, val_loss or auto for detector "
                 "'{}', got val_accuracy",
                 model.arch);
+    VIGIL_CHECK(best_metric != "val_accuracy" && best_metric != "val_loss",
+                "expected best_metric fitness, mAP50, mAP50-95 or auto for detector '{}' (its best weights "
+                "are chosen by detection quality, never by a loss), got {}",
+                model.arch, best_metric);
     VIGIL_CHECK(data.balance != "weights",
                 "expected data.balance none or resample for detector '{}' (its losses take no class "
                 "weights), got 'weights'",
                 model.arch);
   } else {
+    VIGIL_CHECK(nn::find_model(model.arch).clip_length == 0 || data.balance != "resample",
+                "expected data.balance none or weights for clip model '{}' (windows are not resampled), got "
+                "'resample'",
+                model.arch);
     VIGIL_CHECK(early_stopping.metric == "auto" || early_stopping.metric == "val_accuracy" ||
                     early_stopping.metric == "val_loss",
                 "expected early_stopping.metric val_accuracy, val_loss or auto for classifier '{}', got {}",
                 model.arch, early_stopping.metric);
+    VIGIL_CHECK(best_metric == "auto" || best_metric == "val_accuracy" || best_metric == "val_loss",
+                "expected best_metric val_accuracy, val_loss or auto for classifier '{}', got {}", model.arch,
+                best_metric);
   }
 }
 
@@ -99,13 +117,37 @@ data::Task task_of(const TrainOptions& options) {
 }
 
 std::string resolved_metric(const TrainOptions& options) {
-  if (options.early_stopping.metric != "auto") return options.early_stopping.metric;
+  if (options.best_metric != "auto") return options.best_metric;
   return task_of(options) == data::Task::kClassification ? "val_accuracy" : "fitness";
 }
 
 bool metric_maximize(const TrainOptions& options) {
-  if (options.early_stopping.mode != "auto") return options.early_stopping.mode == "max";
   return resolved_metric(options) != "val_loss";
+}
+
+std::string resolved_stop_metric(const TrainOptions& options) {
+  if (options.early_stopping.metric != "auto") return options.early_stopping.metric;
+  return resolved_metric(options);
+}
+
+bool stop_metric_maximize(const TrainOptions& options) {
+  if (options.early_stopping.mode != "auto") return options.early_stopping.mode == "max";
+  return resolved_stop_metric(options) != "val_loss";
+}
+
+double time_budget_seconds(const std::string& time) {
+  const std::string t(trim(time));
+  if (t.empty()) return 0;
+  static const std::regex kDuration(R"(([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h|hr)?)");
+  std::smatch m;
+  VIGIL_CHECK(std::regex_match(t, m, kDuration),
+              "expected time like 45m, 1.5h or 90s (a bare number is hours), got '{}'", time);
+  const double value = std::stod(m[1].str());
+  const std::string unit = m[2].str();
+  const double seconds = unit.empty() || unit[0] == 'h' ? value * 3600 : unit[0] == 'm' ? value * 60 : value;
+  VIGIL_CHECK(seconds >= 1 && seconds <= 30 * 24 * 3600, "expected time between 1 s and 30 days, got '{}'",
+              time);
+  return seconds;
 }
 
 std::string metric_column(const std::string& metric) {

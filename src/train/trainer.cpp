@@ -40,8 +40,12 @@ constexpr const char* kLastName = detail::CheckpointWriter::kLastName;
 
 /// Options a resumed run may change: none of them alters the arithmetic of training (epochs extends or
 /// shortens the run, and with it the cosine schedule).
-const std::vector<std::string> kResumeOverridable = {"epochs", "device", "threads", "data.threads",
-                                                     "data.prefetch_batches"};
+const std::vector<std::string> kResumeOverridable = {"epochs",  "time",         "device",
+                                                     "threads", "data.threads", "data.prefetch_batches"};
+
+/// Iterations of a new or resumed run after which a time budget's schedule is first fitted to the measured
+/// step time (before the first validation has been timed).
+constexpr int64_t kFirstFitIterations = 10;
 
 /// While alive, the default logger also writes to the run's train.log.
 class RunLog {
@@ -129,7 +133,8 @@ struct Trainer::Impl {
   std::vector<torch::Tensor> params;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::unique_ptr<LrSchedule> schedule;
-  EarlyStopping stopper;
+  EarlyStopping stopper;  ///< early stopping, on early_stopping.metric
+  EarlyStopping best;     ///< best.ckpt, on best_metric (never stops anything)
   model::ModelInfo info;
   data::LoaderOptions train_lo, val_lo;
   int64_t batches_per_epoch = 0;
@@ -140,8 +145,20 @@ struct Trainer::Impl {
   double last_lr = 0;
   fs::path resumed_from;  ///< the checkpoint a resumed run continues, empty for a new run
 
+  // The time budget (TrainOptions::time). Time spent counts from train_all(); a resumed run adds what the
+  // checkpoint had spent. The schedule is refitted to the iterations the remaining time allows, measured
+  // from this process's own steps and validations (a resume may run on another machine).
+  double budget = 0;        ///< seconds, 0 = none
+  double spent_before = 0;  ///< seconds spent by earlier processes of this run
+  Clock::time_point started = Clock::now();
+  double step_seconds = 0;  ///< training time of this process's steps (loader waits included)
+  int64_t steps = 0, step_images = 0;
+  double last_val_seconds = -1;    ///< the last validation's wall-clock, -1 before the first
+  int64_t planned_iterations = 0;  ///< the schedule's length
+  double saved_step_seconds = 0;   ///< a resumed run's step time until it has measured its own
+
   data::Dataset epoch_ds;  ///< balance=resample: this epoch's draws (the train loader reads it)
-  std::unique_ptr<data::DataLoader> train_loader, val_loader;
+  std::unique_ptr<detail::RunLoader> train_loader, val_loader;  ///< images, or windows for clip models
   /// The built-in outputs (observers.h, in their fixed order), then those added with add_observer.
   std::vector<std::shared_ptr<TrainObserver>> observers;
   /// Also in `observers`; knows whether best.ckpt was written.
@@ -151,15 +168,20 @@ struct Trainer::Impl {
   void create_run_dir();
   std::vector<std::string> columns() const;
   bool stop_requested() const;
-  data::DataLoader& start_train_epoch();
+  detail::RunLoader& start_train_epoch();
   bool train_epoch();
   void step(const data::Batch& batch);
   std::map<std::string, double> validate();
   EpochReport finish_epoch();
   json extra(bool best_written) const;
+  double elapsed() const;
+  double mean_step_seconds() const;
+  double val_estimate() const;
+  bool budget_spent() const;
+  void fit_schedule();
+  int planned_epochs() const;
   bool restore_extra(const std::string& text, const fs::path& file);
   void save(const fs::path& file, bool with_optimizer, bool best_written);
-  std::string metric_column() const;
   RunStart run_start() const;
   TrainResult train_all();
   TrainResult result(const TrainEnd& end, std::map<std::string, double> last_metrics) const;
@@ -195,13 +217,18 @@ void Trainer::Impl::setup(bool load_weights) {
   val_lo = detail::loader_options(opt, *spec, false, data.val.size());
   const auto n = static_cast<int64_t>(data.train.size()), bs = static_cast<int64_t>(train_lo.batch_size);
   batches_per_epoch = train_lo.drop_last ? n / bs : (n + bs - 1) / bs;
-  schedule = std::make_unique<LrSchedule>(opt.schedule, opt.optimizer.lr, opt.epochs * batches_per_epoch,
-                                          batches_per_epoch);
-  stopper = EarlyStopping(opt.early_stopping.patience, opt.early_stopping.min_delta, metric_maximize(opt));
+  budget = time_budget_seconds(opt.time);
+  planned_iterations = opt.epochs * batches_per_epoch;
+  schedule =
+      std::make_unique<LrSchedule>(opt.schedule, opt.optimizer.lr, planned_iterations, batches_per_epoch);
+  stopper =
+      EarlyStopping(opt.early_stopping.patience, opt.early_stopping.min_delta, stop_metric_maximize(opt));
+  best = EarlyStopping(0, 0.0, metric_maximize(opt));
 
   info = model::default_model_info(opt.model.arch, data.ds.classes);
   // The model file records what the validation loader feeds the model, so predict and serve reproduce it.
   if (spec->task == data::Task::kClassification) info.preprocess = val_lo.preprocess(false);
+  if (data.clips) info.clip_length = opt.data.clips.clip_length;  // windows predict and evaluate cut
   info.pretrained_backbone = spec->task == data::Task::kDetection && !opt.model.weights.empty();
   info.dataset_id = data.version.id;
   info.source = fmt::format("vigil train: dataset {}@{}, split {}/{}", data.version.name,
@@ -237,10 +264,6 @@ void Trainer::Impl::create_run_dir() {
   info.run_id = opt.name;
 }
 
-std::string Trainer::Impl::metric_column() const {
-  return train::metric_column(resolved_metric(opt));
-}
-
 std::vector<std::string> Trainer::Impl::columns() const {
   std::vector<std::string> cols = {"epoch"};
   for (const auto& n : model->loss_names()) cols.push_back("train/" + n);
@@ -271,11 +294,20 @@ bool Trainer::Impl::stop_requested() const {
 // ---- checkpoints ----------------------------------------------------------------------------------------
 
 json Trainer::Impl::extra(bool best_written) const {
-  return {{"dataset_id", data.version.id},  {"dataset", data.version.name},
-          {"run_name", opt.name},           {"batch_in_epoch", state.batches_done},
-          {"epoch_images", state.images},   {"epoch_loss_sums", state.loss_sums},
-          {"epoch_seconds", state.seconds}, {"early_stopping", stopper.to_json()},
-          {"best_written", best_written},   {"last_lr", last_lr}};
+  return {{"dataset_id", data.version.id},
+          {"dataset", data.version.name},
+          {"run_name", opt.name},
+          {"batch_in_epoch", state.batches_done},
+          {"epoch_images", state.images},
+          {"epoch_loss_sums", state.loss_sums},
+          {"epoch_seconds", state.seconds},
+          {"early_stopping", stopper.to_json()},
+          {"best", best.to_json()},
+          {"best_written", best_written},
+          {"last_lr", last_lr},
+          {"elapsed_seconds", elapsed()},
+          {"val_seconds", last_val_seconds},
+          {"step_seconds", mean_step_seconds()}};
 }
 
 /// Restores the position and early stopping; returns whether best.ckpt was written (the checkpoint writer's).
@@ -287,6 +319,11 @@ bool Trainer::Impl::restore_extra(const std::string& text, const fs::path& file)
     state.loss_sums = j.at("epoch_loss_sums").get<std::map<std::string, double>>();
     state.seconds = j.at("epoch_seconds").get<double>();
     stopper = EarlyStopping::from_json(j.at("early_stopping").get<std::string>());
+    // Checkpoints from before best_metric existed kept best.ckpt on the early-stopping metric.
+    best = j.contains("best") ? EarlyStopping::from_json(j.at("best").get<std::string>()) : stopper;
+    spent_before = j.value("elapsed_seconds", 0.0);
+    last_val_seconds = j.value("val_seconds", -1.0);
+    saved_step_seconds = j.value("step_seconds", 0.0);
     const bool best_written = j.at("best_written").get<bool>();
     last_lr = j.at("last_lr").get<double>();
     return best_written;
@@ -310,18 +347,17 @@ void Trainer::Impl::save(const fs::path& file, bool with_optimizer, bool best_wr
 
 // ---- the loop -------------------------------------------------------------------------------------------
 
-data::DataLoader& Trainer::Impl::start_train_epoch() {
+detail::RunLoader& Trainer::Impl::start_train_epoch() {
   const auto& d = opt.data;
   if (!data.sample_p.empty()) {
     train_loader.reset();  // it reads epoch_ds, which is replaced
     epoch_ds = detail::resampled_epoch(data, opt.seed, epoch);
     std::vector<int> all(epoch_ds.samples.size());
     std::iota(all.begin(), all.end(), 0);
-    train_loader = std::make_unique<data::DataLoader>(epoch_ds, data.images, std::move(all), train_lo,
-                                                      d.detection_augment, d.classification_augment);
+    train_loader = std::make_unique<detail::RunLoader>(std::make_unique<data::DataLoader>(
+        epoch_ds, data.images, std::move(all), train_lo, d.detection_augment, d.classification_augment));
   } else if (!train_loader) {
-    train_loader = std::make_unique<data::DataLoader>(data.ds, data.images, data.train, train_lo,
-                                                      d.detection_augment, d.classification_augment);
+    train_loader = detail::make_run_loader(data, opt, train_lo, /*train=*/true);
   }
   train_loader->start_epoch(epoch);
   // Resuming inside an epoch: the loader is deterministic per (seed, epoch, sample), so the batches already
@@ -365,6 +401,7 @@ void Trainer::Impl::step(const data::Batch& batch) {
   report.images = static_cast<int64_t>(batch.size());
   report.loss = value;
   report.lr = lr;
+  report.time_left = budget > 0 ? std::max(0.0, budget - elapsed()) : -1;
   for (const auto& name : model->loss_names()) {
     auto it = state.loss_sums.find(name);
     report.mean_losses.emplace_back(name,
@@ -375,22 +412,74 @@ void Trainer::Impl::step(const data::Batch& batch) {
 
 /// Trains the rest of the current epoch; false when stopped inside it (state holds the position).
 bool Trainer::Impl::train_epoch() {
-  data::DataLoader& loader = start_train_epoch();
+  detail::RunLoader& loader = start_train_epoch();
   model->set_train_mode();
   notify(&TrainObserver::on_epoch_start,
-         EpochStart{epoch + 1, opt.epochs, batches_per_epoch, state.batches_done});
+         EpochStart{epoch + 1, planned_epochs(), batches_per_epoch, state.batches_done});
   const auto start = Clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
+  auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
+  auto last = Clock::now();
   while (auto batch = loader.next()) {
     step(*batch);
+    const auto now = Clock::now();
+    step_seconds += std::chrono::duration<double>(now - last).count();
+    last = now;
+    ++steps;
+    step_images += static_cast<int64_t>(batch->size());
+    if (budget > 0 && steps == kFirstFitIterations) fit_schedule();
     // The last batch of an epoch is not a stopping point: validation follows, then last.ckpt at the boundary.
     if (state.batches_done < batches_per_epoch && stop_requested()) {
-      state.seconds += elapsed();
+      state.seconds += seconds();
       return false;
     }
+    // The budget ends the epoch early, leaving the time its validation is expected to take: the run ends
+    // with validated best weights at the budget, not one validation past it.
+    if (budget > 0 && elapsed() + val_estimate() >= budget) break;
   }
-  state.seconds += elapsed();
+  state.seconds += seconds();
   return true;
+}
+
+double Trainer::Impl::elapsed() const {
+  return spent_before + std::chrono::duration<double>(Clock::now() - started).count();
+}
+
+/// What the next validation should take: the last one, or before any, the validation images at half the
+/// measured cost of a training image (a forward pass without the backward one).
+double Trainer::Impl::val_estimate() const {
+  if (last_val_seconds >= 0) return last_val_seconds;
+  if (step_images == 0) return 0;
+  return 0.5 * step_seconds / static_cast<double>(step_images) * static_cast<double>(data.val.size());
+}
+
+double Trainer::Impl::mean_step_seconds() const {
+  return steps > 0 ? step_seconds / static_cast<double>(steps) : saved_step_seconds;
+}
+
+bool Trainer::Impl::budget_spent() const {
+  if (budget <= 0) return false;
+  // Less left than a validation plus a useful stretch of training (2% of the budget, at least a step):
+  // a new epoch, or a resumed process, would spend a whole validation on a few steps.
+  return elapsed() + val_estimate() + std::max(mean_step_seconds(), 0.02 * budget) >= budget;
+}
+
+/// Lays the schedule over the iterations the remaining budget allows at the measured cost of a step plus
+/// each epoch's validation (Ultralytics refits its epoch count the same way after each epoch).
+void Trainer::Impl::fit_schedule() {
+  if (steps == 0) return;
+  const double per_step = step_seconds / static_cast<double>(steps) +
+                          val_estimate() / static_cast<double>(std::max<int64_t>(batches_per_epoch, 1));
+  const double left = std::max(0.0, budget - elapsed());
+  planned_iterations = std::max(iteration + 1, iteration + static_cast<int64_t>(left / per_step));
+  schedule =
+      std::make_unique<LrSchedule>(opt.schedule, opt.optimizer.lr, planned_iterations, batches_per_epoch);
+}
+
+/// Epochs the run trains in all: `epochs`, or with a budget the current fit of it.
+int Trainer::Impl::planned_epochs() const {
+  if (budget <= 0) return opt.epochs;
+  const int64_t bpe = std::max<int64_t>(batches_per_epoch, 1);
+  return static_cast<int>(std::max<int64_t>(epoch + 1, (planned_iterations + bpe - 1) / bpe));
 }
 
 std::map<std::string, double> Trainer::Impl::validate() {
@@ -414,9 +503,10 @@ std::map<std::string, double> Trainer::Impl::validate() {
 /// tells the observers, which write the epoch's outputs.
 EpochReport Trainer::Impl::finish_epoch() {
   EpochReport r;
+  const auto val_start = Clock::now();
   r.metrics = validate();
+  last_val_seconds = std::chrono::duration<double>(Clock::now() - val_start).count();
   r.epoch = epoch + 1;
-  r.epochs = opt.epochs;
   r.metrics["epoch"] = r.epoch;
   const double batches = static_cast<double>(std::max<int64_t>(state.batches_done, 1));
   for (const auto& [name, sum] : state.loss_sums) r.metrics["train/" + name] = sum / batches;
@@ -425,12 +515,20 @@ EpochReport Trainer::Impl::finish_epoch() {
   r.images = state.images;
   r.iteration = iteration;
 
+  auto value_of = [&](const std::string& metric) {
+    auto it = r.metrics.find(train::metric_column(metric));
+    return it == r.metrics.end() ? std::nan("") : it->second;
+  };
   r.metric = resolved_metric(opt);
-  auto it = r.metrics.find(metric_column());
-  r.metric_value = it == r.metrics.end() ? std::nan("") : it->second;
-  r.improved = stopper.update(r.metric_value, r.epoch);
-  r.best_metric = stopper.best();
-  r.best_epoch = stopper.best_epoch();
+  r.metric_value = value_of(r.metric);
+  r.improved = best.update(r.metric_value, r.epoch);
+  r.best_metric = best.best();
+  r.best_epoch = best.best_epoch();
+  r.stop_metric = resolved_stop_metric(opt);
+  r.stop_value = value_of(r.stop_metric);
+  stopper.update(r.stop_value, r.epoch);
+  if (budget > 0) fit_schedule();
+  r.epochs = planned_epochs();
   ++epoch;
   state = EpochState{};
   notify(&TrainObserver::on_epoch_end, r);
@@ -568,32 +666,40 @@ RunStart Trainer::Impl::run_start() const {
   }
   s.threads = opt.threads;
   s.device = opt.device;
-  s.epochs = opt.epochs;
+  s.epochs = planned_epochs();
   s.epochs_completed = epoch;
   s.iterations = iteration;
   s.batch_in_epoch = state.batches_done;
   s.batches_per_epoch = batches_per_epoch;
   s.columns = columns();
   s.metric = resolved_metric(opt);
+  s.stop_metric = resolved_stop_metric(opt);
+  s.time_budget = budget;
+  s.time_spent = spent_before;
   return s;
 }
 
 TrainResult Trainer::Impl::train_all() {
-  val_loader = std::make_unique<data::DataLoader>(data.ds, data.images, data.val, val_lo);
+  val_loader = detail::make_run_loader(data, opt, val_lo, /*train=*/false);
+  started = Clock::now();
   notify(&TrainObserver::on_train_start, run_start());
   TrainEnd end;
   std::map<std::string, double> last_metrics;
-  while (epoch < opt.epochs) {
+  while (budget > 0 || epoch < opt.epochs) {
+    if (budget_spent()) {
+      end.time_budget_reached = true;
+      break;
+    }
     if (!train_epoch()) {
       end.interrupted = end.stopped_inside_epoch = true;  // the checkpoint writer saves the position
       break;
     }
     last_metrics = finish_epoch().metrics;
-    if (stopper.should_stop() && epoch < opt.epochs) {
+    if (stopper.should_stop() && (budget > 0 || epoch < opt.epochs)) {
       end.early_stopped = true;
       break;
     }
-    if (epoch < opt.epochs && stop_requested()) {
+    if ((budget > 0 || epoch < opt.epochs) && stop_requested()) {
       end.interrupted = true;  // last.ckpt was just written at the epoch boundary
       break;
     }
@@ -601,9 +707,13 @@ TrainResult Trainer::Impl::train_all() {
   end.epochs_completed = epoch;
   end.iterations = iteration;
   end.batch_in_epoch = state.batches_done;
+  end.seconds = elapsed();
   end.metric = resolved_metric(opt);
-  end.best_metric = stopper.best();
-  end.best_epoch = stopper.best_epoch();
+  end.best_metric = best.best();
+  end.best_epoch = best.best_epoch();
+  end.stop_metric = resolved_stop_metric(opt);
+  end.best_stop_value = stopper.best();
+  end.best_stop_epoch = stopper.best_epoch();
   end.patience = opt.early_stopping.patience;
   notify(&TrainObserver::on_train_end, end);
   train_loader.reset();
@@ -620,12 +730,15 @@ TrainResult Trainer::Impl::result(const TrainEnd& end, std::map<std::string, dou
   r.best_checkpoint = checkpoints->best_checkpoint();
   r.interrupted = end.interrupted;
   r.early_stopped = end.early_stopped;
+  r.time_budget_reached = end.time_budget_reached;
+  r.seconds = end.seconds;
   r.epochs_completed = end.epochs_completed;
   r.iterations = end.iterations;
   r.batch_in_epoch = end.batch_in_epoch;
   r.metric = end.metric;
   r.best_metric = end.best_metric;
   r.best_epoch = end.best_epoch;
+  r.stop_metric = end.stop_metric;
   r.last_metrics = std::move(last_metrics);
   return r;
 }

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "vigil/core/workspace.h"
+#include "vigil/data/clip_loader.h"
+#include "vigil/data/clips.h"
 #include "vigil/data/loader.h"
 #include "vigil/data/store.h"
 #include "vigil/nn/zoo.h"
@@ -18,10 +20,37 @@ struct RunData {
   data::DatasetVersion version;
   data::Dataset ds;
   data::ImageSource images;
-  std::vector<int> train, val;   ///< indices into ds.samples
+  std::vector<int> train, val;   ///< indices into ds.samples; clip models: into clips->windows
   std::vector<double> weights;   ///< balance=weights: loss weight per class (empty otherwise)
   std::vector<double> sample_p;  ///< balance=resample: draw weight per train entry (empty otherwise)
+  /// Clip models (the zoo spec's clip_length > 0): the dataset's frames grouped into clips and windows by
+  /// data.clips; a window is then what a sample is to an image model (train, val and balancing count
+  /// windows). Null for image models.
+  std::shared_ptr<const data::ClipGrouping> clips;
+  std::shared_ptr<data::FrameCache> frame_cache;  ///< clip models: decoded frames shared by both loaders
 };
+
+/// The loader of a run: image batches (data::DataLoader) or, for clip models, window batches
+/// (data::ClipLoader) — one interface for the training loop.
+class RunLoader {
+ public:
+  explicit RunLoader(std::unique_ptr<data::DataLoader> images);
+  RunLoader(std::unique_ptr<data::ClipLoader> clips, std::shared_ptr<data::FrameCache> cache);
+  ~RunLoader();
+  void start_epoch(int epoch);
+  std::optional<data::Batch> next();
+  size_t batches_per_epoch() const;
+  size_t skipped() const;
+
+ private:
+  std::unique_ptr<data::DataLoader> images_;
+  std::unique_ptr<data::ClipLoader> clips_;
+  std::shared_ptr<data::FrameCache> cache_;
+};
+
+/// The loader of run.train (`train` true: with data's augmentations) or run.val, with loader options `lo`.
+std::unique_ptr<RunLoader> make_run_loader(const RunData& run, const TrainOptions& options,
+                                           const data::LoaderOptions& lo, bool train);
 
 /// Resolves `dataset_ref` (a name, name@id or id), loads its split and checks that both lists have samples
 /// and that the dataset's task is the model's. NotFound / DataError / InvalidArgument name the dataset and

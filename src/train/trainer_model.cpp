@@ -6,7 +6,9 @@
 #include "vigil/core/strings.h"
 #include "vigil/eval/detection_metrics.h"
 #include "vigil/model/model_file.h"
+#include "vigil/model/published_weights.h"
 #include "vigil/model/weight_import.h"
+#include "vigil/nn/classification/clip_classifier.h"
 #include "vigil/nn/detection/detector.h"
 #include "vigil/nn/fuse.h"
 #include "vigil/nn/weights.h"
@@ -62,7 +64,11 @@ class ClassificationModel : public TaskModel {
  private:
   torch::Tensor input(const data::Batch& batch) const {
     auto x = batch.images.to(device_);
-    return channels_last_ ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
+    if (!channels_last_) return x;
+    // Clips [B, T, 3, H, W] (clip models): frames stored channels-last, so the model's flatten to
+    // [B*T, 3, H, W] is a channels-last view rather than a copy in the other layout.
+    if (x.dim() == 5) return x.permute({0, 1, 3, 4, 2}).contiguous().permute({0, 1, 4, 2, 3});
+    return x.contiguous(torch::MemoryFormat::ChannelsLast);
   }
 
   std::shared_ptr<nn::Classifier> net_;
@@ -192,9 +198,10 @@ nn::StateDict state_of(const torch::nn::Module& module) {
   return out;
 }
 
-/// The tensors of model.weights: a vigil model file (which must be of the same architecture) or a torchvision
-/// .pth / TorchScript file.
-nn::StateDict read_start_weights(const std::string& file, const std::string& arch) {
+/// The tensors of model.weights: a vigil model file (which must be of the same architecture), a torchvision
+/// .pth / TorchScript file, or published weights by name or URL (fetched into the cache first).
+nn::StateDict read_start_weights(const std::string& weights, const std::string& arch) {
+  const std::string file = model::resolve_weights(weights);
   if (model::is_vigil_model_file(file)) {
     model::LoadedModel loaded = model::load_model(file);
     if (loaded.info.arch != arch) {
@@ -244,8 +251,10 @@ void load_start_weights(torch::nn::Module& module, data::Task task, const ModelS
 void check_input_size(nn::Classifier& net, const std::string& arch, int size) {
   torch::NoGradGuard no_grad;
   net.eval();
+  // A clip model takes [B, T, 3, H, W]: one window of one frame is enough to check the frame size.
+  const bool clips = dynamic_cast<nn::ClipClassifierImpl*>(&net) != nullptr;
   try {
-    auto out = net.forward(torch::zeros({1, 3, size, size}));
+    auto out = net.forward(clips ? torch::zeros({1, 1, 3, size, size}) : torch::zeros({1, 3, size, size}));
     VIGIL_ASSERT(out.dim() == 2 && out.size(0) == 1, "classifier '{}' gave logits of shape {}", arch,
                  fmt::format("{}", fmt::join(out.sizes(), "x")));
   } catch (const c10::Error& e) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "pipeline_util.h"
 #include "tests_util.h"
 #include "vigil/core/fs.h"
 #include "vigil/core/strings.h"
@@ -18,19 +19,8 @@ using json = nlohmann::json;
 using vigil::testing::TempDir;
 namespace fs = std::filesystem;
 
-/// Stage names a repro's output says it ran.
-std::vector<std::string> ran(const std::string& out) {
-  std::vector<std::string> stages;
-  const std::regex re("Running stage '([a-z_]+)'");
-  for (auto it = std::sregex_iterator(out.begin(), out.end(), re); it != std::sregex_iterator(); ++it)
-    stages.push_back((*it)[1]);
-  return stages;
-}
-
-std::pair<int, std::string> repro(const fs::path& project, const std::string& args = "") {
-  return vigil::testing::run_shell(
-      fmt::format("cd '{}' && '{}' repro {} 2>&1", project.string(), VIGIL_BINARY, args));
-}
+using vigil::testing::ran_stages;
+using vigil::testing::repro;
 
 TEST(PipelineGuns, ReproRunsEndToEndThenSkipsThenRerunsOnlyWhatAParamChanges) {
   VIGIL_REQUIRE_SHARED(guns, "guns");
@@ -45,7 +35,7 @@ TEST(PipelineGuns, ReproRunsEndToEndThenSkipsThenRerunsOnlyWhatAParamChanges) {
 
   auto [rc, out] = repro(project);
   ASSERT_EQ(rc, 0) << out;
-  EXPECT_EQ(ran(out),
+  EXPECT_EQ(ran_stages(out),
             (std::vector<std::string>{"ingest", "validate", "split", "train", "evaluate", "register"}))
       << out;
   const json reg = json::parse(vigil::read_file(project / "models/guns.json"));
@@ -62,7 +52,7 @@ TEST(PipelineGuns, ReproRunsEndToEndThenSkipsThenRerunsOnlyWhatAParamChanges) {
 
   std::tie(rc, out) = repro(project);
   ASSERT_EQ(rc, 0) << out;
-  EXPECT_TRUE(ran(out).empty()) << out;
+  EXPECT_TRUE(ran_stages(out).empty()) << out;
   EXPECT_NE(out.find("didn't change, skipping"), std::string::npos) << out;
   EXPECT_EQ(vigil::read_file(project / "dvc.lock"), lock) << "nothing ran, nothing rewritten";
 
@@ -76,12 +66,12 @@ TEST(PipelineGuns, ReproRunsEndToEndThenSkipsThenRerunsOnlyWhatAParamChanges) {
   EXPECT_EQ(status.find("train:"), std::string::npos) << status;
   std::tie(rc, out) = repro(project);
   ASSERT_EQ(rc, 0) << out;
-  const auto second = ran(out);
+  const auto second = ran_stages(out);
   ASSERT_FALSE(second.empty()) << out;
   EXPECT_EQ(second.front(), "evaluate") << out;
   for (const auto& s : second) EXPECT_TRUE(s == "evaluate" || s == "register") << s << " reran\n" << out;
   std::tie(rc, out) = repro(project);
-  EXPECT_TRUE(ran(out).empty()) << out;
+  EXPECT_TRUE(ran_stages(out).empty()) << out;
 }
 
 }  // namespace

@@ -30,6 +30,15 @@ struct LoaderOptions {
   int image_width = 224, image_height = 224;                                ///< classification output size
   std::vector<double> mean{0.485, 0.456, 0.406}, std{0.229, 0.224, 0.225};  ///< RGB, on 0..1 values
   bool normalize = false;  ///< detection models normalise inside; classifiers want it here
+  /// Decode once: "auto" keeps each decoded image in memory after its first use while the cache fits
+  /// cache_mb, so later epochs skip the decode (Python recipes decode their whole dataset up front);
+  /// "none" decodes every time. With augmentation, the kept image is first shrunk to what the model will
+  /// see (classification: short side 2x the output; detection: cache_min_size / cache_max_size, as the
+  /// detector's own resize), so the geometric augmentations work on the small image. Without it the kept
+  /// pixels are exactly what an uncached loader makes.
+  std::string cache = "auto";
+  int cache_mb = 0;  ///< memory budget of the cache; 0 = a quarter of the memory available at start
+  int cache_min_size = 0, cache_max_size = 0;  ///< detection with augmentation: the shrink (0 = none)
 
   template <class V>
   void visit(V& v) {
@@ -47,6 +56,12 @@ struct LoaderOptions {
     v("mean", mean, "per-channel RGB mean for normalisation");
     v("std", std, "per-channel RGB standard deviation for normalisation");
     v("normalize", normalize, "subtract mean and divide by std");
+    v("cache", cache, "keep decoded images in memory after their first use: auto or none");
+    v("cache_mb", cache_mb,
+      "memory budget of the image cache in MiB (0 = a quarter of the available memory)");
+    v("cache_min_size", cache_min_size,
+      "detection: cached training images shrunk to this short side (0 = no)");
+    v("cache_max_size", cache_max_size, "detection: ... and this long side at most (0 = no bound)");
   }
   void validate() const;
   /// The preprocessing part of these options, as a model file records it: classification keeps the image
@@ -85,6 +100,8 @@ class DataLoader {
   size_t batches_per_epoch() const;
   /// Samples skipped because their image could not be used, over the loader's life.
   size_t skipped() const;
+  /// Images in the decode-once cache and their bytes.
+  std::pair<size_t, size_t> cached() const;
 
  private:
   struct Impl;

@@ -21,6 +21,7 @@ struct DetectionEvaluation {
   CocoEvalResult coco;
   UltralyticsMetrics ultralytics;
   ConfusionMatrix confusion;
+  ConfusionMatrixOptions confusion_options;  ///< the thresholds `confusion` was counted with
 };
 
 /// Runs the COCO evaluation, the Ultralytics view and the confusion matrix on `data`.
@@ -36,7 +37,8 @@ std::vector<PlotFile> write_detection_plots(const DetectionEvaluation& evaluatio
 /// and darknet-style per-class lines.
 std::string detection_summary(const DetectionEvaluation& evaluation);
 
-/// Adds the COCO and Ultralytics tables, the per-class table (AP, AP50, TP, FP, FN) and the plots.
+/// Adds the COCO and Ultralytics tables, the per-class table (instances, P, R, AP50, AP50-95, TP, FP, FN),
+/// the confusion matrix as a table of counts (rows true, columns predicted, background last) and the plots.
 void add_detection_sections(HtmlReport& report, const DetectionEvaluation& evaluation,
                             const std::vector<PlotFile>& plots);
 

@@ -69,9 +69,10 @@ class HtmlReport {
   /// add_image with a file's bytes (e.g. a plot); throws NotFound / IoError.
   HtmlReport& add_image_file(const std::string& title, const std::filesystem::path& path);
   /// A grid of captioned pictures framed in their tag's colour, with the legend above it. Every item's tag
-  /// must appear in the legend; each item also gets the CSS class "tag-<tag>".
+  /// must appear in the legend; each item also gets the CSS class "tag-<tag>". Cells are at least
+  /// `min_cell_px` wide (80..2000; wider for two-panel pictures).
   HtmlReport& add_gallery(const std::string& title, const std::vector<GalleryItem>& items,
-                          const std::vector<LegendEntry>& legend);
+                          const std::vector<LegendEntry>& legend, int min_cell_px = 220);
 
   /// The whole document.
   std::string html() const;

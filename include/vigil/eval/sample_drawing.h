@@ -1,8 +1,9 @@
 #pragma once
 /// Pictures for the report's sample gallery: an image with its ground truth and predictions drawn in the
-/// colours of their match status, re-encoded as a small JPEG. The colours are fixed so the report's legend
-/// can name them: true positives green, false positives red, missed ground truth orange, matched ground
-/// truth (optional) grey.
+/// colours of their match status (over each other, or ground truth beside prediction), re-encoded as a small
+/// JPEG. The colours are fixed so the report's legend can name them: true positives green, false positives
+/// red, missed ground truth orange, matched ground truth (optional) grey, or blue on the truth panel of a
+/// two-panel picture.
 
 #include <filesystem>
 #include <string>
@@ -18,6 +19,8 @@ inline constexpr const char* kTruePositiveColour = "#2ca02c";
 inline constexpr const char* kFalsePositiveColour = "#d62728";
 inline constexpr const char* kMissedColour = "#ff7f0e";
 inline constexpr const char* kMatchedTruthColour = "#7f7f7f";
+/// Matched ground truth on the truth panel of a two-panel picture: grey would vanish on grey CCTV frames.
+inline constexpr const char* kFoundTruthColour = "#1f77b4";
 
 /// A ground-truth box in the pixel coordinates of the original image (x2/y2 exclusive).
 struct TruthBox {
@@ -40,6 +43,10 @@ struct SampleDrawingOptions {
   int jpeg_quality = 85;            ///< 1..100
   bool draw_matched_truth = false;  ///< also frame matched ground truth (grey), under the predictions
   int thickness = 0;                ///< line width in output pixels; 0 scales with the image
+  /// Two panels side by side under caption strips: "ground truth" (every box: matched blue, missed orange)
+  /// on the left, "prediction" (true positives green, false positives red) on the right; max_side applies to
+  /// each panel. Off: one picture with the predictions over the missed (and optionally matched) truth.
+  bool truth_beside_prediction = false;
   void validate() const;
 };
 

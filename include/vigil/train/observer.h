@@ -40,7 +40,10 @@ struct RunStart {
   int64_t batch_in_epoch = 0;        ///< batches of the unfinished epoch already trained on (a resume)
   int64_t batches_per_epoch = 0;     ///< training batches in an epoch
   std::vector<std::string> columns;  ///< the results.csv header, in order ("epoch", "train/*", ..., "lr/pg0")
-  std::string metric;  ///< the early-stopping metric ("val_loss", "val_accuracy", "fitness", ...)
+  std::string metric;                ///< the metric choosing best.ckpt ("val_accuracy", "fitness", ...)
+  std::string stop_metric;           ///< the metric early stopping follows (often the same)
+  double time_budget = 0;            ///< seconds (TrainOptions::time), 0 = none
+  double time_spent = 0;             ///< seconds of the budget already spent (a resumed run)
 };
 
 /// An epoch whose training batches are about to be drawn.
@@ -57,9 +60,10 @@ struct BatchReport {
   int64_t iteration = 0;  ///< optimizer steps taken in all, this one included
   int64_t batch = 0;      ///< batches of this epoch trained on, this one included
   int64_t batches_per_epoch = 0;
-  int64_t images = 0;  ///< in this batch
-  double loss = 0;     ///< this batch's total loss
-  double lr = 0;       ///< the learning rate of this step
+  int64_t images = 0;     ///< in this batch
+  double loss = 0;        ///< this batch's total loss
+  double lr = 0;          ///< the learning rate of this step
+  double time_left = -1;  ///< seconds of the time budget left, -1 without a budget
   /// Each of the model's losses averaged over the epoch so far, in the model's order (0 for one not seen
   /// yet).
   std::vector<std::pair<std::string, double>> mean_losses;
@@ -82,8 +86,10 @@ struct EpochReport {
   double seconds = 0;       ///< training time of the epoch (summed over resumes), validation excluded
   int64_t images = 0;       ///< training images of the epoch
   int64_t iteration = 0;    ///< optimizer steps taken in all
-  std::string metric;       ///< the early-stopping metric
+  std::string metric;       ///< the metric choosing best.ckpt
   double metric_value = 0;  ///< its value this epoch (NaN when missing)
+  std::string stop_metric;  ///< the metric early stopping follows
+  double stop_value = 0;    ///< its value this epoch (NaN when missing)
   bool improved = false;    ///< a new best: best.ckpt is rewritten
   double best_metric = 0;   ///< the best value so far (NaN when none)
   int best_epoch = -1;      ///< 1-based epoch of the best value, -1 when none
@@ -94,12 +100,17 @@ struct TrainEnd {
   bool interrupted = false;           ///< Ctrl-C / SIGTERM / stop_after_iterations
   bool stopped_inside_epoch = false;  ///< interrupted between two batches of an epoch (not at its end)
   bool early_stopped = false;         ///< patience ran out before the last epoch
+  bool time_budget_reached = false;   ///< the time budget ended the run
+  double seconds = 0;                 ///< wall-clock of the whole run (resumes summed)
   int epochs_completed = 0;
   int64_t iterations = 0;
   int64_t batch_in_epoch = 0;  ///< batches of the unfinished epoch trained on
-  std::string metric;          ///< the early-stopping metric
+  std::string metric;          ///< the metric choosing best.ckpt
   double best_metric = 0;      ///< NaN when none
   int best_epoch = -1;
+  std::string stop_metric;     ///< the metric early stopping follows
+  double best_stop_value = 0;  ///< its best value (NaN when none)
+  int best_stop_epoch = -1;
   int patience = 0;  ///< early_stopping.patience
 };
 
@@ -111,12 +122,15 @@ struct TrainResult {
   std::filesystem::path last_checkpoint, best_checkpoint;
   bool interrupted = false;    ///< stopped by Ctrl-C / SIGTERM / stop_after_iterations; last.ckpt resumes
   bool early_stopped = false;  ///< patience ran out before the last epoch
+  bool time_budget_reached = false;  ///< the time budget ended the run
+  double seconds = 0;                ///< wall-clock of the whole run (resumes summed)
   int epochs_completed = 0;
   int64_t iterations = 0;      ///< optimizer steps taken in total
   int64_t batch_in_epoch = 0;  ///< when interrupted: batches of the unfinished epoch already trained on
-  std::string metric;          ///< the early-stopping metric ("val_loss" or "val_accuracy")
+  std::string metric;          ///< the metric that chose best.ckpt ("val_accuracy", "fitness", ...)
   double best_metric = 0;      ///< its best value (NaN when no epoch finished)
-  int best_epoch = -1;         ///< 1-based epoch of the best value, -1 when none
+  int best_epoch = -1;         ///< 1-based epoch of the best value = of best.ckpt, -1 when none
+  std::string stop_metric;     ///< the metric early stopping followed
   std::map<std::string, double> last_metrics;  ///< the last epoch's results.csv row
 };
 

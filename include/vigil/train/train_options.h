@@ -16,6 +16,7 @@
 #include <string>
 
 #include "vigil/data/augment.h"
+#include "vigil/data/clips.h"
 #include "vigil/data/task.h"
 #include "vigil/train/optim.h"
 #include "vigil/train/schedule.h"
@@ -39,7 +40,9 @@ struct ModelSection {
   void visit(V& v) {
     v("arch", arch, "architecture from the model zoo (vigil weights list-models)");
     v("dropout", dropout, "dropout before the last layer (< 0: the architecture's default)");
-    v("weights", weights, "starting weights: vigil model file or torchvision .pth ('' = fresh)");
+    v("weights", weights,
+      "starting weights: vigil model file, torchvision .pth, or torchvision:ARCH/WEIGHTS (downloaded once, "
+      "cached) ('' = fresh)");
     v("weights_scope", weights_scope,
       "which tensors of `weights` to load: auto, full (every matching one) or backbone");
     v("trainable_stages", trainable_stages,
@@ -66,6 +69,15 @@ struct DataSection {
   std::string balance = "none";
   int threads = 0;  ///< decode + augment workers; 0 = the run's thread count
   int prefetch_batches = 4;
+  std::string cache = "auto";  ///< decode once (data::LoaderOptions::cache): auto | none
+  int cache_mb = 0;            ///< its memory budget; 0 = a quarter of the available memory
+  /// Clip classifiers (model.arch clip_*): how frames are grouped into clips and cut into windows of
+  /// clips.clip_length frames (data/clips.h). The split must keep every clip whole: a clip with frames in
+  /// both the train and the val list is refused (`vigil data split --group-clips` makes such a split).
+  data::ClipOptions clips;
+  /// Clip classifiers: memory for decoded frames kept at the input size (frames are reused by overlapping
+  /// windows and every epoch); 0 decodes every frame every time.
+  int clip_cache_mb = 1024;
 
   template <class V>
   void visit(V& v) {
@@ -84,14 +96,21 @@ struct DataSection {
     v("balance", balance, "class balancing: none, weights (loss weights) or resample");
     v("threads", threads, "decode and augment workers (0 = the run's thread count)");
     v("prefetch_batches", prefetch_batches, "batches prepared ahead (bounds memory)");
+    v("cache", cache,
+      "keep decoded (and, for training, shrunk) images in memory after the first epoch: auto or none");
+    v("cache_mb", cache_mb, "memory budget of that cache in MiB (0 = a quarter of the available memory)");
+    v("clips", clips, "clip models: frame-name pattern, window length (clip_length) and stride");
+    v("clip_cache_mb", clip_cache_mb,
+      "clip models: MiB of decoded, resized frames kept in memory (0 = none)");
   }
   void validate() const;
 };
 
-/// Stop when the validation metric has not improved for `patience` epochs; best.ckpt follows the same metric.
+/// Stop when a validation metric has not improved for `patience` epochs. best.ckpt does not follow this
+/// metric but TrainOptions::best_metric: stopping on a loss may be asked for, handing over the weights of the
+/// lowest loss may not (for a detector the lowest validation loss is routinely an early, poor model).
 struct EarlyStoppingOptions {
-  /// val_loss | val_accuracy | fitness | mAP50 | mAP50-95 | auto (classification: val_accuracy; detection:
-  /// fitness = 0.1 mAP50 + 0.9 mAP50-95, Ultralytics' choice of best weights)
+  /// val_loss | val_accuracy | fitness | mAP50 | mAP50-95 | auto (= the run's best_metric)
   std::string metric = "auto";
   std::string mode = "auto";  ///< min | max | auto (from the metric)
   int patience = 0;           ///< epochs without improvement before stopping; 0 disables stopping
@@ -100,8 +119,8 @@ struct EarlyStoppingOptions {
   template <class V>
   void visit(V& v) {
     v("metric", metric,
-      "val_loss, val_accuracy, fitness, mAP50, mAP50-95 or auto (accuracy for classifiers; fitness = 0.1 "
-      "mAP50 + 0.9 mAP50-95 for detectors)");
+      "metric early stopping follows: val_loss, val_accuracy, fitness, mAP50, mAP50-95 or auto (= "
+      "best_metric); best.ckpt always follows best_metric");
     v("mode", mode, "min, max or auto (from the metric)");
     v("patience", patience, "epochs without improvement before stopping (0 = never stop early)");
     v("min_delta", min_delta, "smallest change that counts as an improvement");
@@ -113,6 +132,15 @@ struct TrainOptions {
   std::string name;                    ///< run folder name; "" = <arch>-<n>, the first free n
   std::string experiment = "Default";  ///< groups runs in the tracking store (`vigil runs list --experiment`)
   int epochs = 10;
+  /// Wall-clock budget: "45m", "1.5h", "90s" (a bare number is hours, as Ultralytics' `time`); "" = none.
+  /// With a budget the run trains until the budget is spent (validation and checkpoints count), the
+  /// learning-rate schedule is laid over the iterations the budget is measured to allow, and `epochs` is
+  /// only the first guess of that count. A resumed run keeps the time already spent.
+  std::string time;
+  /// The metric that chooses best.ckpt, the weights a run hands over: auto (classifiers val_accuracy;
+  /// detectors fitness = 0.1 mAP50 + 0.9 mAP50-95, Ultralytics' choice), val_accuracy, fitness, mAP50,
+  /// mAP50-95, or val_loss for a classifier. A detector's best weights are never chosen by a loss.
+  std::string best_metric = "auto";
   uint64_t seed = 0;
   std::string device = "cpu";  ///< cpu | cuda | cuda:N
   int threads = 0;             ///< LibTorch intra-op threads; 0 = keep the process setting (every core)
@@ -128,7 +156,13 @@ struct TrainOptions {
   void visit(V& v) {
     v("name", name, "run name: folder <workspace>/runs/<name> ('' = <arch>-<n>)");
     v("experiment", experiment, "experiment the run is tracked under");
-    v("epochs", epochs, "passes over the training data");
+    v("epochs", epochs, "passes over the training data (with `time`: the first guess only)");
+    v("time", time,
+      "wall-clock budget like 45m, 1.5h or 90s (bare number = hours); the schedule is fitted to it ('' = "
+      "none)");
+    v("best_metric", best_metric,
+      "metric choosing best.ckpt: auto (val_accuracy / detector fitness), val_accuracy, fitness, mAP50, "
+      "mAP50-95, val_loss (classifiers only)");
     v("seed", seed, "seed of weights, data order, augmentation and dropout (same seed, same weights)");
     v("device", device, "cpu, cuda or cuda:N");
     v("threads", threads, "LibTorch threads (0 = every core); bit-identical reruns need the same count");
@@ -148,10 +182,16 @@ struct TrainOptions {
 
 /// The task of options.model.arch, from its zoo entry.
 data::Task task_of(const TrainOptions& options);
-/// The early-stopping metric with "auto" resolved: "val_accuracy" (classifiers) or "fitness" (detectors).
+/// The best-checkpoint metric with "auto" resolved: "val_accuracy" (classifiers) or "fitness" (detectors).
 std::string resolved_metric(const TrainOptions& options);
-/// True when a larger metric is better, with "auto" resolved.
+/// True when a larger best-checkpoint metric is better.
 bool metric_maximize(const TrainOptions& options);
+/// The early-stopping metric with "auto" resolved (to resolved_metric()).
+std::string resolved_stop_metric(const TrainOptions& options);
+/// True when a larger early-stopping metric is better (early_stopping.mode, or from the metric).
+bool stop_metric_maximize(const TrainOptions& options);
+/// `time` in seconds, 0 when there is no budget. Throws InvalidArgument on a malformed value.
+double time_budget_seconds(const std::string& time);
 /// The results.csv column of an early-stopping metric ("fitness" -> "fitness", "mAP50" ->
 /// "metrics/mAP50(B)", "val_loss" -> "val/loss", ...).
 std::string metric_column(const std::string& metric);

@@ -1,4 +1,5 @@
-// Pascal VOC: one XML per image (Annotations/*.xml, or *.xml at the root) naming its image in <filename>.
+// Pascal VOC: one XML per image (Annotations/*.xml, annotations/xmls/*.xml, or *.xml at the root) naming its
+// image in <filename>, found in JPEGImages/, images/ or Images/ (or beside the XML).
 //
 // Coordinates: VOC stores 1-based inclusive pixel indices. We keep xmin/ymin/xmax/ymax exactly as written
 // (no -1 shift) so that reading and writing VOC is lossless and boxes match what annotation tools display;
@@ -147,13 +148,21 @@ std::optional<Parsed> parse_xml(const fs::path& root, const fs::path& xml, Datas
   return p;
 }
 
-std::vector<fs::path> xml_files(const fs::path& root) {
-  auto dir = formats::find_child_dir(root, "Annotations");
+std::vector<fs::path> xmls_in(const fs::path& dir) {
   std::vector<fs::path> out;
-  for (const auto& f : formats::list_dir_files(dir ? *dir : root)) {
+  for (const auto& f : formats::list_dir_files(dir)) {
     if (lower_extension(f) == ".xml") out.push_back(f);
   }
   return out;
+}
+
+/// The folder holding the XML files: Annotations/ (VOC), annotations/xmls/ (the Oxford-IIIT Pet layout, which
+/// the weapons seed's dataset uses: annotations/ also holds trimaps/ and list files there), else the root.
+fs::path xml_dir(const fs::path& root) {
+  auto ann = formats::find_child_dir(root, "Annotations");
+  if (!ann) return root;
+  if (auto xmls = formats::find_child_dir(*ann, "xmls"); xmls && xmls_in(*ann).empty()) return *xmls;
+  return *ann;
 }
 
 /// Images in the VOC image folders (or beside root-level XMLs) that no XML refers to: unlabelled, so not
@@ -180,7 +189,7 @@ Dataset read_voc(const fs::path& root, const ReadOptions& options) {
   ds.root = root;
   std::vector<Parsed> parsed;
   std::set<std::string> names, used;
-  for (const auto& xml : xml_files(root)) {
+  for (const auto& xml : xmls_in(xml_dir(root))) {
     auto p = parse_xml(root, xml, ds);
     if (!p) continue;
     if (!used.insert(p->sample.file).second) {
@@ -217,7 +226,8 @@ FormatInfo make_voc_format() {
   FormatInfo info;
   info.name = "voc";
   info.description =
-      "Pascal VOC: Annotations/*.xml + JPEGImages/ (xmin ymin xmax ymax, difficult, truncated)";
+      "Pascal VOC: Annotations/*.xml (or annotations/xmls/*.xml) + JPEGImages/ or images/ (xmin ymin xmax "
+      "ymax, difficult, truncated)";
   info.read = read_voc;
   return info;
 }

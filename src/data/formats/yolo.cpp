@@ -1,10 +1,12 @@
 // YOLO: images/ + labels/ with one "class cx cy w h" (normalised 0..1) line per box, flat, in the Ultralytics
 // split layout images/{train,val,test}/ + labels/{train,val,test}/, or as Roboflow exports it,
 // {train,valid,test}/images + {train,valid,test}/labels. Class names come from data.yaml, classes.txt
-// or ReadOptions::classes.
+// or ReadOptions::classes. An empty label file is an image without objects (a negative, kept); a polygon line
+// "class x1 y1 x2 y2 x3 y3 ..." (segmentation exports) is read as its bounding box and reported as info.
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
@@ -60,6 +62,17 @@ std::vector<std::string> names_from_yaml(const YAML::Node& names, const std::str
   return out;
 }
 
+/// Ultralytics refuses a data.yaml whose `nc` differs from the number of names; the names are what labels
+/// index, so they win here and the mismatch is a warning.
+void check_nc(const YAML::Node& nc, size_t names, const std::string& rel, Dataset& ds) {
+  if (!nc || !nc.IsScalar()) return;
+  auto n = parse_int(nc.as<std::string>());
+  if (n && *n == static_cast<long long>(names)) return;
+  ds.add_issue("parse_error", Severity::kWarning, rel, nc.Mark().line + 1,
+               fmt::format("expected nc to equal the {} names, got '{}'; the names are used", names,
+                           nc.as<std::string>()));
+}
+
 std::optional<std::vector<std::string>> classes_from_yaml(const fs::path& root, Dataset& ds) {
   for (const char* name : {"data.yaml", "data.yml", "dataset.yaml"}) {
     const fs::path path = root / name;
@@ -67,7 +80,11 @@ std::optional<std::vector<std::string>> classes_from_yaml(const fs::path& root, 
     try {
       YAML::Node doc = YAML::LoadFile(path.string());
       YAML::Node names = doc["names"];
-      if (names && (names.IsSequence() || names.IsMap())) return names_from_yaml(names, name, ds);
+      if (names && (names.IsSequence() || names.IsMap())) {
+        auto out = names_from_yaml(names, name, ds);
+        check_nc(doc["nc"], out.size(), name, ds);
+        return out;
+      }
       ds.add_issue("parse_error", Severity::kWarning, name, 0, "no 'names' list or map; ignored");
     } catch (const YAML::Exception& e) {
       ds.add_issue("parse_error", Severity::kError, name, e.mark.line + 1,
@@ -103,12 +120,22 @@ struct LabelContext {
   int width, height;
 };
 
-/// Parses one "class cx cy w h" line; on failure records the issue and returns false.
+/// A polygon line needs at least three points: "class x1 y1 x2 y2 x3 y3 ..." (7 or more fields, odd count).
+bool is_polygon_shape(size_t fields) {
+  return fields >= 7 && fields % 2 == 1;
+}
+
+/// Parses one "class cx cy w h" line, or a polygon "class x1 y1 x2 y2 x3 y3 ..." as Roboflow and Ultralytics
+/// write segmentation exports, read as the polygon's bounding box (Ultralytics' segments2boxes). On failure
+/// records the issue and returns false.
 bool parse_yolo_line(const std::string& line, int line_no, const LabelContext& ctx, Dataset& ds, Box& box) {
   auto fields = split_ws(line);
-  if (fields.size() != 5) {
+  const bool polygon = is_polygon_shape(fields.size());
+  if (fields.size() != 5 && !polygon) {
     ds.add_issue("parse_error", Severity::kError, ctx.rel, line_no,
-                 fmt::format("expected 5 fields 'class cx cy w h', got {}: '{}'", fields.size(), line));
+                 fmt::format("expected 5 fields 'class cx cy w h' or a polygon 'class x1 y1 x2 y2 x3 y3 ...' "
+                             "(an odd count of at least 7), got {}: '{}'",
+                             fields.size(), line));
     return false;
   }
   auto cls = parse_int(fields[0]);
@@ -132,10 +159,26 @@ bool parse_yolo_line(const std::string& line, int line_no, const LabelContext& c
                  fmt::format("expected a class id in [0, {}), got {}; box dropped", n_classes, *cls));
     return false;
   }
+  double x1 = v[0] - v[2] / 2, y1 = v[1] - v[3] / 2, x2 = v[0] + v[2] / 2, y2 = v[1] + v[3] / 2;
+  if (polygon) {
+    // Line by line, unlike Ultralytics, which reads every line of a file as a polygon once one is: a file
+    // mixing boxes and polygons (Roboflow writes them) would lose its boxes there.
+    x1 = x2 = v[0];
+    y1 = y2 = v[1];
+    for (size_t i = 2; i + 1 < v.size(); i += 2) {
+      x1 = std::min(x1, v[i]);
+      x2 = std::max(x2, v[i]);
+      y1 = std::min(y1, v[i + 1]);
+      y2 = std::max(y2, v[i + 1]);
+    }
+    ds.add_issue(
+        "polygon_label", Severity::kInfo, ctx.rel, line_no,
+        fmt::format("polygon of {} points (a segmentation export) read as its bounding box", v.size() / 2));
+  }
   // Values outside [0, 1] are kept: validation reports boxes outside the image with the image at hand.
   const double W = ctx.width, H = ctx.height;
-  box = Box{static_cast<float>((v[0] - v[2] / 2) * W), static_cast<float>((v[1] - v[3] / 2) * H),
-            static_cast<float>((v[0] + v[2] / 2) * W), static_cast<float>((v[1] + v[3] / 2) * H)};
+  box = Box{static_cast<float>(x1 * W), static_cast<float>(y1 * H), static_cast<float>(x2 * W),
+            static_cast<float>(y2 * H)};
   box.class_id = static_cast<int>(*cls);
   return true;
 }

@@ -118,15 +118,16 @@ Bilinear<T> bilinear(int64_t height, int64_t width, T y, T x) {
 // LibTorch's OpenMP backend it is a header template that runs serially unless this file is built with
 // -fopenmp (measured: no speed-up at 2 threads). Small jobs stay on the calling thread, where spawning
 // would cost more than it saves.
-void parallel_ranges(int64_t n, int64_t work_per_item, const std::function<void(int64_t, int64_t)>& fn) {
+void parallel_ranges(int64_t n, int64_t work_per_item, const std::function<void(int64_t, int64_t)>& fn,
+                     int64_t chunks_per_thread = 4) {
   constexpr int64_t kMinParallelWork = 1 << 16;
   const int64_t threads = at::get_num_threads();
   if (threads <= 1 || n < 2 || n * work_per_item < kMinParallelWork) {
     if (n > 0) fn(0, n);
     return;
   }
-  // A few chunks per thread balance rois of very different sizes.
-  const int64_t chunks = std::min(n, threads * 4);
+  // A few chunks per thread balance rois of very different sizes (channels have equal work: one each).
+  const int64_t chunks = std::min(n, threads * chunks_per_thread);
   vigil::parallel_for(static_cast<size_t>(chunks), static_cast<size_t>(threads), [&](size_t k) {
     const int64_t i = static_cast<int64_t>(k);
     fn(n * i / chunks, n * (i + 1) / chunks);
@@ -188,27 +189,41 @@ void forward_kernel(const torch::Tensor& input, const torch::Tensor& rois, torch
   });
 }
 
-// Backward for one channel over all rois, in the reference kernel's (roi, bin, sample) order: a gradient cell
-// then receives its contributions in the same sequence, so even float32 sums are identical.
+// Backward for channels [c_begin, c_end) over all rois, in the reference kernel's (roi, bin, sample) order
+// for each channel: a gradient cell then receives its contributions in the same sequence, so even float32
+// sums are identical. The interpolation weights of a roi are shared by every channel, so they are computed
+// once per roi and chunk (computing them per channel, as a per-channel loop does, was 14% of a Faster R-CNN
+// training step).
 template <typename T>
-void backward_channel(const T* grad, const T* rois, T* grad_in, int64_t num_rois, int64_t c, int64_t channels,
-                      int64_t height, int64_t width, const RoIAlignParams& p) {
+void backward_channels(const T* grad, const T* rois, T* grad_in, int64_t num_rois, int64_t c_begin,
+                       int64_t c_end, int64_t channels, int64_t height, int64_t width,
+                       const RoIAlignParams& p) {
   const int64_t bins = p.pooled_height * p.pooled_width;
+  std::vector<Bilinear<T>> pre;
   for (int64_t n = 0; n < num_rois; ++n) {
     const RoiGeometry<T> g(rois + n * 5, p);
-    T* gin_c = grad_in + (g.batch_index * channels + c) * height * width;
-    const T* gout = grad + (n * channels + c) * bins;
-    const T count = static_cast<T>(g.grid_h * g.grid_w);
+    const int64_t per_bin = static_cast<int64_t>(g.grid_h) * g.grid_w;
+    pre.resize(bins * per_bin);
+    int64_t k = 0;
     for (int64_t ph = 0; ph < p.pooled_height; ++ph) {
       for (int64_t pw = 0; pw < p.pooled_width; ++pw) {
-        const T gbin = gout[ph * p.pooled_width + pw];
         for (int iy = 0; iy < g.grid_h; ++iy) {
           const T y = g.sample_y(ph, iy);
-          for (int ix = 0; ix < g.grid_w; ++ix) {
-            const auto b = bilinear<T>(height, width, y, g.sample_x(pw, ix));
-            if (!b.valid) continue;
-            for (int q = 0; q < 4; ++q) gin_c[b.pos[q]] += static_cast<T>(gbin * b.w[q] / count);
-          }
+          for (int ix = 0; ix < g.grid_w; ++ix) pre[k++] = bilinear<T>(height, width, y, g.sample_x(pw, ix));
+        }
+      }
+    }
+    const T count = static_cast<T>(g.grid_h * g.grid_w);
+    for (int64_t c = c_begin; c < c_end; ++c) {
+      T* gin_c = grad_in + (g.batch_index * channels + c) * height * width;
+      const T* gout = grad + (n * channels + c) * bins;
+      k = 0;
+      for (int64_t bin = 0; bin < bins; ++bin) {
+        const T gbin = gout[bin];
+        for (int64_t s = 0; s < per_bin; ++s, ++k) {
+          const auto& b = pre[k];
+          if (!b.valid) continue;
+          for (int q = 0; q < 4; ++q) gin_c[b.pos[q]] += static_cast<T>(gbin * b.w[q] / count);
         }
       }
     }
@@ -225,12 +240,12 @@ void backward_kernel(const torch::Tensor& grad, const torch::Tensor& rois, torch
   const T* r = rois.data_ptr<T>();
   T* gin = grad_input.data_ptr<T>();
   // Channels write disjoint slices of grad_input, so they can run in parallel without atomics.
-  parallel_ranges(channels, grad.numel() / std::max<int64_t>(channels, 1) * 4,
-                  [&](int64_t begin, int64_t end) {
-                    for (int64_t c = begin; c < end; ++c) {
-                      backward_channel<T>(g, r, gin, rois.size(0), c, channels, height, width, p);
-                    }
-                  });
+  parallel_ranges(
+      channels, grad.numel() / std::max<int64_t>(channels, 1) * 4,
+      [&](int64_t begin, int64_t end) {
+        backward_channels<T>(g, r, gin, rois.size(0), begin, end, channels, height, width, p);
+      },
+      /*chunks_per_thread=*/1);
 }
 
 torch::Tensor roi_align_forward(const torch::Tensor& input, const torch::Tensor& rois,

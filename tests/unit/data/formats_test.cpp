@@ -14,6 +14,7 @@
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
 #include "vigil/core/strings.h"
+#include "vigil/data/validate.h"
 
 namespace vigil::data {
 namespace {
@@ -380,6 +381,47 @@ TEST(VocFormat, ImagesBesideXmlUtf8AndOddImages) {
   EXPECT_EQ(ds.issues[0].file, "unlabelled.jpg");
 }
 
+TEST(VocFormat, PetLayoutAnnotationsXmlsWithImagesFolderIsDetectedAndRead) {
+  // The weapons seed's dataset keeps VOC XMLs as the Oxford-IIIT Pet dataset does: annotations/xmls/*.xml
+  // beside annotations/trimaps/ and list files, images in images/. Without the xmls/ rule it reads as an
+  // image folder with the classes "annotations" and "images".
+  TempDir dir;
+  const fs::path pet = dir / "pet";
+  write_image(pet / "images/knife_1.jpg", 100, 80);
+  write_image(pet / "images/pistol_2.jpg", 100, 80);
+  write_image(pet / "images/unlabelled.jpg", 100, 80);
+  write_text(pet / "annotations/xmls/knife_1.xml", voc_xml("knife_1.jpg", voc_object("knife", "1 2 30 40")));
+  write_text(pet / "annotations/xmls/pistol_2.xml",
+             voc_xml("pistol_2.jpg", voc_object("pistol", "5 5 50 60") + voc_object("knife", "60 10 90 30")));
+  write_text(pet / "annotations/list.txt", "#Image CLASS-ID\nknife_1 1\npistol_2 2\n");
+  write_image(pet / "annotations/trimaps/knife_1.png", 100, 80);
+  EXPECT_EQ(detect_format(pet), "voc");
+  auto ds = read_dataset(pet, "auto");
+  EXPECT_EQ(ds.format, "voc");
+  EXPECT_EQ(ds.classes, (std::vector<std::string>{"knife", "pistol"}));
+  ASSERT_EQ(ds.samples.size(), 2u);
+  EXPECT_EQ(ds.samples[0].file, "images/knife_1.jpg");
+  EXPECT_EQ(ds.samples[0].label_file, "annotations/xmls/knife_1.xml");
+  ASSERT_EQ(ds.samples[1].boxes.size(), 2u);
+  EXPECT_EQ(ds.samples[1].boxes[0].class_id, 1);
+  EXPECT_EQ(ds.samples[1].boxes[0].x2, 50);
+  // Only the image no XML names is reported; the trimaps are not images of the dataset.
+  ASSERT_EQ(ds.issues.size(), 1u) << ds.issues[0].kind << " " << ds.issues[0].file;
+  EXPECT_EQ(ds.issues[0].kind, "missing_label");
+  EXPECT_EQ(ds.issues[0].file, "images/unlabelled.jpg");
+
+  // The classic spelling with images/ instead of JPEGImages/ reads the same way.
+  const fs::path voc = dir / "voc";
+  write_image(voc / "images/a.jpg", 100, 80);
+  write_text(voc / "Annotations/a.xml", voc_xml("a.jpg", voc_object("knife", "1 2 30 40")));
+  auto classic = read_dataset(voc, "auto");
+  EXPECT_EQ(classic.format, "voc");
+  ASSERT_EQ(classic.samples.size(), 1u);
+  EXPECT_EQ(classic.samples[0].file, "images/a.jpg");
+  EXPECT_EQ(classic.samples[0].label_file, "Annotations/a.xml");
+  EXPECT_TRUE(classic.issues.empty());
+}
+
 // ---------------------------------------------------------------- yolo
 
 TEST(YoloFormat, ConvertsNormalisedBoxesWithNamesFromDataYamlList) {
@@ -490,6 +532,75 @@ TEST(YoloFormat, MalformedLinesUnknownClassesAndOutOfRangeValues) {
   EXPECT_EQ(count_issues(ds, "bad_number"), 1u);
   EXPECT_EQ(find_issue(ds, "bad_number")->line, 3);
   EXPECT_EQ(count_issues(ds, "parse_error"), 2u);
+}
+
+TEST(YoloFormat, PolygonLinesAreReadAsTheirBoundingBoxLineByLineAndCounted) {
+  TempDir dir;
+  write_image(dir / "images/a.jpg", 200, 100);
+  // A Roboflow file mixing a box and a polygon; then two lines that are neither (6 fields; 8 fields = an odd
+  // number of coordinates).
+  write_text(dir / "labels/a.txt",
+             "0 0.5 0.5 0.2 0.4\n"
+             "1 0.1 0.2 0.3 0.2 0.25 0.6 0.05 0.4\n"
+             "1 0.1 0.1 0.2 0.2 0.3\n"
+             "1 0.1 0.1 0.2 0.2 0.3 0.3 0.4\n");
+  write_text(dir / "data.yaml", "names: [person, weapon]\n");
+  auto ds = read_dataset(dir.path(), "yolo");
+  ASSERT_EQ(ds.samples.size(), 1u);
+  const auto& boxes = ds.samples[0].boxes;
+  ASSERT_EQ(boxes.size(), 2u);
+  // The box line stays a box (Ultralytics would read it as a 2-point polygon once any line is one).
+  EXPECT_NEAR(boxes[0].x1, 80, 1e-4);
+  EXPECT_NEAR(boxes[0].y2, 70, 1e-4);
+  // The polygon's extent: x 0.05..0.3 of 200 px, y 0.2..0.6 of 100 px.
+  EXPECT_EQ(boxes[1].class_id, 1);
+  EXPECT_NEAR(boxes[1].x1, 10, 1e-4);
+  EXPECT_NEAR(boxes[1].y1, 20, 1e-4);
+  EXPECT_NEAR(boxes[1].x2, 60, 1e-4);
+  EXPECT_NEAR(boxes[1].y2, 60, 1e-4);
+  ASSERT_EQ(count_issues(ds, "polygon_label"), 1u);
+  const Issue* poly = find_issue(ds, "polygon_label");
+  EXPECT_EQ(poly->severity, Severity::kInfo);
+  EXPECT_EQ(poly->file, "labels/a.txt");
+  EXPECT_EQ(poly->line, 2);
+  EXPECT_NE(poly->message.find("4 points"), std::string::npos) << poly->message;
+  ASSERT_EQ(count_issues(ds, "parse_error"), 2u);
+  EXPECT_EQ(find_issue(ds, "parse_error")->line, 3);
+  // Validation counts them by kind, as it does every reader issue.
+  const auto report = validate(ds, ValidateOptions{});
+  EXPECT_EQ(report.counts.at("polygon_label").at("info"), 1u);
+  EXPECT_EQ(report.boxes, 2u);
+}
+
+TEST(YoloFormat, EmptyLabelFilesAreNegativesAndAnNcMismatchIsAWarning) {
+  TempDir dir;
+  write_image(dir / "train/images/a.jpg", 40, 40);
+  write_image(dir / "train/images/empty.jpg", 40, 40);
+  write_image(dir / "valid/images/blank_lines.jpg", 40, 40);
+  write_text(dir / "train/labels/a.txt", "1 0.5 0.5 0.5 0.5");  // no final newline, as Roboflow writes
+  write_text(dir / "train/labels/empty.txt", "");
+  write_text(dir / "valid/labels/blank_lines.txt", "\n  \r\n");
+  write_text(dir / "data.yaml",
+             "train: ../train/images\nval: ../valid/images\nnc: 3\nnames: ['person', 'weapon']\n");
+  auto ds = read_dataset(dir.path(), "auto");
+  EXPECT_EQ(ds.format, "yolo");
+  EXPECT_EQ(ds.classes, (std::vector<std::string>{"person", "weapon"}));
+  ASSERT_EQ(ds.samples.size(), 3u);
+  EXPECT_EQ(find_sample(ds, "train/images/a.jpg")->boxes.size(), 1u);
+  for (const char* f : {"train/images/empty.jpg", "valid/images/blank_lines.jpg"}) {
+    const Sample* s = find_sample(ds, f);
+    ASSERT_NE(s, nullptr) << f;
+    EXPECT_TRUE(s->boxes.empty()) << f;
+    EXPECT_EQ(s->width, 40) << f;
+  }
+  EXPECT_EQ(find_sample(ds, "valid/images/blank_lines.jpg")->split, "val");
+  ASSERT_EQ(ds.issues.size(), 1u) << ds.issues[0].kind << " " << ds.issues[0].message;
+  EXPECT_EQ(ds.issues[0].kind, "parse_error");
+  EXPECT_EQ(ds.issues[0].severity, Severity::kWarning);
+  EXPECT_EQ(ds.issues[0].file, "data.yaml");
+  EXPECT_EQ(ds.issues[0].line, 3);
+  const auto report = validate(ds, ValidateOptions{});
+  EXPECT_EQ(report.empty_images, 2u);
 }
 
 TEST(YoloFormat, UnreadableImagesAreKeptWithoutBoxes) {
@@ -845,6 +956,24 @@ TEST(SharedData, Accidents) {
   for (const auto& s : ds.samples) ++counts[{s.split, s.label}];
   EXPECT_EQ(counts, (std::map<std::pair<std::string, int>, int>{
                         {{"train", 0}, 369}, {{"train", 1}, 422}, {{"val", 0}, 46}, {{"val", 1}, 52}}));
+}
+
+TEST(SharedData, WeaponsCctv) {
+  VIGIL_REQUIRE_SHARED(root, "weapons_cctv");
+  EXPECT_EQ(detect_format(root), "yolo");
+  auto ds = read_dataset(root, "auto");
+  EXPECT_EQ(ds.classes, (std::vector<std::string>{"person", "weapon"}));
+  std::map<std::string, int> images, empty;
+  for (const auto& s : ds.samples) {
+    ++images[s.split];
+    if (s.boxes.empty()) ++empty[s.split];
+  }
+  EXPECT_EQ(images, (std::map<std::string, int>{{"train", 700}, {"val", 200}}));
+  // Empty label files are negatives, kept; the one polygon line (71 fields) is a box, not a dropped line.
+  EXPECT_EQ(empty, (std::map<std::string, int>{{"train", 5}, {"val", 34}}));
+  EXPECT_EQ(ds.box_count(), 2198u);
+  EXPECT_EQ(count_issues(ds, "polygon_label"), 1u);
+  for (const auto& i : ds.issues) EXPECT_NE(i.severity, Severity::kError) << i.kind << " " << i.file;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -278,6 +279,89 @@ TEST(Loader, RejectsBadOptionsAndIndices) {
   EXPECT_EQ(from_yaml.batch_size, 2);
   EXPECT_EQ(from_yaml.mean, (std::vector<double>{0.5, 0.5, 0.5}));
   EXPECT_TRUE(from_yaml.normalize);
+}
+
+// Decode once: after the first epoch the images come from memory (so they survive their files' removal),
+// the cached pixels without augmentation are exactly an uncached loader's, and a budget too small for an
+// image keeps decoding it.
+TEST(LoaderCache, LaterEpochsDecodeNothingAndUncachedPixelsAreIdentical) {
+  TempDir dir;
+  const Dataset det = detection_dataset(dir, 6);
+  const Dataset cls = classification_dataset(dir, 6);
+  for (const Dataset* ds : {&det, &cls}) {
+    LoaderOptions o;
+    o.batch_size = 3;
+    o.threads = 2;
+    o.augment = false;
+    o.shuffle = false;
+    o.image_width = o.image_height = 32;
+    o.cache = "none";
+    DataLoader plain(*ds, {}, all_indices(*ds), o);
+    o.cache = "auto";
+    DataLoader cached(*ds, {}, all_indices(*ds), o);
+    const auto expected = drain(plain, 0);
+    ASSERT_EQ(drain(cached, 0).size(), expected.size());
+    EXPECT_EQ(cached.cached().first, 6u);
+    EXPECT_GT(cached.cached().second, 0u);
+    for (const auto& s : ds->samples) fs::remove(dir / s.file);
+    const auto again = drain(cached, 1);
+    ASSERT_EQ(again.size(), expected.size());
+    EXPECT_EQ(cached.skipped(), 0u);
+    for (size_t b = 0; b < expected.size(); ++b) {
+      if (ds->task == Task::kDetection) {
+        for (size_t i = 0; i < expected[b].size(); ++i) {
+          EXPECT_TRUE(torch::equal(again[b].image_list[i], expected[b].image_list[i]));
+          EXPECT_TRUE(torch::equal(again[b].boxes[i], expected[b].boxes[i]));
+        }
+      } else {
+        EXPECT_TRUE(torch::equal(again[b].images, expected[b].images));
+      }
+    }
+    EXPECT_EQ(drain(plain, 1).size(), 0u) << "without the cache the removed files are skipped";
+    EXPECT_EQ(plain.skipped(), 6u);
+  }
+}
+
+TEST(LoaderCache, AugmentedDetectionWorksOnTheShrunkImageWithBoxesInStep) {
+  TempDir dir;
+  Dataset ds;
+  ds.task = Task::kDetection;
+  ds.root = dir.path();
+  ds.classes = {"gun"};
+  Sample s;
+  s.file = "big.png";
+  s.width = 1200;
+  s.height = 800;
+  cv::Mat img(800, 1200, CV_8UC3, cv::Scalar(0, 0, 0));
+  cv::rectangle(img, cv::Rect(300, 200, 400, 300), cv::Scalar(255, 255, 255), cv::FILLED);
+  cv::imwrite((dir / s.file).string(), img);
+  s.boxes.push_back(Box{300, 200, 700, 500, 0});
+  ds.samples.push_back(s);
+  LoaderOptions o;
+  o.threads = 1;
+  o.batch_size = 1;
+  o.cache_min_size = 320;
+  o.cache_max_size = 640;
+  DetectionAugmentOptions da;
+  da.hflip = 0;
+  da.scale_min = da.scale_max = 1.0;
+  da.crop_prob = 0;
+  da.brightness = da.contrast = da.saturation = da.hue = 0;
+  DataLoader loader(ds, {}, {0}, o, da);
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    const auto b = drain(loader, epoch).at(0);
+    const auto& t = b.image_list.at(0);
+    // Shrunk as the detector would: scale min(320 / 800, 640 / 1200) = 0.4 -> 480 x 320.
+    EXPECT_EQ(t.sizes(), (std::vector<int64_t>{3, 320, 480}));
+    const auto box = b.boxes.at(0);
+    EXPECT_NEAR(box[0][0].item<float>(), 120, 0.5);
+    EXPECT_NEAR(box[0][3].item<float>(), 200, 0.5);
+    // The box still frames the white rectangle in the shrunk pixels.
+    EXPECT_GT(t[0][100][200].item<float>(), 0.9f);
+    EXPECT_LT(t[0][60][100].item<float>(), 0.1f);
+  }
+  EXPECT_EQ(loader.cached().first, 1u);
+  EXPECT_EQ(loader.cached().second, 480u * 320u * 3u);
 }
 
 }  // namespace

@@ -96,6 +96,40 @@ TEST(SampleDrawing, LargeImagesShrinkWithTheirBoxes) {
   expect_grey(img, 290, 300, "left of the scaled box");
 }
 
+TEST(SampleDrawing, TruthBesidePredictionDrawsTwoCaptionedPanels) {
+  // One true positive over a matched truth, one missed truth, one false positive.
+  std::vector<TruthBox> truth = {{240, 10, 390, 140, "gun", true}, {20, 150, 120, 280, "gun", false}};
+  std::vector<PredictedBox> preds = {{260, 30, 370, 110, "gun", 0.91f, true},
+                                     {150, 160, 230, 280, "knife", 0.4f, false}};
+  SampleDrawingOptions o;
+  o.thickness = 6;
+  o.truth_beside_prediction = true;
+  auto r = draw_sample(grey_png(400, 300), truth, preds, o);
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  if (const char* keep = std::getenv("VIGIL_PLOT_TEST_OUT"); keep && *keep) {
+    vigil::testing::write_text(std::filesystem::path(keep) / "sample_pair.jpg", r.value());
+  }
+  cv::Mat img = decode_jpeg(r.value());
+  // Two 400 px panels, a 5 px gap (400 / 80), under a 21 px caption strip (300 / 14).
+  const int strip = 21, right = 405;
+  ASSERT_EQ(img.cols, 805);
+  ASSERT_EQ(img.rows, 300 + strip);
+  // Left: every ground-truth box, the matched one blue, the missed one orange; no prediction.
+  expect_colour(img, 243, strip + 75, kFoundTruthColour, "matched truth (left)");
+  expect_colour(img, 23, strip + 230, kMissedColour, "missed truth (left)");
+  expect_grey(img, 263, strip + 70, "no prediction on the truth side");
+  expect_grey(img, 153, strip + 230, "no false positive on the truth side");
+  // Right: the predictions only, green and red; the missed truth is not drawn there.
+  expect_colour(img, right + 263, strip + 70, kTruePositiveColour, "true positive (right)");
+  expect_colour(img, right + 153, strip + 230, kFalsePositiveColour, "false positive (right)");
+  expect_grey(img, right + 23, strip + 230, "no truth on the prediction side");
+  // The gap is white and the caption strips are dark.
+  auto gap = img.at<cv::Vec3b>(150, 402);
+  for (int c = 0; c < 3; ++c) EXPECT_GT(gap[c], 220);
+  auto caption = img.at<cv::Vec3b>(2, 2);
+  for (int c = 0; c < 3; ++c) EXPECT_LT(caption[c], 80);
+}
+
 TEST(SampleDrawing, BadImagesAreStatusesAndBadOptionsThrow) {
   auto r = draw_sample("definitely not an image", {}, {});
   ASSERT_FALSE(r.is_ok());

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "tests_util.h"
+#include "train_fixtures.h"
 #include "vigil/core/config.h"
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
@@ -26,31 +27,12 @@ namespace vigil::train {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::quiet;
 using vigil::testing::TempDir;
 
 /// 48 synthetic 64x64 shapes of 3 classes, ingested as "shapes" and split 36 train / 12 val.
 void make_shapes(const Workspace& ws, const fs::path& tmp) {
-  data::SynthOptions synth;
-  synth.task = "classification";
-  synth.images = 48;
-  synth.width = synth.height = 64;
-  synth.classes = 3;
-  synth.seed = 1;
-  const fs::path src = tmp / "src-shapes";
-  data::DatasetStore store(ws);
-  data::IngestOptions ingest;
-  ingest.name = "shapes";
-  ingest.format = data::synthesize(synth, src);
-  ingest.threads = 2;
-  const auto version = store.ingest(src, ingest).version;
-  data::SplitOptions so;
-  so.val = 0.25;
-  const auto ds = store.load(version);
-  const auto split = data::split_dataset(ds, so);
-  data::SplitFiles files;
-  for (int i : split.train) files.train.push_back(ds.samples[i].file);
-  for (int i : split.val) files.val.push_back(ds.samples[i].file);
-  store.save_split(version, "default", files, split.summary().dump(), config::to_yaml(so));
+  testing::make_dataset(ws, tmp, "shapes", testing::shapes(48));
 }
 
 TrainOptions tiny_options(const std::string& name) {
@@ -65,14 +47,6 @@ TrainOptions tiny_options(const std::string& name) {
   o.optimizer.name = "adam";
   o.optimizer.lr = 1e-3;
   return o;
-}
-
-TrainControl quiet(int64_t stop_after = -1) {
-  TrainControl c;
-  c.progress = false;
-  c.stop_after_iterations = stop_after;
-  c.code_version = "test";
-  return c;
 }
 
 /// results.csv as trimmed cells, header first.

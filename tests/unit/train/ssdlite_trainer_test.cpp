@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "tests_util.h"
+#include "train_fixtures.h"
 #include "vigil/core/config.h"
 #include "vigil/core/fs.h"
 #include "vigil/core/interrupt.h"
@@ -25,27 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 using vigil::testing::TempDir;
 
-/// Synthesises, ingests and splits a detection dataset in `ws` (as trainer_test.cpp does).
-void make_dataset(const Workspace& ws, const fs::path& tmp, const std::string& name,
-                  const data::SynthOptions& synth) {
-  const fs::path src = tmp / ("src-" + name);
-  const std::string format = data::synthesize(synth, src);
-  data::DatasetStore store(ws);
-  data::IngestOptions ingest;
-  ingest.name = name;
-  ingest.format = format;
-  ingest.threads = 2;
-  auto version = store.ingest(src, ingest).version;
-  data::SplitOptions so;
-  so.val = 0.2;
-  auto ds = store.load(version);
-  auto result = data::split_dataset(ds, so);
-  data::SplitFiles files;
-  for (int i : result.train) files.train.push_back(ds.samples[i].file);
-  for (int i : result.val) files.val.push_back(ds.samples[i].file);
-  store.save_split(version, "default", files, result.summary().dump(), config::to_yaml(so));
-}
-
 TEST(TrainerSSDLite, LossFallsAndTheCheckpointPredicts) {
   clear_interrupt();
   TempDir tmp;
@@ -56,7 +36,7 @@ TEST(TrainerSSDLite, LossFallsAndTheCheckpointPredicts) {
   s.height = 120;
   s.classes = 2;
   s.seed = 3;
-  make_dataset(ws, tmp.path(), "boxes", s);  // 8 train, 2 val
+  testing::make_dataset(ws, tmp.path(), "boxes", s, /*val=*/0.2);  // 8 train, 2 val
   TrainOptions o;
   o.name = "ssdlite";
   o.epochs = 6;

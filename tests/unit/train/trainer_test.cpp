@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "tests_util.h"
+#include "train_fixtures.h"
 #include "vigil/core/config.h"
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
@@ -30,39 +31,11 @@ namespace fs = std::filesystem;
 using model::load_model;
 using model::ModelInfo;
 using model::read_checkpoint_meta;
+using testing::csv_lines;
+using testing::make_dataset;
+using testing::quiet;
+using testing::shapes;
 using vigil::testing::TempDir;
-
-/// Synthesises, ingests and splits a dataset in `ws`; returns its version id.
-std::string make_dataset(const Workspace& ws, const fs::path& tmp, const std::string& name,
-                         const data::SynthOptions& synth, double val = 0.25) {
-  const fs::path src = tmp / ("src-" + name);
-  const std::string format = data::synthesize(synth, src);
-  data::DatasetStore store(ws);
-  data::IngestOptions ingest;
-  ingest.name = name;
-  ingest.format = format;
-  ingest.threads = 2;
-  auto version = store.ingest(src, ingest).version;
-  data::SplitOptions so;
-  so.val = val;
-  auto ds = store.load(version);
-  auto result = data::split_dataset(ds, so);
-  data::SplitFiles files;
-  for (int i : result.train) files.train.push_back(ds.samples[i].file);
-  for (int i : result.val) files.val.push_back(ds.samples[i].file);
-  store.save_split(version, "default", files, result.summary().dump(), config::to_yaml(so));
-  return version.id;
-}
-
-data::SynthOptions shapes(int images, uint64_t seed = 1) {
-  data::SynthOptions s;
-  s.task = "classification";
-  s.images = images;
-  s.width = s.height = 64;
-  s.classes = 3;
-  s.seed = seed;
-  return s;
-}
 
 TrainOptions small_cnn_options(const std::string& name) {
   TrainOptions o;
@@ -78,14 +51,6 @@ TrainOptions small_cnn_options(const std::string& name) {
   o.optimizer.lr = 1e-3;
   o.schedule.warmup_iters = 4;
   return o;
-}
-
-TrainControl quiet(int64_t stop_after = -1) {
-  TrainControl c;
-  c.progress = false;
-  c.stop_after_iterations = stop_after;
-  c.code_version = "test";
-  return c;
 }
 
 /// Every parameter and buffer of two model files, bit for bit.
@@ -106,14 +71,6 @@ bool same_weights(const fs::path& a, const fs::path& b) {
     if (!torch::equal(p.value(), pb[p.key()])) return false;
   }
   return true;
-}
-
-std::vector<std::string> csv_lines(const fs::path& file) {
-  std::vector<std::string> out;
-  for (auto& line : split(read_file(file), '\n')) {
-    if (!line.empty()) out.push_back(line);
-  }
-  return out;
 }
 
 class TrainerTest : public ::testing::Test {
