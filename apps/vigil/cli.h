@@ -59,5 +59,6 @@ void register_models(CLI::App& app, Context& ctx);
 void register_ui(CLI::App& app, Context& ctx);
 void register_pipeline(CLI::App& app, Context& ctx);
 void register_watch(CLI::App& app, Context& ctx);
+void register_events(CLI::App& app, Context& ctx);
 
 }  // namespace vigil::cli

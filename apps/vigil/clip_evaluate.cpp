@@ -69,7 +69,8 @@ std::map<int, Probs> frame_model_probs(const std::string& file, const Evaluation
                                        const std::set<int>& samples, const model::PredictOptions& po) {
   model::LoadedModel loaded = model::load_model(file);
   VIGIL_CHECK(!model::is_clip_model(loaded.info),
-              "expected an image classifier as frame_model, got clip model '{}' ({})", loaded.info.arch, file);
+              "expected an image classifier as frame_model, got clip model '{}' ({})", loaded.info.arch,
+              file);
   VIGIL_CHECK(loaded.info.task == data::Task::kClassification,
               "expected an image classifier as frame_model, got a {} model ({})",
               data::task_name(loaded.info.task), file);
@@ -94,8 +95,8 @@ std::map<int, Probs> frame_model_probs(const std::string& file, const Evaluation
       },
       false);
   if (!failed.empty())
-    throw DataError(fmt::format("{} frame(s) could not be predicted by {}:{}", failed.size(), file,
-                                listing(failed)));
+    throw DataError(
+        fmt::format("{} frame(s) could not be predicted by {}:{}", failed.size(), file, listing(failed)));
   return out;
 }
 
@@ -118,8 +119,8 @@ eval::Table confusion_table(const eval::ClassificationMetrics& m, const std::str
 }
 
 std::string per_class_text(const eval::ClassificationMetrics& m) {
-  std::string out = fmt::format("{:<24} {:>9} {:>9} {:>9} {:>8}\n", "class", "precision", "recall", "F1",
-                                "support");
+  std::string out =
+      fmt::format("{:<24} {:>9} {:>9} {:>9} {:>8}\n", "class", "precision", "recall", "F1", "support");
   for (const auto& c : m.per_class)
     out += fmt::format("{:<24} {:>9.4f} {:>9.4f} {:>9.4f} {:>8}\n", c.name, c.prf.precision, c.prf.recall,
                        c.prf.f1, c.support);
@@ -129,10 +130,10 @@ std::string per_class_text(const eval::ClassificationMetrics& m) {
 /// What one evaluation found, before it is written out.
 struct ClipFindings {
   data::ClipGrouping grouping;
-  std::vector<int> windows;                  ///< evaluated, indices into grouping.windows
-  std::vector<std::vector<double>> clip_p;   ///< per evaluated window: the clip model's probabilities
-  std::vector<std::vector<double>> vote_p;   ///< per evaluated window: the frame vote's shares
-  std::map<int, Probs> frame_p;              ///< per evaluated frame (sample index)
+  std::vector<int> windows;                 ///< evaluated, indices into grouping.windows
+  std::vector<std::vector<double>> clip_p;  ///< per evaluated window: the clip model's probabilities
+  std::vector<std::vector<double>> vote_p;  ///< per evaluated window: the frame vote's shares
+  std::map<int, Probs> frame_p;             ///< per evaluated frame (sample index)
   size_t segments = 0, clips = 0;
   double clip_segment_accuracy = 0, vote_segment_accuracy = 0, frame_accuracy = 0;
 };
@@ -140,7 +141,8 @@ struct ClipFindings {
 /// Segment-level accuracy of both methods and the single-frame accuracy over the evaluated frames.
 void score_segments(const data::Dataset& ds, ClipFindings& f) {
   std::map<int, std::vector<size_t>> by_segment;  // segment -> positions in f.windows
-  for (size_t k = 0; k < f.windows.size(); ++k) by_segment[f.grouping.windows[f.windows[k]].segment].push_back(k);
+  for (size_t k = 0; k < f.windows.size(); ++k)
+    by_segment[f.grouping.windows[f.windows[k]].segment].push_back(k);
   std::set<int> clips;
   size_t clip_right = 0, vote_right = 0;
   const size_t classes = ds.classes.size();
@@ -167,7 +169,8 @@ void score_segments(const data::Dataset& ds, ClipFindings& f) {
     const auto top = std::max_element(p.begin(), p.end()) - p.begin();
     frame_right += top == ds.samples[s].label ? 1 : 0;
   }
-  f.frame_accuracy = static_cast<double>(frame_right) / static_cast<double>(std::max<size_t>(f.frame_p.size(), 1));
+  f.frame_accuracy =
+      static_cast<double>(frame_right) / static_cast<double>(std::max<size_t>(f.frame_p.size(), 1));
 }
 
 /// The windows of input's samples through the clip model (and, with no frame model, its single frames).
@@ -215,10 +218,12 @@ void add_gallery(eval::HtmlReport& report, const EvaluationInput& input, const C
   const auto& ds = *input.dataset;
   std::vector<size_t> wrong, right;
   for (size_t k = 0; k < f.windows.size(); ++k)
-    (static_cast<int>(argmax(f.clip_p[k])) != f.grouping.windows[f.windows[k]].label ? wrong : right).push_back(k);
+    (static_cast<int>(argmax(f.clip_p[k])) != f.grouping.windows[f.windows[k]].label ? wrong : right)
+        .push_back(k);
   // Mistakes first (up to two thirds of the pictures), then correct windows spread over the split.
   const size_t n = static_cast<size_t>(count);
-  std::vector<size_t> shown(wrong.begin(), wrong.begin() + static_cast<long>(std::min(wrong.size(), n * 2 / 3)));
+  std::vector<size_t> shown(wrong.begin(),
+                            wrong.begin() + static_cast<long>(std::min(wrong.size(), n * 2 / 3)));
   const size_t take_right = std::min(right.size(), n - shown.size());
   for (size_t k = 0; k < take_right; ++k) shown.push_back(right[k * right.size() / take_right]);
   std::vector<eval::GalleryItem> items;
@@ -263,7 +268,8 @@ EvaluationReport evaluate_clip_model(model::LoadedModel clip_model, const Evalua
   for (int s : input.samples) listed[static_cast<size_t>(s)] = 1;
   for (size_t w = 0; w < f.grouping.windows.size(); ++w) {
     const auto& samples = f.grouping.windows[w].samples;
-    if (std::all_of(samples.begin(), samples.end(), [&](int s) { return listed[static_cast<size_t>(s)] != 0; }))
+    if (std::all_of(samples.begin(), samples.end(),
+                    [&](int s) { return listed[static_cast<size_t>(s)] != 0; }))
       f.windows.push_back(static_cast<int>(w));
   }
   if (f.windows.empty()) {
@@ -276,7 +282,8 @@ EvaluationReport evaluate_clip_model(model::LoadedModel clip_model, const Evalua
   predict_windows(predictor, input, options, own_frames, f, progress);
   if (!own_frames) {
     std::set<int> frames;
-    for (int w : f.windows) frames.insert(f.grouping.windows[w].samples.begin(), f.grouping.windows[w].samples.end());
+    for (int w : f.windows)
+      frames.insert(f.grouping.windows[w].samples.begin(), f.grouping.windows[w].samples.end());
     f.frame_p = frame_model_probs(options.frame_model, input, frames, options.predict);
   }
   std::vector<eval::ClassificationSample> clip_samples, vote_samples;
@@ -317,9 +324,11 @@ EvaluationReport evaluate_clip_model(model::LoadedModel clip_model, const Evalua
       "clip model, per class (windows):\n{}frame vote, per class (windows):\n{}",
       predictor.info().arch, f.windows.size(), co.clip_length, co.effective_stride(), f.segments, f.clips,
       f.frame_p.size(), "accuracy", "windows", "segments", "clip model", clip_m.accuracy,
-      f.clip_segment_accuracy, "single-frame majority vote (" + (own_frames ? std::string("own frames") : std::string("frame model")) + ")",
-      vote_m.accuracy, f.vote_segment_accuracy, "single frames alone", f.frame_accuracy, per_class_text(clip_m),
-      per_class_text(vote_m));
+      f.clip_segment_accuracy,
+      "single-frame majority vote (" + (own_frames ? std::string("own frames") : std::string("frame model")) +
+          ")",
+      vote_m.accuracy, f.vote_segment_accuracy, "single frames alone", f.frame_accuracy,
+      per_class_text(clip_m), per_class_text(vote_m));
 
   ensure_dir(input.out);
   const auto plots = eval::write_classification_plots(clip_m, input.out / "plots");
@@ -333,10 +342,12 @@ EvaluationReport evaluate_clip_model(model::LoadedModel clip_model, const Evalua
       co.clip_length, co.effective_stride(), baseline));
   eval::Table cmp;
   cmp.title = "Accuracy";
-  cmp.columns = {"method", fmt::format("windows ({})", f.windows.size()), fmt::format("segments ({})", f.segments)};
-  cmp.rows = {comparison_row("clip model", clip_m.accuracy, f.clip_segment_accuracy),
-              comparison_row("single-frame majority vote", vote_m.accuracy, f.vote_segment_accuracy),
-              {"single frames alone", fmt::format("{:.4f} ({} frames)", f.frame_accuracy, f.frame_p.size()), "-"}};
+  cmp.columns = {"method", fmt::format("windows ({})", f.windows.size()),
+                 fmt::format("segments ({})", f.segments)};
+  cmp.rows = {
+      comparison_row("clip model", clip_m.accuracy, f.clip_segment_accuracy),
+      comparison_row("single-frame majority vote", vote_m.accuracy, f.vote_segment_accuracy),
+      {"single frames alone", fmt::format("{:.4f} ({} frames)", f.frame_accuracy, f.frame_p.size()), "-"}};
   report.add_table(cmp);
   report.add_heading("Clip model (windows)");
   eval::add_classification_sections(report, clip_m, plots);

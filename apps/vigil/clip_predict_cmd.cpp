@@ -52,7 +52,8 @@ void predict_folder(model::ClipPredictor& predictor, const fs::path& folder, con
     s.label = 0;  // unknown: one stand-in label, so a clip is one segment and its windows run through it all
     ds.samples.push_back(std::move(s));
   }
-  if (ds.samples.empty()) throw DataError(fmt::format("{}: no image files (frames) in this folder", to_utf8(folder)));
+  if (ds.samples.empty())
+    throw DataError(fmt::format("{}: no image files (frames) in this folder", to_utf8(folder)));
   data::ClipOptions co;
   co.pattern = settings.pattern;
   co.clip_length = predictor.clip_length();
@@ -73,10 +74,12 @@ void predict_folder(model::ClipPredictor& predictor, const fs::path& folder, con
   lo.mean = pre.mean;
   lo.std = pre.std;
   lo.normalize = true;
-  data::ClipLoader loader(ds, nullptr, g, windows, lo, {}, std::make_shared<data::FrameCache>(kFolderCacheBytes));
+  data::ClipLoader loader(ds, nullptr, g, windows, lo, {},
+                          std::make_shared<data::FrameCache>(kFolderCacheBytes));
   std::vector<int> window_in_clip(g.windows.size());
   std::map<int, int> per_clip;
-  for (size_t w = 0; w < g.windows.size(); ++w) window_in_clip[w] = per_clip[g.segments[g.windows[w].segment].clip]++;
+  for (size_t w = 0; w < g.windows.size(); ++w)
+    window_in_clip[w] = per_clip[g.segments[g.windows[w].segment].clip]++;
   while (auto batch = loader.next()) {
     const auto predictions = predictor.predict(batch->images);
     for (size_t i = 0; i < batch->size(); ++i) {
@@ -153,10 +156,12 @@ void predict_video(model::ClipPredictor& predictor, const fs::path& video, const
 }  // namespace
 
 ClipPredictSummary predict_clip_paths(model::LoadedModel model, const std::vector<std::string>& paths,
-                                      const model::PredictOptions& options, const ClipPredictSettings& settings,
+                                      const model::PredictOptions& options,
+                                      const ClipPredictSettings& settings,
                                       const std::function<void(const std::string& json)>& emit) {
   VIGIL_CHECK(!paths.empty(), "expected video files or folders of frames, got none");
-  VIGIL_CHECK(settings.stride >= 0, "expected --clip-stride >= 0 (0: the clip length), got {}", settings.stride);
+  VIGIL_CHECK(settings.stride >= 0, "expected --clip-stride >= 0 (0: the clip length), got {}",
+              settings.stride);
   VIGIL_CHECK(settings.frame_stride >= 1, "expected --frame-stride >= 1, got {}", settings.frame_stride);
   model::ClipPredictor predictor(std::move(model), options);
   ClipPredictSummary summary;

@@ -31,7 +31,8 @@ struct ClipPredictSummary {
 /// label, class_id, score, probs. An image file alone is refused (one frame is not a clip); a video that
 /// cannot be opened is a DataError, a missing path NotFound.
 ClipPredictSummary predict_clip_paths(model::LoadedModel model, const std::vector<std::string>& paths,
-                                      const model::PredictOptions& options, const ClipPredictSettings& settings,
+                                      const model::PredictOptions& options,
+                                      const ClipPredictSettings& settings,
                                       const std::function<void(const std::string& json)>& emit);
 
 }  // namespace vigil::cli

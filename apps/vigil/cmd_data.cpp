@@ -23,7 +23,7 @@ namespace {
 struct DataArgs {
   std::string source, ref, format = "auto", name, out, classes, split_name = "default", export_split;
   bool strict = false, json = false;
-  bool group_clips = false;                         ///< split: keep each clip (frames named <clip>_<n>) whole
+  bool group_clips = false;  ///< split: keep each clip (frames named <clip>_<n>) whole
   std::string clip_pattern = data::kDefaultFramePattern;  ///< split --group-clips: the frame-name pattern
 };
 
@@ -141,6 +141,11 @@ int run_split(const Context& ctx, const DataArgs& a) {
   for (int i : result.val) files.val.push_back(ds.samples[i].file);
   for (int i : result.test) files.test.push_back(ds.samples[i].file);
   const auto summary = result.summary();
+  if (result.mode != "random" && result.straddling_groups > 0)
+    spdlog::warn(
+        "{} duplicate group(s) have samples on both sides of this {} split: validation sees near "
+        "copies of training images (see `vigil data validate {}`)",
+        result.straddling_groups, result.mode, a.ref);
   store.save_split(v, a.split_name, files, summary.dump(2) + "\n", config::to_yaml(opt));
   fmt::print(
       "split {}@{} '{}': train {}, val {}, test {} ({} duplicate groups holding {} samples kept whole)\n",
@@ -256,11 +261,16 @@ void register_data(CLI::App& app, Context& ctx) {
   add_override(split, ctx, "--val", "val", "validation fraction");
   add_override(split, ctx, "--test", "test", "test fraction");
   add_override(split, ctx, "--seed", "seed", "random seed");
-  add_override(split, ctx, "--mode", "mode", "random, or folders to respect train/val/test folders");
+  add_override(split, ctx, "--mode", "mode",
+               "random, folders to respect train/val/test folders, or lists (--val-list/--test-list)");
+  add_override(split, ctx, "--val-list", "val_list",
+               "file naming the validation samples, one per line (e.g. another tool's); the rest trains");
+  add_override(split, ctx, "--test-list", "test_list", "file naming the test samples, one per line");
   split->add_flag("--group-clips", a.group_clips,
                   "keep the frames of each clip on one side (clip id and frame number from the file name)");
-  split->add_option("--clip-pattern", a.clip_pattern,
-                    "with --group-clips: regex on file stems, group 1 = clip id, group 2 = frame number")
+  split
+      ->add_option("--clip-pattern", a.clip_pattern,
+                   "with --group-clips: regex on file stems, group 1 = clip id, group 2 = frame number")
       ->capture_default_str();
   add_override(split, ctx, "--near-duplicate-distance", "near_duplicate_distance",
                "max perceptual-hash distance that groups near duplicates (-1: exact only)");

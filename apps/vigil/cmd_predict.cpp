@@ -96,8 +96,9 @@ int run_clip_predict(const PredictArgs& a, model::LoadedModel loaded, const mode
                                           [&](const std::string& json) { writer.record(json); });
   writer.finish(a.output);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  fmt::print(stderr, "predicted {} window(s) over {} frame(s) of {} source(s) in {:.2f} s{}\n", summary.windows,
-             summary.frames, summary.sources, seconds, a.output.empty() ? "" : "; results in " + a.output);
+  fmt::print(stderr, "predicted {} window(s) over {} frame(s) of {} source(s) in {:.2f} s{}\n",
+             summary.windows, summary.frames, summary.sources, seconds,
+             a.output.empty() ? "" : "; results in " + a.output);
   return summary.windows > 0 ? 0 : static_cast<int>(ExitCode::kInvalidData);
 }
 
@@ -195,8 +196,9 @@ void register_predict(CLI::App& app, Context& ctx) {
                   "clip models: frames between window starts (default 0: the clip length, no overlap)");
   sub->add_option("--frame-stride", a.clips.frame_stride, "clip models, videos: take every k-th frame")
       ->capture_default_str();
-  sub->add_option("--clip-pattern", a.clips.pattern,
-                  "clip models, frame folders: regex on file stems, group 1 = clip id, group 2 = frame number");
+  sub->add_option(
+      "--clip-pattern", a.clips.pattern,
+      "clip models, frame folders: regex on file stems, group 1 = clip id, group 2 = frame number");
   sub->callback([&ctx] { ctx.action = [&ctx] { return run_predict(ctx, a); }; });
 }
 

@@ -1,5 +1,7 @@
-// `vigil serve`: the model over HTTP (the guns seed's routes, /v1 JSON API, KServe v2, /metrics) and the web
-// UI, until SIGINT/SIGTERM (graceful: accepted requests are answered, then exit 0). SIGHUP reloads the model.
+// `vigil serve`: the model over HTTP (the guns seed's routes, /v1 JSON API, KServe v2, /metrics), the web
+// UI and, with --cameras, the cameras of a cameras.yaml (live frames, MJPEG, events), until SIGINT/SIGTERM
+// (graceful: accepted requests are answered, open events end as `stopped`, then exit 0). SIGHUP reloads the
+// model.
 
 #include <fmt/core.h>
 
@@ -48,8 +50,10 @@ int run_server(const serve::ServeOptions& options, const char* command,
 int run_serve(const Context& ctx, const ServeArgs& a) {
   auto options = ctx.options<serve::ServeOptions>();
   finish_options(ctx, a, options);
-  return run_server(options, "serve", [](const std::string& url) {
-    return fmt::format("listening on {} (UI {}/ui/)", url, url);
+  return run_server(options, "serve", [&](const std::string& url) {
+    return fmt::format(
+        "listening on {} (UI {}/ui/){}", url, url,
+        options.cameras.empty() ? "" : fmt::format("; cameras of {} at {}/v1/cameras", options.cameras, url));
   });
 }
 
@@ -115,11 +119,18 @@ void register_serve(CLI::App& app, Context& ctx) {
                   ".pth: class names in head order (detectors: without background)")
       ->delimiter(',');
   add_override(sub, ctx, "--device", "device", "cpu (default) or cuda");
+  add_override(
+      sub, ctx, "--cameras", "cameras",
+      "watch the cameras of this cameras.yaml (the format of `vigil watch --config`); --model is then "
+      "optional");
+  add_override(sub, ctx, "--max-streams", "max_streams", "MJPEG and event streams open at once (default 8)");
   sub->footer(
       "Routes: GET / and POST /predict/ (the guns seed's), POST /v1/predict, /v1/predict/batch, GET "
       "/v1/models, "
       "/v1/stats, /metrics, KServe v2 under /v2, runs and registered models under /v1/runs and "
-      "/v1/registry, the UI under /ui/. See docs/serve-api.md.");
+      "/v1/registry, cameras and events under /v1/cameras and /v1/events (with --cameras), the UI under "
+      "/ui/. "
+      "See docs/serve-api.md.");
   sub->callback([&ctx] {
     ctx.uses_workspace = true;
     ctx.action = [&ctx] { return run_serve(ctx, a); };

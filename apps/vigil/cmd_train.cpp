@@ -35,8 +35,12 @@ void print_finished(const train::TrainResult& r) {
   const std::string why = r.early_stopped         ? fmt::format(" (stopped early on {})", r.stop_metric)
                           : r.time_budget_reached ? std::string(" (time budget reached)")
                                                   : std::string();
-  fmt::print("trained {}: {} epochs, {} iterations in {:.0f} s{}\n", r.run_name, r.epochs_completed,
-             r.iterations, r.seconds, why);
+  const std::string speed =
+      r.train_seconds > 0
+          ? fmt::format(", {:.1f} img/s training", static_cast<double>(r.train_images) / r.train_seconds)
+          : std::string();
+  fmt::print("trained {}: {} epochs, {} iterations in {:.0f} s{}{}\n", r.run_name, r.epochs_completed,
+             r.iterations, r.seconds, speed, why);
   for (const auto& [key, value] : r.last_metrics) {
     if (key != "epoch") fmt::print("  {:<24} {:.5g}\n", key, value);
   }

@@ -40,6 +40,7 @@ struct WatchArgs {
   double fps = 5, duration = 0, status_interval = 0;
   int64_t frames = 0;
   bool loop = false, no_store = false, no_snapshots = false, quiet = false;
+  bool no_realtime = false;  ///< a recording: every sampled frame, no pacing, no drops
 };
 
 bool is_url(const std::string& s) {
@@ -69,6 +70,7 @@ video::WatchConfig single_camera(const WatchArgs& a) {
   c.source.name = c.name;
   c.source.url = a.source;
   c.source.loop = a.loop;
+  c.source.realtime = !a.no_realtime;
   c.detect.model = a.model;
   c.detect.fps = a.fps;
   c.classify.model = a.classify;
@@ -153,18 +155,7 @@ nlohmann::ordered_json summary_json(const video::Watcher& w, double seconds) {
   j["cameras"] = nlohmann::ordered_json::array();
   for (const auto& s : w.camera_stats()) j["cameras"].push_back(video::to_json(s));
   j["models"] = nlohmann::ordered_json::array();
-  for (const auto& m : w.model_stats()) {
-    j["models"].push_back({{"detector", m.detector},
-                           {"classifier", m.classifier},
-                           {"cameras", m.cameras},
-                           {"batches", m.detect.batches},
-                           {"frames", m.detect.frames},
-                           {"forward_passes", m.detect.forward_passes},
-                           {"max_batch", m.detect.max_batch},
-                           {"detect_seconds", m.detect.busy_seconds},
-                           {"crops", m.classify.frames},
-                           {"classify_seconds", m.classify.busy_seconds}});
-  }
+  for (const auto& m : w.model_stats()) j["models"].push_back(video::to_json(m));
   j["sinks"] = nlohmann::ordered_json::array();
   for (const auto& [name, s] : w.sink_stats())
     j["sinks"].push_back({{"name", name},
@@ -321,6 +312,10 @@ void register_watch(CLI::App& app, Context& ctx) {
   sub->add_option("--name", a.name, "camera name (default: the file's stem)");
   sub->add_option("--fps", a.fps, "detections per second")->capture_default_str();
   sub->add_flag("--loop", a.loop, "start the file again at its end");
+  sub->add_flag(
+      "--no-realtime", a.no_realtime,
+      "files and frame folders: process every sampled frame as fast as detection allows (no pacing, "
+      "no drops; event times are the file's)");
   sub->add_option("--track", a.track, "labels that raise events (default: every label)")->delimiter(',');
   sub->add_option("--jsonl", a.jsonl, "append event records to this JSON lines file");
   sub->add_option("--detections", a.detections,

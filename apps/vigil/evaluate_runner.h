@@ -30,8 +30,8 @@ struct EvaluateOptions {
   /// file's; with --run, the pattern and grouping are the training run's).
   data::ClipOptions clips;
   /// Clip models: an image classifier whose single-frame majority vote over each window is reported beside
-  /// the clip model; "" = the clip model's own single-frame output (each frame alone through its CNN, recurrent
-  /// layer and head).
+  /// the clip model; "" = the clip model's own single-frame output (each frame alone through its CNN,
+  /// recurrent layer and head).
   std::string frame_model;
 
   template <class V>
@@ -81,8 +81,8 @@ EvaluationReport evaluate_model(model::Predictor& predictor, const EvaluationInp
 
 /// A clip model (model::is_clip_model) over the windows of `input`'s samples: frames grouped into clips by
 /// options.clips, windows of the model's clip length that lie wholly in the samples. Reports window metrics
-/// (accuracy, per-class, confusion matrix), segment-level accuracy (a segment being a clip's run of one label,
-/// its windows' probabilities averaged), and the same two for the single-frame majority vote of
+/// (accuracy, per-class, confusion matrix), segment-level accuracy (a segment being a clip's run of one
+/// label, its windows' probabilities averaged), and the same two for the single-frame majority vote of
 /// options.frame_model (or of the clip model's own single-frame output). Unusable frames are a DataError
 /// listing them.
 EvaluationReport evaluate_clip_model(model::LoadedModel clip_model, const EvaluationInput& input,

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   cli::register_evaluate(app, ctx);
   cli::register_serve(app, ctx);
   cli::register_watch(app, ctx);
+  cli::register_events(app, ctx);
   cli::register_runs(app, ctx);
   cli::register_models(app, ctx);
   cli::register_ui(app, ctx);

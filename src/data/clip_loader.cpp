@@ -91,7 +91,8 @@ cv::Mat FrameCache::get(int sample, cv::Size size) const {
 }
 
 bool FrameCache::put(int sample, const cv::Mat& frame) {
-  VIGIL_ASSERT(frame.type() == CV_8UC3 && frame.isContinuous(), "FrameCache takes continuous 8-bit BGR frames");
+  VIGIL_ASSERT(frame.type() == CV_8UC3 && frame.isContinuous(),
+               "FrameCache takes continuous 8-bit BGR frames");
   const size_t n = frame.total() * frame.elemSize();
   std::lock_guard<std::mutex> lk(impl_->mu);
   if (impl_->frames.count(sample)) return true;  // another worker decoded it too: same pixels

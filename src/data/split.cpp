@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "vigil/core/error.h"
+#include "vigil/core/fs.h"
 #include "vigil/core/strings.h"
 #include "vigil/data/duplicates.h"
 
@@ -23,7 +24,14 @@ void SplitOptions::validate() const {
   VIGIL_CHECK(near_duplicate_distance >= -1 && near_duplicate_distance <= 64,
               "expected near_duplicate_distance in -1..64 bits (-1: exact duplicates only), got {}",
               near_duplicate_distance);
-  VIGIL_CHECK(mode == "random" || mode == "folders", "expected mode 'random' or 'folders', got '{}'", mode);
+  VIGIL_CHECK(mode == "random" || mode == "folders" || mode == "lists",
+              "expected mode 'random', 'folders' or 'lists', got '{}'", mode);
+  VIGIL_CHECK(
+      mode != "folders" || (val_list.empty() && test_list.empty()),
+      "expected val_list / test_list with mode 'lists' (or the default 'random', which they turn into "
+      "'lists'), got them with mode 'folders'");
+  VIGIL_CHECK(mode != "lists" || !val_list.empty() || !test_list.empty(),
+              "expected val_list or test_list (files naming the samples) with mode 'lists', got neither");
 }
 
 namespace {
@@ -213,6 +221,64 @@ std::vector<int> folder_assignment(const Dataset& ds) {
                   missing.size(), join(head, ", "), more));
 }
 
+/// Path components of a file name as a split list or a sample writes it ('\\' taken as '/').
+std::vector<std::string> path_parts(std::string path) {
+  std::replace(path.begin(), path.end(), '\\', '/');
+  std::vector<std::string> parts;
+  for (auto& p : split(path, '/'))
+    if (!p.empty() && p != ".") parts.push_back(std::move(p));
+  return parts;
+}
+
+/// True when the shorter of a and b is a component-wise suffix of the longer.
+bool suffix_match(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  const size_t n = std::min(a.size(), b.size());
+  return n > 0 && std::equal(a.end() - static_cast<long>(n), a.end(), b.end() - static_cast<long>(n));
+}
+
+/// Lists mode: samples named by opt.val_list / opt.test_list go there, the rest to train.
+std::vector<int> list_assignment(const Dataset& ds, const SplitOptions& opt) {
+  std::unordered_map<std::string, std::vector<int>> by_name;  // file name -> samples
+  std::vector<std::vector<std::string>> sample_parts(ds.samples.size());
+  for (size_t i = 0; i < ds.samples.size(); ++i) {
+    sample_parts[i] = path_parts(ds.samples[i].file);
+    if (!sample_parts[i].empty()) by_name[sample_parts[i].back()].push_back(static_cast<int>(i));
+  }
+  std::vector<int> split_of(ds.samples.size(), kTrain);
+  std::vector<std::string> listed_by(ds.samples.size());
+  for (const auto& [k, file] : {std::pair<int, std::string>{kVal, opt.val_list}, {kTest, opt.test_list}}) {
+    if (file.empty()) continue;
+    const auto lines = split(read_file(file), '\n');
+    for (size_t n = 0; n < lines.size(); ++n) {
+      const std::string entry(trim(lines[n]));
+      if (entry.empty() || entry[0] == '#') continue;
+      const std::string where = fmt::format("{}:{}", file, n + 1);
+      const auto parts = path_parts(entry);
+      std::vector<int> hits;
+      if (!parts.empty()) {
+        auto it = by_name.find(parts.back());
+        if (it != by_name.end())
+          for (int i : it->second)
+            if (suffix_match(parts, sample_parts[i])) hits.push_back(i);
+      }
+      if (hits.empty()) throw DataError(fmt::format("{}: '{}' is not a sample of the dataset", where, entry));
+      if (hits.size() > 1) {
+        std::vector<std::string> names;
+        for (int i : hits) names.push_back(ds.samples[i].file);
+        throw DataError(fmt::format("{}: '{}' names {} samples ({}); give more of the path", where, entry,
+                                    hits.size(), join(names, ", ")));
+      }
+      const int i = hits.front();
+      if (!listed_by[i].empty() && split_of[i] != k)
+        throw DataError(fmt::format("{}: '{}' is also listed at {} for the {} list", where, entry,
+                                    listed_by[i], kSplitNames[split_of[i]]));
+      split_of[i] = k;
+      listed_by[i] = where;
+    }
+  }
+  return split_of;
+}
+
 void fill_result(const Dataset& ds, const std::vector<std::vector<int>>& groups,
                  const std::vector<int>& split_of, SplitResult& r) {
   std::array<std::vector<int>*, 3> lists = {&r.train, &r.val, &r.test};
@@ -265,9 +331,13 @@ SplitResult split_dataset(const Dataset& ds, const SplitOptions& opt, const std:
   VIGIL_CHECK(extra_groups.empty() || extra_groups.size() == ds.samples.size(),
               "expected one extra group id per sample ({}), got {}", ds.samples.size(), extra_groups.size());
   SplitResult r;
-  r.mode = opt.mode;
+  // Lists given are the split asked for, whether or not mode says 'lists'.
+  const bool lists = opt.mode == "lists" || !opt.val_list.empty() || !opt.test_list.empty();
+  r.mode = lists ? "lists" : opt.mode;
   const auto groups = build_groups(ds, opt, extra_groups);
-  const auto split_of = opt.mode == "folders" ? folder_assignment(ds) : random_assignment(ds, groups, opt);
+  const auto split_of = opt.mode == "folders" ? folder_assignment(ds)
+                        : lists               ? list_assignment(ds, opt)
+                                              : random_assignment(ds, groups, opt);
   fill_result(ds, groups, split_of, r);
   return r;
 }

@@ -86,7 +86,7 @@ std::vector<ClipPrediction> ClipPredictor::predict(const torch::Tensor& windows,
     p.class_id = best;
     p.score = p.probs[static_cast<size_t>(best)];
     p.label = best < static_cast<int64_t>(names.size()) ? names[static_cast<size_t>(best)]
-                                                         : fmt::format("class_{}", best);
+                                                        : fmt::format("class_{}", best);
     if (per_frame) {
       for (int64_t k = 0; k < t; ++k) p.frame_probs.push_back(row(frame_probs, i * t + k));
     }

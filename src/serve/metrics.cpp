@@ -21,6 +21,8 @@ const char* type_name(MetricType t) {
       return "gauge";
     case MetricType::kHistogram:
       return "histogram";
+    case MetricType::kSummary:
+      return "summary";
   }
   return "untyped";
 }

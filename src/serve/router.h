@@ -31,6 +31,9 @@ const std::vector<Route>& predict_routes();
 const std::vector<Route>& kserve_routes();
 /// The table of routes_tracking.cpp: experiments, runs and the model registry.
 const std::vector<Route>& tracking_routes();
+/// The table of routes_cameras.cpp: cameras (stats, latest frame, MJPEG) and events (search, one, snapshot,
+/// server-sent stream).
+const std::vector<Route>& camera_routes();
 /// The table of server.cpp: the web UI's static files.
 const std::vector<Route>& ui_routes();
 

@@ -1,7 +1,7 @@
 // The server's frame: options, metrics, middleware (request ids, CORS, API keys, bodiless requests, access
-// log), the UI's static files, reload, run and graceful stop. Routes live in the tables of
-// routes_predict.cpp, routes_kserve.cpp, routes_tracking.cpp and ui_routes() here; router.cpp registers
-// them.
+// log), the UI's static files, reload, run and graceful stop (cameras start with run() and stop after the
+// HTTP threads). Routes live in the tables of routes_predict.cpp, routes_kserve.cpp, routes_tracking.cpp,
+// routes_cameras.cpp and ui_routes() here; router.cpp registers them.
 
 #include "vigil/serve/server.h"
 
@@ -175,7 +175,9 @@ const char* status_kind(int status) {
 }
 
 void ServeOptions::validate() const {
-  VIGIL_CHECK(allow_no_model || !model.empty(), "expected a model file (--model), got nothing");
+  VIGIL_CHECK(allow_no_model || !model.empty() || !cameras.empty(),
+              "expected a model file (--model) or cameras to watch (--cameras), got neither");
+  VIGIL_CHECK(max_streams >= 0 && max_streams <= 256, "expected max_streams in 0..256, got {}", max_streams);
   VIGIL_CHECK(port >= 0 && port <= 65535, "expected port in 0..65535, got {}", port);
   VIGIL_CHECK(http_threads >= 1 && http_threads <= 256, "expected http_threads in 1..256, got {}",
               http_threads);
@@ -235,7 +237,8 @@ Server::Impl::Impl(ServeOptions o)
       metrics(registry),
       limiter(RateLimit::parse(options.rate_limit)),
       api_keys(load_api_keys(options)),
-      access_log(make_access_log(options.access_log)) {
+      access_log(make_access_log(options.access_log)),
+      camera_metrics(registry) {
   metrics.build_info.set(1, {kVersion});
   metrics.queue_capacity.set(options.queue_capacity);
   if (!options.model.empty()) {
@@ -255,6 +258,7 @@ Server::Impl::Impl(ServeOptions o)
                                         for (int i = 0; i < n; ++i)
                                           metrics.stage_seconds.observe(seconds, {"inference"});
                                       });
+  if (!options.cameras.empty()) open_cameras();
 }
 
 void Server::Impl::reload(const std::string& path) {
@@ -301,6 +305,7 @@ std::string Server::Impl::render_metrics() {
   metrics.cpu_seconds.set(p.cpu_seconds);  // a counter read from the kernel: set to its current total
   metrics.start_time.set(p.start_time_seconds);
   metrics.queue_depth.set(static_cast<double>(batcher ? batcher->depth() : 0));
+  if (watcher) camera_metrics.update(watcher->camera_stats());
   return registry.render();
 }
 
@@ -505,7 +510,8 @@ Server::Server(ServeOptions options) {
   mallopt(M_ARENA_MAX, 2);
   impl_ = std::make_unique<Impl>(std::move(options));
   Impl& s = *impl_;
-  const int threads = s.options.http_threads;
+  // Every open stream holds a thread: they get their own share, so ordinary requests keep http_threads.
+  const int threads = s.options.http_threads + s.options.max_streams;
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.http.set_payload_max_length(static_cast<size_t>(s.options.max_body_mb * 1024 * 1024));
   s.http.set_read_timeout(s.options.read_timeout_s, 0);
@@ -524,7 +530,10 @@ Server::Server(ServeOptions options) {
 
 Server::~Server() {
   if (impl_) {
+    impl_->stopping = true;
     impl_->http.stop();
+    impl_->hub.close();
+    if (impl_->watcher) impl_->watcher->stop();
     if (impl_->batcher) impl_->batcher->shutdown();
   }
 }
@@ -566,19 +575,25 @@ void Server::run() {
   install_reload_handler();
   std::atomic<bool> done{false};
   // Signals only set flags; this thread turns them into a graceful stop or a reload.
-  std::thread watcher([&] {
+  std::thread signals([&] {
     while (!done) {
       if (interrupt_requested() && !s.stopping.exchange(true)) {
         spdlog::info("serve: stopping: finishing accepted requests");
         s.http.stop();
+        s.hub.close();  // event streams end now rather than at their next poll
       }
       if (take_reload_request()) reload_on_signal(s);
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
+  if (s.watcher) s.watcher->start();
   const bool ok = s.http.listen_after_bind();
   done = true;
-  watcher.join();
+  signals.join();
+  s.hub.close();
+  // After the HTTP threads (and with them every stream) have ended: open events end as `stopped` and are
+  // written to the store before run() returns.
+  if (s.watcher) s.watcher->stop();
   s.batcher->shutdown();
   if (!ok && !s.stopping) throw IoError(fmt::format("the server on port {} stopped unexpectedly", s.port));
 }
@@ -586,6 +601,7 @@ void Server::run() {
 void Server::stop() {
   impl_->stopping = true;
   impl_->http.stop();
+  impl_->hub.close();
 }
 
 void Server::reload(const std::string& path) {

@@ -18,11 +18,14 @@
 #include "router.h"
 #include "vigil/image/decode.h"
 #include "vigil/serve/batcher.h"
+#include "vigil/serve/event_hub.h"
 #include "vigil/serve/metrics.h"
 #include "vigil/serve/prediction_stats.h"
 #include "vigil/serve/rate_limiter.h"
 #include "vigil/serve/server.h"
+#include "vigil/store/events.h"
 #include "vigil/store/store.h"
+#include "vigil/video/watcher.h"
 
 namespace vigil::serve {
 
@@ -55,6 +58,23 @@ struct ServerMetrics {
   MetricFamily& cpu_seconds;
   MetricFamily& start_time;
   MetricFamily& build_info;  ///< version
+};
+
+/// The per-camera families of /metrics (routes_cameras.cpp), read from the watcher at every scrape.
+struct CameraMetrics {
+  explicit CameraMetrics(MetricsRegistry& r);
+  /// Sets every family from the cameras' current statistics.
+  void update(const std::vector<video::CameraStats>& cameras);
+  MetricFamily& fps_in;      ///< camera
+  MetricFamily& fps_detect;  ///< camera
+  MetricFamily& frames;      ///< camera
+  MetricFamily& detected;    ///< camera
+  MetricFamily& dropped;     ///< camera
+  MetricFamily& reconnects;  ///< camera
+  MetricFamily& stalls;      ///< camera
+  MetricFamily& events;      ///< camera
+  MetricFamily& latency;     ///< camera, quantile (a summary over the last detected frames)
+  MetricFamily& up;          ///< camera
 };
 
 /// One image of a request, still encoded.
@@ -105,6 +125,22 @@ struct Server::Impl {
   /// every use holds tracking_mutex (a Store is not thread-safe).
   std::unique_ptr<store::Store> tracking_store;
   std::mutex tracking_mutex;
+  /// The watcher's events fanned out to GET /v1/events/stream; declared before `watcher`, whose sink
+  /// publishes into it, so it outlives the watcher.
+  EventHub hub;
+  CameraMetrics camera_metrics;
+  /// The cameras of options.cameras; null without. Started by run(), stopped when it returns.
+  std::unique_ptr<video::Watcher> watcher;
+  std::atomic<int> open_streams{0};  ///< MJPEG and event streams now (at most options.max_streams)
+  /// The workspace's events table, opened on first use (EventLog is thread-safe).
+  std::unique_ptr<store::EventLog> event_log;
+  std::mutex event_log_mutex;
+
+  /// Loads the cameras of options.cameras (their models too) and adds the event-stream sink; throws what
+  /// video::Watcher throws (InvalidArgument / NotFound naming the camera and key). routes_cameras.cpp.
+  void open_cameras();
+  /// The events table; 503 when this server has no workspace.
+  store::EventLog& events();
 
   /// Runs `fn(store)` under tracking_mutex, opening the store first when needed; 503 when this server has
   /// no workspace. What the store throws is left to guarded(), which maps every vigil::Error once.

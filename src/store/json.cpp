@@ -4,6 +4,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+
+#include "vigil/core/clock.h"
 
 namespace vigil::store {
 
@@ -81,6 +84,29 @@ json to_json(const std::vector<MetricPoint>& points) {
   for (const auto& p : points)
     out.push_back({{"step", p.step}, {"value", number(p.value)}, {"timestamp_ms", p.timestamp_ms}});
   return out;
+}
+
+json to_json(const EventRow& e) {
+  const bool open = e.end_ms <= 0;
+  std::error_code ec;
+  const bool has_snapshot = !e.snapshot.empty() && std::filesystem::is_regular_file(e.snapshot, ec);
+  json data = json::parse(e.data_json.empty() ? "{}" : e.data_json, nullptr, false);
+  if (data.is_discarded()) data = nullptr;  // a row written by hand: the columns still say what happened
+  return {{"id", e.id},
+          {"camera", e.camera},
+          {"label", e.label},
+          {"track_id", e.track_id},
+          {"start", format_utc_ms(e.start_ms)},
+          {"start_ms", e.start_ms},
+          {"end", open ? json(nullptr) : json(format_utc_ms(e.end_ms))},
+          {"end_ms", open ? json(nullptr) : json(e.end_ms)},
+          {"end_reason", open || e.end_reason.empty() ? json(nullptr) : json(e.end_reason)},
+          {"top_score", number(e.top_score)},
+          {"zones", e.zones},
+          {"model", e.model},
+          {"has_snapshot", has_snapshot},
+          {"snapshot", e.snapshot.empty() ? json(nullptr) : json(e.snapshot)},
+          {"data", std::move(data)}};
 }
 
 }  // namespace vigil::store

@@ -734,6 +734,8 @@ TrainResult Trainer::Impl::result(const TrainEnd& end, std::map<std::string, dou
   r.seconds = end.seconds;
   r.epochs_completed = end.epochs_completed;
   r.iterations = end.iterations;
+  r.train_images = step_images;
+  r.train_seconds = step_seconds;
   r.batch_in_epoch = end.batch_in_epoch;
   r.metric = end.metric;
   r.best_metric = end.best_metric;

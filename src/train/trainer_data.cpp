@@ -96,8 +96,8 @@ void check_clips_whole(const RunData& run, const data::ClipGrouping& g, const Tr
   std::vector<std::string> leaks;
   for (size_t c = 0; c < g.clips.size(); ++c) {
     if (in_train[c] > 0 && in_val[c] > 0)
-      leaks.push_back(fmt::format("{} ({} in '{}', {} in '{}')", g.clips[c].id, in_train[c], d.train,
-                                  in_val[c], d.val));
+      leaks.push_back(
+          fmt::format("{} ({} in '{}', {} in '{}')", g.clips[c].id, in_train[c], d.train, in_val[c], d.val));
   }
   if (leaks.empty()) return;
   const size_t shown = std::min<size_t>(leaks.size(), 6);
@@ -105,9 +105,9 @@ void check_clips_whole(const RunData& run, const data::ClipGrouping& g, const Tr
       "{} puts frames of {} of its {} clips in both its '{}' and '{}' lists: {}{}. A clip model validated "
       "on clips it trained on measures memory, not skill. Make a split that keeps every clip whole (same "
       "clips.pattern): `vigil data split {} --group-clips --name clips`, then train with data.split: clips",
-      where, leaks.size(), g.clips.size(), d.train, d.val, join(std::vector<std::string>(leaks.begin(), leaks.begin() + shown), "; "),
-      leaks.size() > shown ? fmt::format("; ... and {} more", leaks.size() - shown) : "",
-      run.version.name));
+      where, leaks.size(), g.clips.size(), d.train, d.val,
+      join(std::vector<std::string>(leaks.begin(), leaks.begin() + shown), "; "),
+      leaks.size() > shown ? fmt::format("; ... and {} more", leaks.size() - shown) : "", run.version.name));
 }
 
 /// The windows whose every frame is in `samples`, in grouping order.
@@ -234,9 +234,9 @@ RunLoader::~RunLoader() {
   if (!cache_) return;
   const auto s = cache_->stats();
   if (s.hits + s.misses == 0) return;
-  spdlog::info("clip frames: {} kept in memory ({:.0f} of {:.0f} MiB), {} reads from memory, {} decodes", s.frames,
-               static_cast<double>(s.bytes) / (1 << 20), static_cast<double>(s.budget) / (1 << 20), s.hits,
-               s.misses);
+  spdlog::info("clip frames: {} kept in memory ({:.0f} of {:.0f} MiB), {} reads from memory, {} decodes",
+               s.frames, static_cast<double>(s.bytes) / (1 << 20), static_cast<double>(s.budget) / (1 << 20),
+               s.hits, s.misses);
 }
 
 void RunLoader::start_epoch(int epoch) {
@@ -269,7 +269,8 @@ std::unique_ptr<RunLoader> make_run_loader(const RunData& run, const TrainOption
     // Only the training loader reports the cache: both share it, and training outlives validation.
     return std::make_unique<RunLoader>(std::move(loader), train ? run.frame_cache : nullptr);
   }
-  if (!train) return std::make_unique<RunLoader>(std::make_unique<data::DataLoader>(run.ds, run.images, list, lo));
+  if (!train)
+    return std::make_unique<RunLoader>(std::make_unique<data::DataLoader>(run.ds, run.images, list, lo));
   return std::make_unique<RunLoader>(std::make_unique<data::DataLoader>(
       run.ds, run.images, list, lo, d.detection_augment, d.classification_augment));
 }

@@ -78,20 +78,7 @@ class StoreSink : public EventSink {
   explicit StoreSink(const std::string& workspace) : log_(Workspace(workspace)) {}
   std::string name() const override { return "store"; }
   void write(const WatchEventRecord& r) override {
-    const Event& e = r.record.event;
-    store::EventRow row;
-    row.id = e.id;
-    row.camera = e.camera;
-    row.label = e.label;
-    row.track_id = e.track_id;
-    row.start_ms = to_ms(e.start.time);
-    row.end_ms = e.end_time ? to_ms(*e.end_time) : 0;
-    row.end_reason = e.ended() ? to_string(e.end_reason) : "";
-    row.top_score = e.top_score;
-    row.zones = e.zones;
-    row.snapshot = r.snapshot;
-    row.model = r.model;
-    row.data_json = event_json(r, true).dump();
+    const store::EventRow row = event_row(r, true);
     try {
       log_.upsert(row);
       std::lock_guard lock(mu_);
@@ -163,6 +150,24 @@ ojson event_json(const WatchEventRecord& r, bool with_boxes) {
     ev["boxes"] = std::move(boxes);
   }
   return {{"type", to_string(r.record.kind)}, {"event", std::move(ev)}};
+}
+
+store::EventRow event_row(const WatchEventRecord& r, bool with_boxes) {
+  const Event& e = r.record.event;
+  store::EventRow row;
+  row.id = e.id;
+  row.camera = e.camera;
+  row.label = e.label;
+  row.track_id = e.track_id;
+  row.start_ms = to_ms(e.start.time);
+  row.end_ms = e.end_time ? to_ms(*e.end_time) : 0;
+  row.end_reason = e.ended() ? to_string(e.end_reason) : "";
+  row.top_score = e.top_score;
+  row.zones = e.zones;
+  row.snapshot = r.snapshot;
+  row.model = r.model;
+  row.data_json = event_json(r, with_boxes).dump();
+  return row;
 }
 
 std::unique_ptr<EventSink> make_jsonl_sink(const std::string& file) {

@@ -187,12 +187,27 @@ class FolderReader : public FrameReader {
 
 }  // namespace
 
+std::string display_url(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const size_t host = scheme + 3;
+  const size_t path = url.find_first_of("/?#", host);
+  const size_t at = url.rfind('@', path == std::string::npos ? std::string::npos : path);
+  if (at == std::string::npos || at < host) return url;
+  const size_t colon = url.find(':', host);
+  if (colon == std::string::npos || colon > at) return url;  // a user name alone is not a secret
+  return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
 void SourceOptions::validate() const {
   VIGIL_CHECK(!name.empty(), "expected a camera name, got an empty one");
   VIGIL_CHECK(!url.empty(),
               "camera '{}': expected a url (file, folder, rtsp://, http(s)://, /dev/videoN), got none", name);
   VIGIL_CHECK(fps >= 0 && fps <= 1000, "camera '{}': expected fps in [0, 1000], got {}", name, fps);
   VIGIL_CHECK(stall_seconds > 0, "camera '{}': expected stall_seconds > 0, got {}", name, stall_seconds);
+  VIGIL_CHECK(realtime || (!is_url(url) && !is_device_index(url) && !starts_with(url, "/dev/")),
+              "camera '{}': realtime: false applies to video files and frame folders, got the live source {}",
+              name, display_url(url));
   VIGIL_CHECK(reconnect_initial > 0 && reconnect_max >= reconnect_initial,
               "camera '{}': expected 0 < reconnect_initial <= reconnect_max, got {} and {}", name,
               reconnect_initial, reconnect_max);
@@ -251,6 +266,12 @@ struct Source::Impl {
     std::lock_guard<std::mutex> lock(mu);
     return stop;
   }
+  /// Waits until the published frame is taken (realtime: false); true when stopped.
+  bool wait_taken_or_stop() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return taken || stop; });
+    return stop;
+  }
   void set_state(SourceState s, const std::string& error = {}) {
     std::lock_guard<std::mutex> lock(mu);
     stats.state = s;
@@ -289,6 +310,11 @@ struct Source::Impl {
       }
       if (!error.empty()) set_state(SourceState::kRunning, error);  // a skipped frame of a folder
       publish(std::move(bgr), position);
+      if (!o.realtime) {
+        // A recording: the next frame is read once this one is taken, so the consumer sees every frame.
+        if (wait_taken_or_stop()) return false;
+        continue;
+      }
       if (reader.finite()) {  // pace files like a live camera instead of decoding as fast as possible
         next_tick += period;
         const auto now = Clock::now();
@@ -309,14 +335,16 @@ void Source::Impl::run() {
   std::error_code ec;
   const bool local = !is_url(o.url) && !is_device_index(o.url) && !starts_with(o.url, "/dev/");
   if (local && !fs::exists(o.url, ec)) {
-    set_state(SourceState::kFailed, fmt::format("camera '{}': {}: no such file or folder", o.name, o.url));
+    set_state(SourceState::kFailed,
+              fmt::format("camera '{}': {}: no such file or folder", o.name, display_url(o.url)));
     return;
   }
   while (!stopping()) {
     auto reader = make_reader();
     std::string error;
     if (!reader->open(error)) {
-      set_state(SourceState::kReconnecting, fmt::format("camera '{}': {}: {}", o.name, o.url, error));
+      set_state(SourceState::kReconnecting,
+                fmt::format("camera '{}': {}: {}", o.name, display_url(o.url), error));
       // A local file that does not open will not open later either; a stream or device may come back.
       if (reader->finite() || (o.max_reconnects >= 0 && ++failures > o.max_reconnects)) {
         set_state(SourceState::kFailed);
@@ -377,6 +405,7 @@ std::optional<Frame> Source::latest(int64_t after, std::chrono::milliseconds wai
   impl_->cv.wait_for(lock, wait, [&] { return impl_->slot.index > after || impl_->stop; });
   if (impl_->slot.index <= after) return std::nullopt;
   impl_->taken = true;
+  impl_->cv.notify_all();  // a recording's reader (realtime: false) waits for this to read on
   return impl_->slot;
 }
 

@@ -24,6 +24,9 @@ struct SourceSection {
     v("url", o.url, "video file, frame folder, rtsp:// http(s):// URL, /dev/videoN or device index");
     v("loop", o.loop, "files and folders: start again at the end");
     v("fps", o.fps, "files and folders: read at this rate (0: the file's own)");
+    v("realtime", o.realtime,
+      "files and folders: false processes every sampled frame as fast as detection allows (no pacing, no "
+      "drops)");
     v("stall_seconds", o.stall_seconds, "no frame for this long means the source stalled");
     v("reconnect_initial", o.reconnect_initial, "seconds before the first reconnect (doubles)");
     v("reconnect_max", o.reconnect_max, "reconnect back-off ceiling in seconds");

@@ -87,6 +87,7 @@ Watcher::Watcher(WatchConfig config, WatcherOptions options) : impl_(std::make_u
     auto cam = std::make_unique<CameraState>();
     cam->config = c;
     cam->interval = 1.0 / c.detect.fps;
+    cam->offline = !c.source.realtime;
     const std::string key = group_key(c);
     Group*& g = groups[key];
     if (g == nullptr) {
@@ -237,6 +238,31 @@ void Watcher::Impl::account_sampling(CameraState& c, const Frame& f, Clock::time
   c.last_index = f.index;
 }
 
+std::optional<Frame> Watcher::Impl::next_offline_frame(CameraState& c) {
+  // The reader decodes the next frame once this one is taken, so frames between samples cost a decode each
+  // and nothing else; a short wait lets it catch up without holding the other cameras' batch for long.
+  for (int spins = 0; spins < 64; ++spins) {
+    auto frame = c.source->latest(c.last_index, std::chrono::milliseconds(20));
+    if (!frame) return std::nullopt;
+    c.last_index = frame->index;
+    const double step = frame->position_seconds - c.last_position;
+    if (c.last_position >= 0) {
+      if (step > 0) c.frame_period = step;
+      // A loop starts the file's time again; the events' clock goes on by one frame.
+      c.offline_clock += step > 0 ? step : c.frame_period;
+      if (step <= 0) c.next_position = frame->position_seconds;
+    } else {
+      c.next_position = frame->position_seconds;
+    }
+    c.last_position = frame->position_seconds;
+    // Half a frame of slack: a file at 25 fps sampled at 5 keeps exactly every fifth frame.
+    if (frame->position_seconds + 0.5 * c.frame_period + 1e-9 < c.next_position) continue;
+    while (c.next_position <= frame->position_seconds + 1e-9) c.next_position += c.interval;
+    return frame;
+  }
+  return std::nullopt;
+}
+
 void Watcher::Impl::run_group(Group& g) {
   while (!stopping) {
     const auto now = Clock::now();
@@ -253,7 +279,7 @@ void Watcher::Impl::run_group(Group& g) {
     bool any_due = false;
     auto earliest = Clock::time_point::max();
     for (CameraState* c : active) {
-      any_due = any_due || c->next_due <= now;
+      any_due = any_due || c->offline || c->next_due <= now;
       earliest = std::min(earliest, c->next_due);
     }
     if (!any_due) {
@@ -263,6 +289,10 @@ void Watcher::Impl::run_group(Group& g) {
     // Every camera due now or within half its interval joins this batch: one forward pass instead of several.
     std::vector<std::pair<CameraState*, Frame>> batch;
     for (CameraState* c : active) {
+      if (c->offline) {
+        if (auto frame = next_offline_frame(*c)) batch.emplace_back(c, std::move(*frame));
+        continue;
+      }
       const auto window =
           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c->interval / 2));
       if (c->next_due > now + window) continue;
@@ -317,7 +347,8 @@ void Watcher::Impl::process_frame(CameraState& c, const Frame& f, std::vector<Ob
                                   int batch_size) {
   std::vector<Detection> detections;
   for (const auto& o : objects) detections.push_back(o.detection);
-  const double time = wall_of(f.captured);
+  // A recording's events run on its own clock (file time from the start), not on how fast it was processed.
+  const double time = c.offline ? t0_wall + c.offline_clock : wall_of(f.captured);
   std::vector<Track> tracks = c.tracker->update(detections);
   const FrameRef ref{f.index, time};
   std::vector<EventRecord> records = c.rules->update(ref, tracks);

@@ -64,6 +64,13 @@ struct CameraState {
   double interval = 0.2;  ///< seconds between detections
   int64_t last_index = -1;
   Clock::time_point next_due{};
+  // A recording (source.realtime: false): frames are sampled by their time in the file, not by the clock,
+  // and that time (added up across loops) is the events' clock too.
+  bool offline = false;
+  double next_position = 0;                    ///< file time of the next frame to detect
+  double last_position = -1;                   ///< file time of the last frame taken
+  double offline_clock = 0;                    ///< seconds of recording taken so far
+  double frame_period = 0;                     ///< the last step between two frames' file times
   std::map<std::string, cv::Mat> best_frames;  ///< open event id -> the frame of its best box
   std::map<std::string, int64_t> snapped;      ///< event id -> frame index its snapshot was written from
 
@@ -115,6 +122,8 @@ struct Watcher::Impl {
   bool wait_or_stop(detail::Clock::duration d);
   bool source_over(detail::CameraState& c);
   void account_sampling(detail::CameraState& c, const Frame& f, detail::Clock::time_point now);
+  /// A recording's next frame due for detection, taking (and passing over) the frames between samples.
+  std::optional<Frame> next_offline_frame(detail::CameraState& c);
   void run_group(detail::Group& g);
   void run_batch(detail::Group& g, std::vector<std::pair<detail::CameraState*, Frame>>& batch);
   void process_frame(detail::CameraState& c, const Frame& f, std::vector<ObjectDetection> objects,

@@ -49,7 +49,7 @@ CameraStats Watcher::camera_stats(const std::string& name) const {
   const detail::CameraState& c = impl_->camera(name);
   CameraStats s;
   s.name = c.config.name;
-  s.url = c.config.source.url;
+  s.url = display_url(c.config.source.url);
   s.detector = c.group->description;
   s.detect_fps_target = c.config.detect.fps;
   s.finished = c.finished;
@@ -125,6 +125,19 @@ std::optional<cv::Mat> Watcher::latest_frame(const std::string& name, bool annot
   }
   if (annotated) draw_annotations(frame, c.config.name, c.config.rules.zones, tracks, statuses);
   return frame;
+}
+
+ojson to_json(const ModelGroupStats& m) {
+  return {{"detector", m.detector},
+          {"classifier", m.classifier},
+          {"cameras", m.cameras},
+          {"batches", m.detect.batches},
+          {"frames", m.detect.frames},
+          {"forward_passes", m.detect.forward_passes},
+          {"max_batch", m.detect.max_batch},
+          {"detect_seconds", m.detect.busy_seconds},
+          {"crops", m.classify.frames},
+          {"classify_seconds", m.classify.busy_seconds}};
 }
 
 ojson to_json(const CameraStats& s) {

@@ -5,8 +5,9 @@
 # detector (gen_model.py with Debian's python3-torchvision, imported with `vigil weights import`) and a
 # synthetic image (`vigil data synth`) in BUILD_DIR/e2e-data, fills a second workspace with runs and a
 # registered model (SEED_STORE_BINARY, tests/e2e/seed_store.cpp; default BUILD_DIR/tests/e2e_seed_store),
-# then runs ui_test.mjs against `vigil serve` and `vigil ui` with screenshots and the server logs in
-# BUILD_DIR/e2e-artifacts.
+# then runs ui_test.mjs against `vigil serve`, `vigil ui` and `vigil serve --cameras` (on opencv-doc's vtest.avi,
+# looped, with opencv-data's full-body cascade; that case is left out when either is missing) with screenshots
+# and the server logs in BUILD_DIR/e2e-artifacts.
 # Exit 0 pass, 1 fail, 77 skip (no node, chromium, torchvision, or npm packages while offline).
 # VIGIL_E2E_WEB_DIR=DIR serves the UI from DIR (--web-dir) instead of the binary's embedded copy.
 set -euo pipefail
@@ -70,4 +71,5 @@ tracking_ws="$data_dir/tracking-ws"
   || { cat "$data_dir/seed.log"; echo "FAIL: $seed_store"; exit 1; }
 
 VIGIL_E2E_NODE_DIR="$node_dir" CHROMIUM="$chromium" \
+  VIGIL_E2E_CAMERA_VIDEO="${VIGIL_E2E_CAMERA_VIDEO:-/usr/share/doc/opencv-doc/examples/data/vtest.avi}" \
   exec node "$here/ui_test.mjs" "$vigil" "$model" "$image" "$artifacts" "$tracking_ws"

@@ -12,9 +12,16 @@
 // Experiments (seeded runs listed, sorting by a metric column reorders, conditions and the experiment
 // narrow the list, a bad condition is explained, two runs compared: differing params marked, curves
 // drawn), Models (versions and aliases, promote asks and the badge moves, checked through the API, alias
-// removal asks too, a version's run link opens the run). Screenshots predict.png, live.png, status.png,
-// api-key.png, experiments.png, compare.png, models.png and the servers' logs go to ARTIFACT_DIR. Any
-// console error or uncaught page error fails the test (except the 4xx the checks provoke on purpose).
+// removal asks too, a version's run link opens the run), and Cameras' empty state. With VIGIL_E2E_CAMERA_VIDEO
+// (run.sh: opencv-doc's vtest.avi) and opencv-data's full-body cascade, `vigil serve --cameras` without a model
+// on two looped cameras and one missing file: the Cameras page opens first, the cards show running with a live
+// MJPEG picture as wide as the video (VIGIL_E2E_CAMERA_WIDTH, default 768) and rising counters, the missing one
+// failed with the server's error; an event arrives through the event stream (no new GET /v1/events) with a
+// snapshot that loads; the camera filter narrows the timeline; hiding a video and leaving the page close the
+// streams (three visits would exceed the server's 8 streams otherwise). Screenshots predict.png, live.png,
+// status.png, api-key.png, cameras-empty.png, experiments.png, compare.png, models.png, cameras.png and the
+// servers' logs go to ARTIFACT_DIR. Any console error or uncaught page error fails the test (except the 4xx the
+// checks provoke on purpose).
 //
 // Exit codes: 0 pass, 1 fail, 77 skip (no chromium, no playwright-core).
 // Environment: VIGIL_E2E_NODE_DIR = a folder whose node_modules has playwright-core (default: beside this
@@ -72,14 +79,14 @@ function tail(file, lines = 30) {
 }
 
 /**
- * `vigil serve --model MODEL` (or `vigil ui` when `model` is null) on a free port in `workspace` (default
- * ARTIFACT_DIR/workspace); resolves to {url, child, log}.
+ * `vigil serve --model MODEL` (or `vigil ui` when `model` is null, or `command`) on a free port in `workspace`
+ * (default ARTIFACT_DIR/workspace); resolves to {url, child, log}.
  */
-async function startServer(vigil, model, outDir, { name = 'serve', extraArgs = [], workspace } = {}) {
+async function startServer(vigil, model, outDir, { name = 'serve', extraArgs = [], workspace, command: given } = {}) {
   const portFile = path.join(outDir, `${name}.port`);
   const logFile = path.join(outDir, `${name}.log`);
   fs.rmSync(portFile, { force: true });
-  const command = model ? ['serve', '--model', model] : ['ui'];
+  const command = given ?? (model ? ['serve', '--model', model] : ['ui']);
   const args = [...command, '--host', '127.0.0.1', '--port', '0', '--port-file', portFile, ...extraArgs];
   if (process.env.VIGIL_E2E_WEB_DIR) args.push('--web-dir', process.env.VIGIL_E2E_WEB_DIR);
   const out = fs.openSync(logFile, 'w');
@@ -562,6 +569,8 @@ async function runTrackingChecks(playwright, url, ctx) {
     try {
       ctx.step = 'vigil ui: no model';
       await testNoModelPages(page);
+      ctx.step = 'vigil ui: no cameras';
+      await testCamerasEmpty(page, ctx);
       ctx.step = 'Experiments';
       await testRunsTable(page, ctx);
       ctx.step = 'Compare';
@@ -575,6 +584,228 @@ async function runTrackingChecks(playwright, url, ctx) {
   } finally {
     await browser.close();
   }
+}
+
+// ---- `vigil serve --cameras`: the Cameras page on a looped video ----------------------------------------------
+
+const kCascade = 'haarcascade_fullbody';
+const kCascadeFile = `/usr/share/opencv4/haarcascades/${kCascade}.xml`;
+
+/**
+ * cameras.yaml for the Cameras page: two cameras on the looped video sharing OpenCV's full-body cascade (it fires
+ * on vtest.avi's walkers within seconds; no model file), and one whose file does not exist (state failed).
+ */
+function writeCamerasYaml(file, video, missing) {
+  const detect = `{model: "opencv:${kCascade}", fps: 2}`;
+  fs.writeFileSync(file, `cameras:
+  lobby:
+    source: {url: ${JSON.stringify(video)}, loop: true}
+    detect: ${detect}
+  hall:
+    source: {url: ${JSON.stringify(video)}, loop: true}
+    detect: ${detect}
+  broken:
+    source: {url: ${JSON.stringify(missing)}}
+    detect: ${detect}
+`);
+}
+
+const card = (page, name) => page.locator(`[data-testid="camera-card"][data-name="${name}"]`);
+
+/** Waits until the camera's card shows a live MJPEG picture `width` pixels wide. */
+async function waitLivePicture(page, name, width, what) {
+  try {
+    await page.waitForFunction(([n, w]) => {
+      const c = document.querySelector(`[data-testid="camera-card"][data-name="${n}"]`);
+      const img = c?.querySelector('[data-testid="camera-image"]');
+      return c?.dataset.stream === 'live' && img?.naturalWidth === w;
+    }, [name, width], { timeout: kStepMs });
+  } catch {
+    const state = await card(page, name).evaluate((c) => ({ stream: c.dataset.stream, state: c.dataset.state,
+      width: c.querySelector('img').naturalWidth, note: c.querySelector('[data-testid="camera-note"]').textContent }))
+      .catch((e) => String(e));
+    throw new TestFailure(`${what}: camera ${name} shows no live ${width} px picture: ${JSON.stringify(state)}`);
+  }
+}
+
+async function counts(page, name) {
+  return card(page, name).evaluate((c) => ({
+    frames: Number(c.querySelector('[data-testid="camera-frames"]').dataset.count),
+    detected: Number(c.querySelector('[data-testid="camera-detected"]').dataset.count),
+  }));
+}
+
+/** The event list's items as [{id, camera}]. */
+async function listedEvents(page) {
+  return page.locator('[data-testid="events-list"] [data-testid="event-item"]')
+    .evaluateAll((items) => items.map((li) => ({ id: li.dataset.id, camera: li.dataset.camera })));
+}
+
+/** Picks `camera` in the filter and waits until the list shows only its events (at least `min`) or says none match. */
+async function filterByCamera(page, camera, min) {
+  await page.locator('[data-testid="events-camera"]').selectOption(camera);
+  try {
+    await page.waitForFunction(([cam, n]) => {
+      const list = document.querySelector('[data-testid="events-list"]');
+      if (list.getAttribute('aria-busy') === 'true') return false;
+      const items = [...list.querySelectorAll('[data-testid="event-item"]')];
+      if (n === 0) return items.length === 0 && Boolean(list.querySelector('[data-testid="events-empty"]'));
+      return items.length >= n && items.every((li) => !cam || li.dataset.camera === cam);
+    }, [camera, min], { timeout: kStepMs });
+  } catch {
+    throw new TestFailure(`filtering the events by camera "${camera}": the list shows ${JSON.stringify(await listedEvents(page))}`);
+  }
+}
+
+async function testCameras(page, ctx) {
+  ctx.step = 'Cameras: the page opens first on a server with cameras and no model';
+  await page.locator('[data-testid="page-cameras"]').waitFor({ state: 'visible' });
+  const header = await page.locator('[data-testid="server-status"]').innerText();
+  check(/cameras/.test(header), `the header says "${header}" on a server that watches cameras without a model`);
+
+  ctx.step = 'Cameras: live pictures';
+  await page.locator('[data-testid="camera-card"][data-name="lobby"][data-state="running"]').waitFor();
+  check((await card(page, 'lobby').locator('[data-testid="camera-state"]').innerText()) === 'running',
+    'the lobby badge does not say running');
+  await waitLivePicture(page, 'lobby', ctx.cameraWidth, 'first visit');
+  await waitLivePicture(page, 'hall', ctx.cameraWidth, 'first visit');
+
+  ctx.step = 'Cameras: the failed camera';
+  const broken = card(page, 'broken');
+  await page.locator('[data-testid="camera-card"][data-name="broken"][data-state="failed"]').waitFor();
+  const brokenError = broken.locator('[data-testid="camera-error"]');
+  await brokenError.waitFor({ state: 'visible' });
+  const brokenText = await brokenError.innerText();
+  const res = await fetch(`${ctx.camerasUrl}/v1/cameras/broken`);
+  const lastError = (await res.json()).last_error;
+  check(res.ok && lastError, `GET /v1/cameras/broken answered ${res.status} with last_error "${lastError}"`);
+  check(/failed/.test(brokenText) && brokenText.includes(lastError),
+    `the failed camera's error box does not give the server's error "${lastError}": "${brokenText}"`);
+  check(await broken.getAttribute('data-stream') === 'none', 'a stream was opened for the failed camera');
+
+  ctx.step = 'Cameras: counters rise';
+  const before = await counts(page, 'lobby');
+  try {
+    await page.waitForFunction(([n, b]) => {
+      const c = document.querySelector(`[data-testid="camera-card"][data-name="${n}"]`);
+      const v = (id) => Number(c.querySelector(`[data-testid="camera-${id}"]`).dataset.count);
+      return v('frames') > b.frames && v('detected') > b.detected;
+    }, ['lobby', before], { timeout: kStepMs });
+  } catch {
+    throw new TestFailure(`the lobby counters did not rise from ${JSON.stringify(before)}: ${JSON.stringify(await counts(page, 'lobby'))}`);
+  }
+  const after = await counts(page, 'lobby');
+  log(`Cameras: lobby running, ${ctx.cameraWidth} px live picture, frames ${before.frames} -> ${after.frames}, ` +
+    `detected ${before.detected} -> ${after.detected}; broken failed: ${brokenText.split('\n')[0]}`);
+
+  ctx.step = 'Cameras: events from the stream';
+  await page.locator('[data-testid="events-live"][data-state="live"]').waitFor();
+  // The page reloads the list when the stream opens (records from before it are not sent): let that answer.
+  await page.waitForFunction(() => document.querySelector('[data-testid="events-list"]').dataset.loads === '0');
+  const listRequests = ctx.eventListRequests;
+  const known = new Set((await listedEvents(page)).map((e) => e.id));
+  try {
+    await page.waitForFunction((ids) => [...document.querySelectorAll('[data-testid="events-list"] [data-testid="event-item"]')]
+      .some((li) => !ids.includes(li.dataset.id)), [...known], { timeout: kStepMs });
+  } catch {
+    throw new TestFailure(`no new event appeared in the timeline (listed: ${known.size})`);
+  }
+  check(ctx.eventListRequests === listRequests,
+    `the new event came from ${ctx.eventListRequests - listRequests} GET /v1/events, not from the event stream`);
+  // A snapshot that loads: the event's best frame, from /v1/events/{id}/snapshot.jpg.
+  try {
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="event-snapshot"]')]
+      .some((img) => img.complete && img.naturalWidth > 0), null, { timeout: kStepMs });
+  } catch {
+    throw new TestFailure('no event snapshot in the timeline loaded');
+  }
+  const first = page.locator('[data-testid="event-item"]').first();
+  check(/^\d+%$/.test(await first.locator('[data-testid="event-score"]').innerText()), 'the newest event shows no score');
+  check((await first.locator('[data-testid="event-label"]').innerText()) === 'person', 'the newest event is not a person');
+  check(/\d/.test(await first.locator('[data-testid="event-duration"]').innerText()), 'the newest event shows no duration');
+
+  ctx.step = 'Cameras: the camera filter';
+  // Both cameras see the same walkers: wait until each has an event, then each filter shows only its own.
+  await page.waitForFunction(() => {
+    const cams = new Set([...document.querySelectorAll('[data-testid="event-item"]')].map((li) => li.dataset.camera));
+    return cams.has('lobby') && cams.has('hall');
+  }, null, { timeout: kStepMs }).catch(async () => {
+    throw new TestFailure(`the timeline does not show events of both cameras: ${JSON.stringify(await listedEvents(page))}`);
+  });
+  await filterByCamera(page, 'hall', 1);
+  await filterByCamera(page, 'lobby', 1);
+  await filterByCamera(page, 'broken', 0);
+  await filterByCamera(page, '', 2);
+  const total = Number(await page.locator('[data-testid="events-count"]').getAttribute('data-total'));
+  check(total >= 2, `the events count says ${total}`);
+  await page.screenshot({ path: path.join(ctx.outDir, 'cameras.png'), fullPage: true });
+
+  ctx.step = 'Cameras: hiding a camera\'s video closes its stream';
+  const toggle = card(page, 'hall').locator('[data-testid="camera-video-toggle"]');
+  await toggle.click();
+  check(await toggle.getAttribute('aria-expanded') === 'false', 'the video toggle is not aria-expanded=false');
+  check(await card(page, 'hall').locator('[data-testid="camera-image"]').getAttribute('src') === null,
+    'the hidden camera\'s <img> still has its stream URL');
+  await toggle.click();
+  await waitLivePicture(page, 'hall', ctx.cameraWidth, 'shown again');
+
+  // Leaving the page closes every stream: three visits open 3 x 3 streams, more than the server's 8, so a
+  // leak shows as a 503 (a console error) and a picture that is not live.
+  for (let visit = 2; visit <= 3; visit++) {
+    ctx.step = `Cameras: leaving the page closes the streams (visit ${visit})`;
+    await page.locator('[data-testid="tab-live"]').click();
+    const open = await page.locator('[data-testid="camera-image"]').evaluateAll((imgs) => imgs.filter((i) => i.getAttribute('src')).length);
+    check(open === 0, `${open} camera pictures keep their URL on another page`);
+    check(await page.locator('[data-testid="events-live"]').getAttribute('data-state') === 'off',
+      'the event stream stays open on another page');
+    await page.locator('[data-testid="tab-cameras"]').click();
+    await waitLivePicture(page, 'lobby', ctx.cameraWidth, `visit ${visit}`);
+    await waitLivePicture(page, 'hall', ctx.cameraWidth, `visit ${visit}`);
+    await page.locator('[data-testid="events-live"][data-state="live"]').waitFor();
+  }
+  log(`Cameras: events from the stream with snapshots, camera filter, ${total} events; streams closed when hidden ` +
+    '(cameras.png)');
+}
+
+/** `vigil serve --cameras` (no model): the Cameras page. */
+async function runCameraChecks(playwright, url, ctx) {
+  ctx.camerasUrl = url;
+  const browser = await launchBrowser(playwright, ctx);
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    const page = await context.newPage();
+    watchPage(page, ctx);
+    ctx.eventListRequests = 0;
+    page.on('request', (req) => {
+      if (new URL(req.url()).pathname === '/v1/events') ctx.eventListRequests++;
+    });
+    page.on('requestfailed', (req) => {
+      // Streams closed on purpose (leaving the page, hiding a video) end as aborted requests.
+      if (!req.failure()?.errorText?.includes('ERR_ABORTED')) ctx.consoleErrors.push(`request failed: ${req.url()} ${req.failure()?.errorText}`);
+    });
+    await page.goto(`${url}/ui/`);
+    try {
+      await testCameras(page, ctx);
+    } catch (err) {
+      await page.screenshot({ path: path.join(ctx.outDir, 'failure.png'), fullPage: true }).catch(() => {});
+      throw err;
+    }
+  } finally {
+    await browser.close();
+  }
+}
+
+/** On `vigil ui` (no cameras): the Cameras page says how to start some. */
+async function testCamerasEmpty(page, ctx) {
+  await page.locator('[data-testid="tab-cameras"]').click();
+  const empty = page.locator('[data-testid="cameras-empty"]');
+  await empty.waitFor({ state: 'visible' });
+  check(/vigil serve --cameras cameras\.yaml/.test(await empty.innerText()), `the empty state does not say how: "${await empty.innerText()}"`);
+  await page.locator('[data-testid="events-empty"]').waitFor();
+  check(await page.locator('[data-testid="camera-card"]').count() === 0, 'camera cards on a server without cameras');
+  await page.screenshot({ path: path.join(ctx.outDir, 'cameras-empty.png'), fullPage: true });
+  await page.locator('[data-testid="tab-experiments"]').click();
+  log('Cameras: the empty state on vigil ui says to start vigil serve --cameras');
 }
 
 async function main() {
@@ -593,8 +824,8 @@ async function main() {
   }
   const outDir = path.resolve(outDirArg);
   fs.mkdirSync(outDir, { recursive: true });
-  const shotNames = ['predict.png', 'live.png', 'status.png', 'api-key.png', 'experiments.png', 'compare.png',
-    'promote-dialog.png', 'models.png'];
+  const shotNames = ['predict.png', 'live.png', 'status.png', 'api-key.png', 'cameras-empty.png', 'experiments.png',
+    'compare.png', 'promote-dialog.png', 'models.png', 'cameras.png'];
   for (const f of [...shotNames, 'failure.png']) fs.rmSync(path.join(outDir, f), { force: true });
 
   const ctx = { chromium, image: path.resolve(image), outDir, consoleErrors: [], predictRequests: 0, live: false };
@@ -646,6 +877,28 @@ async function main() {
       server = await startServer(path.resolve(vigil), null, outDir, { name: 'ui', workspace: path.resolve(trackingWs) });
       await waitReady(server.url, '/health');
       await runTrackingChecks(playwright, server.url, ctx);
+    }
+    const video = process.env.VIGIL_E2E_CAMERA_VIDEO;
+    if (process.env.VIGIL_E2E_URL) {
+      log('Cameras: skipped (VIGIL_E2E_URL: the test starts no server of its own)');
+    } else if (!video || !fs.existsSync(video)) {
+      log(`Cameras: skipped (no video ${video || '(VIGIL_E2E_CAMERA_VIDEO unset)'}; Debian package opencv-doc)`);
+    } else if (!fs.existsSync(kCascadeFile)) {
+      log(`Cameras: skipped (no ${kCascadeFile}; Debian package opencv-data)`);
+    } else {
+      ctx.step = 'stopping the previous server, starting vigil serve --cameras';
+      const prevEnded = await stopServer(server);
+      check(!prevEnded || prevEnded.code === 0, `the previous server did not exit 0 on SIGTERM (code ${prevEnded?.code})`);
+      const camerasWs = path.join(outDir, 'cameras-ws');
+      fs.rmSync(camerasWs, { recursive: true, force: true });
+      const camerasYaml = path.join(outDir, 'cameras.yaml');
+      ctx.missingVideo = path.join(outDir, 'no-such-video.avi');
+      ctx.cameraWidth = Number(process.env.VIGIL_E2E_CAMERA_WIDTH || 768);
+      writeCamerasYaml(camerasYaml, path.resolve(video), ctx.missingVideo);
+      server = await startServer(path.resolve(vigil), null, outDir,
+        { name: 'serve-cameras', command: ['serve', '--cameras', camerasYaml], workspace: camerasWs });
+      await waitReady(server.url, '/health');
+      await runCameraChecks(playwright, server.url, ctx);
     }
     ctx.step = 'console errors';
     check(ctx.consoleErrors.length === 0, `the page logged errors:\n  ${ctx.consoleErrors.join('\n  ')}`);

@@ -64,6 +64,19 @@ TEST_F(DataCli, SynthIngestValidateSplitStatsExport) {
   EXPECT_EQ(split.train.size() + split.val.size() + split.test.size(), 40u);
   EXPECT_NEAR(static_cast<double>(split.val.size()), 10.0, 3.0);
 
+  // Another tool's validation list: those samples validate, the rest trains; a bad line is named.
+  vigil::testing::write_text(tmp / "val.txt", "# from elsewhere\n" + split.train[0] + "\n" +
+                                                  fs::path(split.train[1]).filename().string() + "\n");
+  r = vigil("data split shapes --val-list '" + (tmp / "val.txt").string() + "' --name given");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto given = store.load_split(v, "given");
+  EXPECT_EQ(given.val, (std::vector<std::string>{split.train[0], split.train[1]}));
+  EXPECT_EQ(given.train.size(), 38u);
+  vigil::testing::write_text(tmp / "bad.txt", split.val[0] + "\nnope.png\n");
+  r = vigil("data split shapes --val-list '" + (tmp / "bad.txt").string() + "' --name bad");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("bad.txt:2: 'nope.png' is not a sample"), std::string::npos) << r.err;
+
   r = vigil("data stats shapes");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto stats = read_json(ws / "datasets" / id / "stats" / "stats.json");

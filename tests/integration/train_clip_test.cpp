@@ -39,7 +39,7 @@ constexpr int kSquare = kSide / 3;
 
 constexpr const char* kClipConfig = R"(# CNN + LSTM on moving red vs static blue squares
 name: squares-clip
-epochs: 5
+epochs: 14
 seed: 1
 threads: 2
 model:
@@ -62,7 +62,7 @@ schedule:
 
 constexpr const char* kFrameConfig = R"(# the single-frame classifier of the same frames
 name: squares-frames
-epochs: 3
+epochs: 6
 seed: 1
 threads: 2
 model:
@@ -70,7 +70,7 @@ model:
 data:
   dataset: squares
   split: clips
-  batch_size: 16
+  batch_size: 8
   threads: 2
   augment: false
 optimizer:

@@ -1,7 +1,9 @@
 // Entry point: the header (model, server state, API key), the tabs, and the pages. `vigil ui` serves no
-// model: the header says so, Predict and Live explain it, and the Experiments page is shown first.
+// model: the header says so, Predict and Live explain it, and the Experiments page is shown first (the
+// Cameras page when the server watches cameras without a model: `vigil serve --cameras` alone).
 
-import { ApiError, getApiKey, onAuthChange, request, setApiKey } from './api.js';
+import { ApiError, getApiKey, getJson, onAuthChange, request, setApiKey } from './api.js';
+import { CamerasPage } from './cameras.js';
 import { ExperimentsPage } from './experiments.js';
 import { LivePage } from './live.js';
 import { ModelsPage } from './models.js';
@@ -9,7 +11,7 @@ import { PredictPage } from './predict.js';
 import { StatusPage } from './status.js';
 
 const kReadyPollMs = 5000;
-const kPages = ['predict', 'live', 'status', 'experiments', 'models'];
+const kPages = ['predict', 'live', 'cameras', 'status', 'experiments', 'models'];
 
 const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
 
@@ -60,10 +62,13 @@ function route(defaultPage) {
 function main() {
   new PredictPage(byTestId('page-predict'));
   const live = new LivePage(byTestId('page-live'));
+  const cameras = new CamerasPage(byTestId('page-cameras'));
   const experiments = new ExperimentsPage(byTestId('page-experiments'));
   const models = new ModelsPage(byTestId('page-models'));
   // null until /v1/models answered: false on `vigil ui`, which serves no model.
   let modelServed = null;
+  let watchesCameras = false;  // asked only when no model is served: it decides the first page
+  const noModelText = () => (watchesCameras ? 'cameras only, no model served' : 'no model served (vigil ui)');
   const status = new StatusPage(byTestId('page-status'), {
     onModel: (model, served) => {
       setModelHeader(model);
@@ -72,14 +77,22 @@ function main() {
       byTestId('predict-no-model').hidden = served;
       byTestId('live-no-model').hidden = served;
       live.setModelServed(served);
-      if (!served) setServerState('no-model', 'no model served (vigil ui)');
-      if (first && !served && !location.hash) showPage();  // nothing to predict: start on Experiments
+      if (!served) setServerState('no-model', noModelText());
+      if (first && !served) {
+        // Nothing to predict: start on Cameras when there are some, else on Experiments.
+        getJson('/v1/cameras').then((body) => {
+          watchesCameras = (body.cameras ?? []).length > 0;
+        }).catch(() => {}).finally(() => {
+          if (modelServed === false) setServerState('no-model', noModelText());
+          if (!location.hash) showPage();
+        });
+      }
     },
   });
   initApiKey(() => status.refreshModel());
 
   function showPage() {
-    const [name, arg] = route(modelServed === false ? 'experiments' : 'predict');
+    const [name, arg] = route(modelServed !== false ? 'predict' : watchesCameras ? 'cameras' : 'experiments');
     for (const p of kPages) {
       const active = p === name;
       byTestId(`page-${p}`).hidden = !active;
@@ -87,6 +100,8 @@ function main() {
       tab.setAttribute('aria-selected', String(active));
     }
     if (name !== 'live' && live.isRunning()) live.stop();  // no camera use behind the user's back
+    if (name === 'cameras') cameras.show();  // hidden, it closes its streams: the server allows few at once
+    else cameras.hide();
     if (name === 'status') status.show();
     else status.hide();
     if (name === 'experiments') experiments.show(arg);
@@ -103,7 +118,7 @@ function main() {
       // seconds would also fill the browser's console).
       await request(modelServed === false ? '/health' : '/ready', { auth: false });
       state = modelServed === false ? 'no-model' : 'ready';
-      setServerState(state, state === 'ready' ? 'ready' : 'no model served (vigil ui)');
+      setServerState(state, state === 'ready' ? 'ready' : noModelText());
     } catch (err) {
       if (err instanceof ApiError && err.status === 0) {
         state = 'offline';

@@ -13,8 +13,8 @@
 /// geometric augmentation then runs on that small frame rather than the full-size image, which is the cost
 /// that matters at CCTV resolutions; a batch is the same whether its frames came from the cache or not.
 
-#include <opencv2/core.hpp>
 #include <torch/types.h>
+#include <opencv2/core.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -63,8 +63,8 @@ class FrameCache {
 /// Iterates windows of a ClipGrouping in batches. `ds` and `grouping` must outlive the loader.
 /// Batch::images is [B, T, 3, H, W] float (normalised when LoaderOptions::normalize), Batch::targets the
 /// windows' labels and Batch::indices the window indices (into grouping.windows), in batch order.
-/// LoaderOptions' detection fields are ignored. A window with a frame that cannot be decoded is skipped with a
-/// warning naming the file and counted in skipped(); its batch is one smaller.
+/// LoaderOptions' detection fields are ignored. A window with a frame that cannot be decoded is skipped with
+/// a warning naming the file and counted in skipped(); its batch is one smaller.
 class ClipLoader {
  public:
   /// `windows` are indices into grouping.windows (e.g. those of one split); `cache` may be null (no

@@ -21,7 +21,13 @@ struct SplitOptions {
   bool stratify = true;             ///< keep class proportions in every split
   bool group_duplicates = true;     ///< exact and near duplicates go to one split together
   int near_duplicate_distance = 8;  ///< phash bits for grouping (-1: exact duplicates only)
-  std::string mode = "random";      ///< random | folders (keep Sample::split from train/val/test folders)
+  std::string mode = "random";  ///< random | folders (keep Sample::split from train/val/test folders) | lists
+  /// mode lists (the default random turns into lists when one is given): text files naming the validation /
+  /// test samples, one per line (blank lines and # comments
+  /// skipped); the rest is trained on. A line matches the sample whose path it equals or ends with, or that
+  /// ends with it (so "with_mask/3.jpg", "3.jpg" or an absolute path to the image all work) — e.g. the
+  /// validation list another tool trained with, for comparisons on the same split.
+  std::string val_list, test_list;
   template <class V>
   void visit(V& v) {
     v("val", val, "fraction of samples for validation");
@@ -31,7 +37,9 @@ struct SplitOptions {
     v("group_duplicates", group_duplicates, "keep exact and near duplicates in one split");
     v("near_duplicate_distance", near_duplicate_distance,
       "largest perceptual-hash distance (bits) grouped as a near duplicate; -1: exact duplicates only");
-    v("mode", mode, "random, or folders to keep the train/val/test folders the data came in");
+    v("mode", mode, "random, folders to keep the train/val/test folders the data came in, or lists");
+    v("val_list", val_list, "mode lists: file naming the validation samples, one per line");
+    v("test_list", test_list, "mode lists: file naming the test samples, one per line");
   }
   /// Throws InvalidArgument: fractions in [0, 1) with val + test < 1, distance in -1..64, known mode.
   void validate() const;
@@ -55,7 +63,9 @@ struct SplitResult {
 /// Fisher-Yates over std::mt19937_64, and placed to meet per-class targets (rounded with the remainder
 /// carried across classes, so every class is within one sample of its share when groups are single samples).
 /// Folders mode: Sample::split is kept; a sample outside train/val/test is a DataError listing them, and
-/// duplicate groups straddling the folders are counted (not moved). The split is only as good as the
+/// duplicate groups straddling the folders are counted (not moved). Lists mode: val_list / test_list place
+/// their samples (a line that names no sample, or several, is a DataError with the file and line; a sample in
+/// both lists too), straddling duplicate groups are counted, not moved. The split is only as good as the
 /// inspection: near-duplicate grouping uses Sample::check.phash (see inspect.h).
 SplitResult split_dataset(const Dataset& ds, const SplitOptions& opt);
 /// As above, with groups the caller knows: samples sharing a non-negative `extra_groups[i]` (one id per

@@ -1,13 +1,14 @@
 #pragma once
-/// Inference with a clip classifier (CNN per frame + LSTM/GRU, nn/classification/clip_classifier.h): windows of
-/// T frames in, one class per window out. The image Predictor (model/predict.h) refuses these models, since
-/// one image is not what they take; `vigil predict` and `vigil evaluate` cut windows and use this instead.
+/// Inference with a clip classifier (CNN per frame + LSTM/GRU, nn/classification/clip_classifier.h): windows
+/// of T frames in, one class per window out. The image Predictor (model/predict.h) refuses these models,
+/// since one image is not what they take; `vigil predict` and `vigil evaluate` cut windows and use this
+/// instead.
 ///
 /// Frames are preprocessed exactly as the training loader's validation path (data::classification_input), so
 /// a window predicted here sees the pixels the model was validated on.
 
-#include <opencv2/core.hpp>
 #include <torch/types.h>
+#include <opencv2/core.hpp>
 
 #include <cstdint>
 #include <string>

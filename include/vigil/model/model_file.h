@@ -34,8 +34,8 @@ struct ModelInfo {
   /// Detection: the backbone uses FrozenBatchNorm2d (torchvision's choice when it starts from pretrained
   /// weights), which changes the module's buffers. save_model() sets it from the module itself.
   bool pretrained_backbone = false;
-  /// Clip classifiers (nn/classification/clip_classifier.h): frames per window the model was trained on, which
-  /// prediction and evaluation cut their windows to; 0 for image models. Stored only when > 0.
+  /// Clip classifiers (nn/classification/clip_classifier.h): frames per window the model was trained on,
+  /// which prediction and evaluation cut their windows to; 0 for image models. Stored only when > 0.
   int clip_length = 0;
   /// Lineage: where the weights came from.
   std::string run_id, dataset_id, source, code_version, created_at;

@@ -12,7 +12,9 @@
 
 namespace vigil::serve {
 
-enum class MetricType { kCounter, kGauge, kHistogram };
+/// kSummary: quantiles computed elsewhere (e.g. over a camera's last frames) and set() like gauges, one
+/// series per `quantile` label value; promtool accepts the `quantile` label only on a summary.
+enum class MetricType { kCounter, kGauge, kHistogram, kSummary };
 
 /// One metric name with its label names; series are created on first use of a label-value combination.
 class MetricFamily {
@@ -22,7 +24,7 @@ class MetricFamily {
 
   /// Counter: adds `by` (>= 0). Label values in the order of the label names.
   void inc(const std::vector<std::string>& labels = {}, double by = 1);
-  /// Gauge: sets the value.
+  /// Gauge (or a counter or summary series read from elsewhere): sets the value.
   void set(double value, const std::vector<std::string>& labels = {});
   /// Histogram: records one observation.
   void observe(double value, const std::vector<std::string>& labels = {});

@@ -1,7 +1,8 @@
 #pragma once
 /// `vigil serve`: one process serving a model over HTTP (the guns seed's routes, a JSON API under /v1, the
-/// KServe v2 protocol, Prometheus metrics) and the web UI. docs/serve-api.md is the contract. cpp-httplib
-/// stays inside src/serve/.
+/// KServe v2 protocol, Prometheus metrics), the web UI and, with `cameras`, the cameras of a cameras.yaml
+/// (a video::Watcher: live frames, MJPEG streams, events and their server-sent stream). docs/serve-api.md is
+/// the contract. cpp-httplib stays inside src/serve/.
 
 #include <memory>
 #include <string>
@@ -44,10 +45,16 @@ struct ServeOptions {
   std::string web_dir;     ///< serve the UI from here instead of the embedded copy
   int read_timeout_s = 30;
   std::string device = "cpu";
+  /// A cameras.yaml (the format of `vigil watch --config`): the server watches these cameras from start to
+  /// stop, writing their events to the workspace store. "" = no cameras.
+  std::string cameras;
+  /// MJPEG and event streams open at once, at most (then 503). Each holds an HTTP thread while open, so the
+  /// server runs http_threads + max_streams threads: streams never starve ordinary requests.
+  int max_streams = 8;
   bool fold_batch_norms = true;
   bool channels_last = true;
   /// Serve the UI and the tracking/registry API without a model (`vigil ui`): predict routes then answer
-  /// 503. Set in code only (not a config key), so `vigil serve` without a model stays an error.
+  /// 503. Set in code only (not a config key), so `vigil serve` without a model (or cameras) stays an error.
   bool allow_no_model = false;
 
   template <class V>
@@ -80,6 +87,8 @@ struct ServeOptions {
     v("web_dir", web_dir, "serve the UI from this folder instead of the embedded copy");
     v("read_timeout_s", read_timeout_s, "seconds a client may take to send a request");
     v("device", device, "cpu or cuda");
+    v("cameras", cameras, "cameras.yaml to watch (as `vigil watch --config`); \"\" = none");
+    v("max_streams", max_streams, "MJPEG and event streams open at once, at most (then 503)");
     v("fold_batch_norms", fold_batch_norms, "fold batch norms into convolutions (faster)");
     v("channels_last", channels_last, "channels-last convolution weights (faster on CPU)");
   }

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "vigil/store/events.h"
 #include "vigil/store/records.h"
 
 namespace vigil::store {
@@ -18,5 +19,9 @@ nlohmann::json to_json(const ModelVersion& v);
 nlohmann::json to_json(const RegisteredModel& m);
 /// [{step, value, timestamp_ms}]
 nlohmann::json to_json(const std::vector<MetricPoint>& points);
+/// {id, camera, label, track_id, start (ISO 8601 UTC, ms), start_ms, end (ISO or null while open), end_ms
+///  (null while open), end_reason (null while open), top_score, zones, model, has_snapshot (its JPEG file is
+///  there now), snapshot (the file, or null), data (the watcher's whole record: the parsed data_json)}
+nlohmann::json to_json(const EventRow& e);
 
 }  // namespace vigil::store

@@ -125,7 +125,11 @@ struct TrainResult {
   bool time_budget_reached = false;  ///< the time budget ended the run
   double seconds = 0;                ///< wall-clock of the whole run (resumes summed)
   int epochs_completed = 0;
-  int64_t iterations = 0;      ///< optimizer steps taken in total
+  int64_t iterations = 0;  ///< optimizer steps taken in total
+  /// This process's training throughput: images trained on and the seconds their steps took (loader waits
+  /// included, validation not), the figure to compare with another trainer's images per second.
+  int64_t train_images = 0;
+  double train_seconds = 0;
   int64_t batch_in_epoch = 0;  ///< when interrupted: batches of the unfinished epoch already trained on
   std::string metric;          ///< the metric that chose best.ckpt ("val_accuracy", "fitness", ...)
   double best_metric = 0;      ///< its best value (NaN when no epoch finished)

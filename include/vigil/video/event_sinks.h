@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "vigil/store/events.h"
 #include "vigil/video/events.h"
 #include "vigil/video/watch_config.h"
 
@@ -28,6 +29,11 @@ struct WatchEventRecord {
 ///  score}, stationary, updates, snapshot, model[, boxes: [{frame, time, box, score}]]}}. Times are Unix
 ///  seconds.
 nlohmann::ordered_json event_json(const WatchEventRecord& r, bool with_boxes);
+
+/// The record's event as the store keeps it (store/events.h): times in Unix milliseconds, the whole
+/// event_json() (with the track's boxes when `with_boxes`) as data_json. What the store sink upserts, and
+/// what the server's event stream sends in the shape of GET /v1/events.
+store::EventRow event_row(const WatchEventRecord& r, bool with_boxes);
 
 /// How a sink is doing.
 struct SinkStats {

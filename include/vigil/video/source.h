@@ -25,6 +25,10 @@ struct SourceOptions {
   /// Files and frame folders are paced like a live camera: at this rate, or at the file's own when 0 (frame
   /// folders: 10). Streams deliver at their own pace.
   double fps = 0;
+  /// Files and frame folders: false processes a recording instead of watching it: no pacing, and the reader
+  /// waits for the consumer to take each frame, so none is replaced (every frame is offered, decoding runs as
+  /// fast as detection allows). Streams and devices are live by nature and refuse false.
+  bool realtime = true;
   double stall_seconds = 10;       ///< watchdog: no frame for this long means the source is stalled
   double reconnect_initial = 0.5;  ///< seconds before the first reconnect; doubles each failure
   double reconnect_max = 30;       ///< back-off ceiling in seconds
@@ -33,6 +37,10 @@ struct SourceOptions {
   /// Throws InvalidArgument naming the camera and the field.
   void validate() const;
 };
+
+/// The url as shown to people (messages, /v1/cameras, the UI): a password in it ("rtsp://user:pass@host/...")
+/// becomes "***", so camera credentials never leave the config file.
+std::string display_url(const std::string& url);
 
 /// Where a source is in its life.
 enum class SourceState { kStarting, kRunning, kReconnecting, kEnded, kFailed, kStopped };

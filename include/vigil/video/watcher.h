@@ -70,6 +70,10 @@ struct ModelGroupStats {
   DetectorStats classify;
 };
 
+/// {detector, classifier, cameras, batches, frames, forward_passes, max_batch, detect_seconds, crops,
+///  classify_seconds}
+nlohmann::ordered_json to_json(const ModelGroupStats& s);
+
 /// One detected frame of one camera, as the frame observer and the detections log see it.
 struct FrameResult {
   std::string camera;

@@ -1,7 +1,7 @@
-// The clip loader (data/clip_loader.h): window batches [B, T, 3, H, W] in time order, the same batches for any
-// thread count and with or without the frame cache, one augmentation draw per window, validation frames equal
-// to the classifier's input, frames decoded once within the cache budget, and unreadable frames skipped and
-// named.
+// The clip loader (data/clip_loader.h): window batches [B, T, 3, H, W] in time order, the same batches for
+// any thread count and with or without the frame cache, one augmentation draw per window, validation frames
+// equal to the classifier's input, frames decoded once within the cache budget, and unreadable frames skipped
+// and named.
 
 #include "vigil/data/clip_loader.h"
 
@@ -125,7 +125,8 @@ TEST(ClipLoader, BatchesAreWindowsOfTFramesInTimeOrderWithTheirLabels) {
       const ClipWindow& w = g.windows[b.indices[i]];
       EXPECT_EQ(b.targets[i].item<int64_t>(), w.label);
       for (int t = 0; t < 4; ++t) {
-        // The bottom-right pixel is the frame's grey, 10 * its frame number; consecutive frames are one apart.
+        // The bottom-right pixel is the frame's grey, 10 * its frame number; consecutive frames are one
+        // apart.
         const float v = b.images[i][t][0][kSide - 1][kSide - 1].item<float>();
         EXPECT_NEAR(v * 255, 10 * frame_number(g, w.samples[t]), 1e-3) << "window " << b.indices[i];
         if (t > 0) {

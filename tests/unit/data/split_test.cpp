@@ -232,6 +232,53 @@ TEST(Split, FoldersModeKeepsGivenSplitsAndReportsStraddlingGroups) {
   }
 }
 
+TEST(Split, ListsModePlacesTheNamedSamplesByAnyPathSuffixAndTheRestTrains) {
+  Dataset ds = grouped_dataset();
+  ds.samples[10].file = "with_mask/img10.jpg";
+  ds.samples[11].file = "without_mask/img10.jpg";  // same name in another folder: needs the folder to tell
+  vigil::testing::TempDir tmp;
+  vigil::testing::write_text(
+      tmp / "val.txt",
+      "# the reference's validation files\nimg3.jpg\n\n/data/masks/with_mask/img10.jpg\n"
+      "  ./img50.jpg  \nimg51.jpg\n");
+  vigil::testing::write_text(tmp / "test.txt", "img7.jpg\nimg52.jpg\n");
+  SplitOptions o;
+  o.mode = "lists";
+  o.val_list = (tmp / "val.txt").string();
+  o.test_list = (tmp / "test.txt").string();
+  const SplitResult r = split_dataset(ds, o);
+  expect_partition(r, ds.samples.size());
+  EXPECT_EQ(r.val, (std::vector<int>{3, 10, 50, 51}));
+  EXPECT_EQ(r.test, (std::vector<int>{7, 52}));
+  // Groups are samples 5k..5k+4: the lists cut 0..4, 5..9, 10..14 and 50..54; counted, not moved.
+  EXPECT_EQ(r.straddling_groups, 4u);
+  EXPECT_EQ(r.summary()["mode"], "lists");
+
+  const auto expect_error = [&](const std::string& val, const std::string& needle) {
+    vigil::testing::write_text(tmp / "bad.txt", val);
+    SplitOptions b = o;
+    b.val_list = (tmp / "bad.txt").string();
+    try {
+      split_dataset(ds, b);
+      ADD_FAILURE() << "expected a DataError for " << val;
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error("img3.jpg\nnot_there.jpg\n", "bad.txt:2: 'not_there.jpg' is not a sample");
+  expect_error("img10.jpg\n", "bad.txt:1: 'img10.jpg' names 2 samples");
+  expect_error("img7.jpg\n", "test.txt:1: 'img7.jpg' is also listed at");
+  SplitOptions none;
+  none.mode = "lists";
+  EXPECT_THROW(split_dataset(ds, none), InvalidArgument);
+  none.mode = "folders";
+  none.val_list = (tmp / "val.txt").string();
+  EXPECT_THROW(split_dataset(ds, none), InvalidArgument);
+  none.mode = "random";  // the default: a list given makes it a lists split
+  EXPECT_EQ(split_dataset(ds, none).val, (std::vector<int>{3, 10, 50, 51}));
+  EXPECT_EQ(split_dataset(ds, none).mode, "lists");
+}
+
 // --- real data: ../shared/datasets/masks -----------------------------------------------------------------
 
 Dataset masks_dataset(const fs::path& root) {

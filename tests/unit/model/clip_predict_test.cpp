@@ -1,6 +1,6 @@
-// Clip models as model files and in inference: the window length travels with the file, ClipPredictor's window
-// and single-frame outputs are the module's own, and the image Predictor (predict, serve, watch) refuses a
-// clip model with the reason.
+// Clip models as model files and in inference: the window length travels with the file, ClipPredictor's
+// window and single-frame outputs are the module's own, and the image Predictor (predict, serve, watch)
+// refuses a clip model with the reason.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -60,7 +60,8 @@ TEST(ClipModelFile, KeepsTheWindowLengthItWasTrainedOn) {
   EXPECT_EQ(dynamic_cast<vigil::nn::ClipClassifierImpl&>(*loaded.module).clip_length(), 5);
   EXPECT_EQ(vigil::model::default_model_info(kArch, {"a", "b"}).clip_length, 8) << "the zoo's default";
   EXPECT_EQ(vigil::model::default_model_info("mobilenet_v3_small", {"a", "b"}).clip_length, 0);
-  EXPECT_FALSE(vigil::model::is_clip_model(vigil::model::default_model_info("mobilenet_v3_small", {"a", "b"})));
+  EXPECT_FALSE(
+      vigil::model::is_clip_model(vigil::model::default_model_info("mobilenet_v3_small", {"a", "b"})));
 }
 
 TEST(ClipPredictor, WindowAndSingleFrameOutputsAreTheModulesOwn) {

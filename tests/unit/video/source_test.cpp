@@ -98,23 +98,71 @@ TEST(Source, LoopedFileKeepsRunningPastItsEnd) {
   EXPECT_EQ(s.stats().reconnects, 0);  // looping a file is not a reconnect
 }
 
+/// Takes frames until the source has none for 1.5 s, spending `per_frame` on each (a slow consumer).
+std::vector<vigil::video::Frame> take_all(Source& s, std::chrono::milliseconds per_frame) {
+  std::vector<vigil::video::Frame> got;
+  int64_t last = -1;
+  while (auto f = s.latest(last, std::chrono::milliseconds(1500))) {
+    last = f->index;
+    got.push_back(std::move(*f));
+    std::this_thread::sleep_for(per_frame);
+  }
+  return got;
+}
+
+std::vector<int64_t> indices(const std::vector<vigil::video::Frame>& frames) {
+  std::vector<int64_t> out;
+  for (const auto& f : frames) out.push_back(f.index);
+  return out;
+}
+
 TEST(Source, KeepsOnlyTheNewestFrameForASlowConsumer) {
   TempDir dir;
   const auto file = write_video(dir, 60, 200);
   Source s(options_for(file.string()));
   s.start();
-  int64_t last = -1;
-  std::vector<int64_t> got;
-  while (auto f = s.latest(last, std::chrono::milliseconds(1500))) {
-    got.push_back(f->index);
-    last = f->index;
-    std::this_thread::sleep_for(std::chrono::milliseconds(40));  // slower than the 5 ms frame period
-  }
+  const auto got = indices(take_all(s, std::chrono::milliseconds(40)));  // slower than the 5 ms frame period
   ASSERT_TRUE(eventually([&] { return s.stats().state == SourceState::kEnded; }, 5));
   EXPECT_LT(got.size(), 30u);  // no backlog: most frames were replaced before being taken
   EXPECT_GT(s.stats().dropped, 30);
   EXPECT_EQ(got.back(), 59);  // but the newest one always arrives
   EXPECT_TRUE(std::is_sorted(got.begin(), got.end()));
+}
+
+TEST(Source, ARecordingWaitsForItsSlowConsumerAndOffersEveryFrame) {
+  TempDir dir;
+  const auto file = write_video(dir, 30, 200);
+  auto o = options_for(file.string());
+  o.realtime = false;
+  Source s(o);
+  s.start();
+  const auto got = take_all(s, std::chrono::milliseconds(10));  // slower than the 5 ms frame period
+  ASSERT_TRUE(eventually([&] { return s.stats().state == SourceState::kEnded; }, 5));
+  ASSERT_EQ(got.size(), 30u) << "realtime: false replaces no frame";
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].index, static_cast<int64_t>(i));
+    EXPECT_NEAR(got[i].position_seconds, static_cast<double>(i) / 200, 1e-3)
+        << "the frame's time in the file";
+  }
+  EXPECT_EQ(s.stats().dropped, 0);
+}
+
+TEST(Source, DisplayUrlHidesThePasswordAndNothingElse) {
+  using vigil::video::display_url;
+  EXPECT_EQ(display_url("rtsp://admin:s3cret@10.0.0.5:554/stream1"), "rtsp://admin:***@10.0.0.5:554/stream1");
+  EXPECT_EQ(display_url("http://u:p@cam/mjpg?x=a@b"), "http://u:***@cam/mjpg?x=a@b");
+  EXPECT_EQ(display_url("rtsp://admin@10.0.0.5/stream"), "rtsp://admin@10.0.0.5/stream");
+  EXPECT_EQ(display_url("rtsp://10.0.0.5:554/live"), "rtsp://10.0.0.5:554/live");
+  EXPECT_EQ(display_url("http://cam/a@b:c"), "http://cam/a@b:c") << "an @ in the path is not a user";
+  EXPECT_EQ(display_url("/videos/a:b@c.mp4"), "/videos/a:b@c.mp4");
+  auto o = options_for("rtsp://admin:s3cret@127.0.0.1:1/none");
+  o.realtime = false;
+  try {
+    Source s(o);
+    FAIL() << "expected InvalidArgument";
+  } catch (const vigil::InvalidArgument& e) {
+    EXPECT_THAT(e.what(), ::testing::Not(HasSubstr("s3cret")));
+  }
 }
 
 TEST(Source, FolderOfFramesInNaturalOrder) {
@@ -170,6 +218,15 @@ TEST(Source, BadOptionsNameTheCameraAndField) {
   }
   o = options_for("");
   EXPECT_THROW(Source{o}, vigil::InvalidArgument);
+  o = options_for("rtsp://127.0.0.1:8554/live");
+  o.realtime = false;
+  try {
+    Source s(o);
+    FAIL() << "expected InvalidArgument";
+  } catch (const vigil::InvalidArgument& e) {
+    EXPECT_THAT(e.what(), HasSubstr("camera 'cam'"));
+    EXPECT_THAT(e.what(), HasSubstr("realtime: false"));
+  }
 }
 
 /// A minimal MJPEG-over-HTTP camera on 127.0.0.1: each accepted connection gets a multipart stream of JPEG

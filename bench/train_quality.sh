@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Training at equal time, side by side with the seeds' Python recipes (../shared/bench/reference_train): the
+# reference trains first with its wall-clock budget, then `vigil train` with `time:` set to the same budget on
+# the *same* validation images (the reference's list, through `vigil data split --val-list`), one after the
+# other so neither shares the machine with the other. Prints both trainings' best validation figure and their
+# training images per second, and the ratios.
+#
+#   masks, accidents: MobileNetV2 at 160 px from scratch. Reference: the mask seeds' recipe (Adam 1e-3, batch
+#                     32, Keras-style augmentation, constant lr). vigil: examples/train/masks_mobilenet_v2.yaml's
+#                     recipe (AdamW, cosine schedule fitted to the budget, rotation + crop) at 160 px.
+#   guns:             Faster R-CNN MobileNetV3-Large-320-FPN from scratch, COCO AP / AP50. Reference: SGD 0.02
+#                     with cosine over the budget (guns_train.py --opt sgd). vigil:
+#                     examples/train/guns_frcnn_mobilenet_320.yaml. guns_train.py needs pycocotools, which
+#                     Debian 12 does not package: without it (or PYCOCO_PATH), bench/pycocotools_vigil stands in
+#                     and computes the reference's COCO AP with `vigil evaluate --gt --detections`.
+#
+# Usage: bench/train_quality.sh TASK [BUDGET_MIN] [OUT_DIR] [build-dir]
+#   TASK: masks | accidents | guns; BUDGET_MIN defaults to the reference's (15 for masks/accidents, 45 guns).
+#   env: VIGIL_SHARED (default ../shared next to the repository), PYTHON (default /usr/bin/python3).
+# Time-budgeted figures are only comparable on an otherwise idle machine: the script prints the load average
+# before each training; run nothing else meanwhile.
+set -euo pipefail
+
+task="${1:?usage: bench/train_quality.sh masks|accidents|guns [BUDGET_MIN] [OUT_DIR] [build-dir]}"
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+case "$task" in
+  masks | accidents) budget="${2:-15}" ;;
+  guns) budget="${2:-45}" ;;
+  *) echo "unknown task '$task': expected masks, accidents or guns" >&2; exit 2 ;;
+esac
+out="${3:-$(mktemp -d)/train_quality_$task}"
+build="${4:-$repo/build}"
+vigil="$build/apps/vigil/vigil"
+python="${PYTHON:-/usr/bin/python3}"
+shared="${VIGIL_SHARED:-$(cd "$repo/.." && pwd)/shared}"
+reference="$shared/bench/reference_train"
+data="$shared/datasets/$task"
+
+[[ -x "$vigil" ]] || { echo "no $vigil: build first (ninja -C $build vigil)" >&2; exit 2; }
+[[ -d "$data" ]] || { echo "no $data: the $task dataset is not here" >&2; exit 2; }
+[[ -d "$reference" ]] || { echo "no $reference: the reference recipes are not here" >&2; exit 2; }
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+ws="$out/ws"
+stamp() { echo "[$(date +%T)] $*" >&2; }
+
+# --- the reference --------------------------------------------------------------------------------------
+ref_json=""
+if [[ "$task" == guns ]]; then
+  # pycocotools where it is installed (or PYCOCO_PATH); otherwise bench/pycocotools_vigil, which evaluates
+  # with `vigil evaluate --gt --detections` (the same twelve numbers as pycocotools).
+  if ! PYTHONPATH="${PYCOCO_PATH:-}" "$python" -c 'import pycocotools' 2>/dev/null; then
+    export PYCOCO_PATH="$here/pycocotools_vigil" VIGIL_BIN="$vigil"
+    stamp "pycocotools is not installed: the reference's COCO AP comes from vigil evaluate (bench/pycocotools_vigil)"
+  fi
+  if PYTHONPATH="${PYCOCO_PATH:-}" "$python" -c 'import pycocotools' 2>/dev/null; then
+    stamp "reference: guns_train.py --opt sgd, $budget min (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    (cd "$reference" && PYTHONWARNINGS=ignore "$python" guns_train.py --opt sgd --budget-min "$budget" \
+      --data "$data" --tag guns_sgd --out "$out/ref" >"$out/ref.stdout" 2>&1)
+    ref_json="$out/ref/guns_sgd_result.json"
+  else
+    stamp "reference skipped: pycocotools is not importable (set PYCOCO_PATH); vigil trains on a seeded 10% split"
+  fi
+else
+  stamp "reference: cls_train.py --task $task --size 160, $budget min (load $(cut -d' ' -f1-3 /proc/loadavg))"
+  (cd "$reference" && PYTHONWARNINGS=ignore "$python" cls_train.py --task "$task" --size 160 \
+    --budget-min "$budget" --data "$data" --out "$out/ref" >"$out/ref.stdout" 2>&1)
+  ref_json="$out/ref/${task}_mbv2_160_result.json"
+fi
+
+# --- the same validation images for vigil ---------------------------------------------------------------
+v() { "$vigil" --workspace "$ws" "$@"; }
+format=imagefolder
+[[ "$task" == guns ]] && format=guns
+v data ingest "$data" --format "$format" --name "$task" >"$out/ingest.log" 2>&1
+if [[ -n "$ref_json" ]]; then
+  "$python" - "$ref_json" "$out/val.txt" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+files = r["data"].get("val_files") or r["data"].get("val_ids") or r["data"].get("val")
+if not isinstance(files, list):
+    sys.exit(f"{sys.argv[1]}: no list of validation files under data")
+# guns_train.py lists image ids (DIR/Images/N.jpeg); the classifiers list files relative to the dataset.
+files = [f if "." in str(f) else f"Images/{f}.jpeg" for f in files]
+open(sys.argv[2], "w").write("".join(f"{f}\n" for f in files))
+EOF
+  v data split "$task" --val-list "$out/val.txt" >"$out/split.log" 2>&1
+else
+  v data split "$task" --val 0.1 --seed 0 >"$out/split.log" 2>&1
+fi
+grep -m1 '^split ' "$out/split.log" >&2 || true
+
+# --- vigil ----------------------------------------------------------------------------------------------
+case "$task" in
+  masks | accidents)
+    config="$repo/examples/train/masks_mobilenet_v2.yaml"
+    sets=(--set "data.dataset=$task" --set data.image_size=160 --set early_stopping.patience=0)
+    ;;
+  guns)
+    config="$repo/examples/train/guns_frcnn_mobilenet_320.yaml"
+    sets=(--set early_stopping.patience=0)
+    ;;
+esac
+stamp "vigil train: $(basename "$config"), time ${budget}m (load $(cut -d' ' -f1-3 /proc/loadavg))"
+v train --config "$config" --name "quality-$task" --set "time=${budget}m" --set epochs=1000 "${sets[@]}" \
+  >"$out/vigil.stdout" 2>"$out/vigil.stderr"
+v evaluate --run "quality-$task" --no-track >"$out/vigil_eval.stdout" 2>&1 || true
+
+# --- side by side ---------------------------------------------------------------------------------------
+"$python" - "$task" "$budget" "${ref_json:-none}" "$out/vigil.stdout" "$ws/runs/quality-$task" <<'EOF' | tee "$out/summary.md"
+import csv, json, os, re, sys
+task, budget, ref_json, vigil_out, run = sys.argv[1:6]
+text = open(vigil_out).read()
+speed = re.search(r"([0-9.]+) img/s training", text)
+best = re.search(r"\(epoch (\d+), (\S+) ([0-9.eE+-]+)\)", text)
+rows = list(csv.DictReader(open(os.path.join(run, "results.csv"))))
+detector = task == "guns"
+if detector:
+    col = max(rows, key=lambda r: float(r.get("fitness", 0) or 0))
+    vigil_q = {"AP": float(col["metrics/mAP50-95(B)"]), "AP50": float(col["metrics/mAP50(B)"])}
+else:
+    col = max(rows, key=lambda r: float(r["metrics/accuracy_top1"]))
+    vigil_q = {"acc": float(col["metrics/accuracy_top1"])}
+vigil_speed = float(speed.group(1)) if speed else float("nan")
+print(f"## {task}: {budget} min each, same validation images\n")
+print("| | best epoch | " + " | ".join(vigil_q) + " | train img/s | epochs |")
+print("|---|---|" + "---|" * len(vigil_q) + "---|---|")
+print(f"| vigil | {col['epoch']} | " + " | ".join(f"{x:.4f}" for x in vigil_q.values()) +
+      f" | {vigil_speed:.1f} | {len(rows)} |")
+if ref_json != "none" and os.path.exists(ref_json):
+    r = json.load(open(ref_json))
+    b, t = r["best"], r["training"]
+    ref_q = {k: float(b[k]) for k in vigil_q}
+    print(f"| reference (Python) | {b['epoch']} | " + " | ".join(f"{x:.4f}" for x in ref_q.values()) +
+          f" | {float(t['img_per_s']):.1f} | {t.get('epochs', len(r['history']))} |")
+    print("| vigil / reference | | " + " | ".join(
+        f"{vigil_q[k] / ref_q[k]:.2f}x" if ref_q[k] else "-" for k in vigil_q) +
+        f" | {vigil_speed / float(t['img_per_s']):.2f}x | |")
+else:
+    print("| reference (Python) | skipped | | | |")
+EOF
+echo "outputs in $out" >&2
