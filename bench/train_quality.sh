@@ -114,7 +114,9 @@ task, budget, ref_json, vigil_out, run = sys.argv[1:6]
 text = open(vigil_out).read()
 speed = re.search(r"([0-9.]+) img/s training", text)
 best = re.search(r"\(epoch (\d+), (\S+) ([0-9.eE+-]+)\)", text)
-rows = list(csv.DictReader(open(os.path.join(run, "results.csv"))))
+# results.csv is padded as Ultralytics writes it: strip the names and values.
+rows = [{k.strip(): v.strip() for k, v in r.items()}
+        for r in csv.DictReader(open(os.path.join(run, "results.csv")))]
 detector = task == "guns"
 if detector:
     col = max(rows, key=lambda r: float(r.get("fitness", 0) or 0))
