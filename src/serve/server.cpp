@@ -433,19 +433,29 @@ void answer_exception(const Req& req, Res& res, std::exception_ptr ep) {
 }
 
 /// The request's metrics (by route label, method, status) and its access-log line; ends its context.
-void log_request(Server::Impl& s, const Req& req, const Res& res) {
-  RequestContext& ctx = request_context();
-  const double seconds =
-      ctx.start.time_since_epoch().count() == 0
-          ? 0
-          : std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.start).count();
+double request_seconds_so_far(const RequestContext& ctx) {
+  return ctx.start.time_since_epoch().count() == 0
+             ? 0
+             : std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.start).count();
+}
+
+/// Post-routing: count the request before its response is written. httplib calls the logger only after the
+/// body went out, so a client could read the answer and scrape /metrics before it was counted (seen on CI).
+/// A stream's duration here is its time to the first byte.
+void count_request(Server::Impl& s, const Req& req, const Res& res) {
+  const RequestContext& ctx = request_context();
   const std::string route = ctx.route.empty() ? "unmatched" : ctx.route;
   s.metrics.requests.inc({route, req.method, std::to_string(res.status)});
-  s.metrics.request_seconds.observe(seconds, {route});
+  s.metrics.request_seconds.observe(request_seconds_so_far(ctx), {route});
+}
+
+/// Logger: after the response was written, one access-log line with the whole duration.
+void log_request(Server::Impl& s, const Req& req, const Res& res) {
+  RequestContext& ctx = request_context();
   if (s.access_log) {
     s.access_log->info("{} {} \"{} {}\" {} {} {:.1f}ms \"{}\"", ctx.id.empty() ? "-" : ctx.id,
-                       req.remote_addr, req.method, req.path, res.status, res.body.size(), seconds * 1000,
-                       req.get_header_value("User-Agent"));
+                       req.remote_addr, req.method, req.path, res.status, res.body.size(),
+                       request_seconds_so_far(ctx) * 1000, req.get_header_value("User-Agent"));
   }
   ctx = RequestContext{};
 }
@@ -499,6 +509,7 @@ void Server::Impl::install_middleware() {
   http.set_error_handler(httplib::Server::HandlerWithResponse(
       [this](const Req& req, Res& res) { return answer_http_error(*this, req, res); }));
   http.set_exception_handler(answer_exception);
+  http.set_post_routing_handler([this](const Req& req, Res& res) { count_request(*this, req, res); });
   http.set_logger([this](const Req& req, const Res& res) { log_request(*this, req, res); });
 }
 
