@@ -7,7 +7,11 @@
 #              latency p50/p95 (does vigil sustain N streams at 5 detections/s?);
 #   capacity:  detect.fps 100 (as fast as the model goes) -> frames detected per second over all cameras,
 #              frames per forward pass, ms per forward pass.
-# Then the face cascades' find rates on the mask dataset (tests/unit/video/face_cascade_test.cpp, every image).
+# Each run is followed by the seeds' way on the same weights and video (bench/video_ref.py: one Python process
+# per camera, an OpenCV capture loop and torchvision one frame at a time), and the table gives vigil/Python.
+# Then the face-mask cascade on a video of real faces (bench/video_ref.py make-face-video): vigil watch (Haar
+# face cascade + the mask seed's small CNN on every face) against the seed's Python loop, ms per frame; and the
+# face detectors' find rates on the mask dataset (tests/unit/video/face_cascade_test.cpp, every image).
 # The machine is shared and noisy: compare within one run.
 #
 # Usage: bench/video.sh [build-dir]    env: THREADS (default: all cores), SECONDS_PER_RUN (default 20)
@@ -58,6 +62,7 @@ EOF
 }
 
 for key in ssdlite frcnn320; do
+  arch_$key="${models[$key]}" 2>/dev/null || true
   for cams in 1 4; do
     for mode in realtime capacity; do
       fps=5
@@ -70,31 +75,84 @@ for key in ssdlite frcnn320; do
         --no-store --no-snapshots --quiet --stats-json "$stats" >/dev/null
       printf '{"model": "%s", "cameras": %d, "mode": "%s", "stats": %s}\n' "$key" "$cams" "$mode" \
         "$(cat "$stats")" >>"$results"
+      # The seeds' way, same weights and video: capacity is one camera read frame by frame as fast as it goes
+      # (Python has no cross-camera batching to exploit), real time is one process per camera.
+      echo "   ... the Python loop" >&2
+      if [[ $mode == capacity ]]; then pycams=1 pyfps=0; else pycams=$cams pyfps=$fps; fi
+      py="$(PYTHONPATH="$baseline" "$python" "$here/video_ref.py" detect --arch "$arch_$key" \
+        --weights "$work/$key.pth" --video "$vtest" --cams "$pycams" --fps "$pyfps" --seconds "$secs" \
+        --threads "$threads")"
+      printf '{"model": "%s", "cameras": %d, "mode": "%s", "python": %s}\n' "$key" "$cams" "$mode" "$py" \
+        >>"$results"
     done
   done
 done
 
-"$python" - "$results" "$threads" <<'PY'
+# The face-mask cascade on real faces: every frame of a 640x480 video, vigil watch against the seed's loop.
+masks="$(cd "$repo/.." && pwd)/shared/datasets/masks"
+[ -d "$masks" ] || masks=/work/shared/datasets/masks
+cascade_json=""
+if [[ -d "$masks/with_mask" ]]; then
+  echo "== face-mask cascade (Haar faces + the mask seed's small CNN), every frame of a 640x480 video" >&2
+  "$python" "$here/video_ref.py" make-face-video "$work/faces.avi" --masks "$masks"
+  "$python" "$here/models_ref.py" prepare "$work" mask_small_cnn
+  "$vigil" --workspace "$ws" --log-level warn weights import "$work/mask_small_cnn/weights.pth" \
+    --arch mask_small_cnn --class-names with_mask,without_mask --output "$work/mask.vgm" >/dev/null
+  cat >"$work/cascade.yaml" <<EOF
+cameras:
+  faces:
+    source: {url: $work/faces.avi, realtime: false}
+    detect: {model: "opencv:haarcascade_frontalface_default", fps: 100}
+    classify: {model: $work/mask.vgm, margin: 0.15}
+EOF
+  "$vigil" --workspace "$ws" --threads "$threads" --log-level warn watch --config "$work/cascade.yaml" \
+    --no-store --no-snapshots --quiet --stats-json "$work/cascade.json" >/dev/null
+  py="$("$python" "$here/video_ref.py" cascade --weights "$work/mask_small_cnn/weights.pth" \
+    --video "$work/faces.avi" --threads "$threads")"
+  cascade_json="$work/cascade_pair.json"
+  printf '{"vigil": %s, "python": %s}\n' "$(cat "$work/cascade.json")" "$py" >"$cascade_json"
+fi
+
+"$python" - "$results" "$threads" "$cascade_json" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
-print(f"\nvigil watch on vtest.avi (768x576), threads {sys.argv[2]}; latency = capture -> tracks")
-head = (f"{'model':9} {'cams':>4} {'mode':9} {'det/s/cam':>9} {'det/s all':>9} {'dropped':>8} {'p50 ms':>7} "
-        f"{'p95 ms':>7} {'frames/pass':>11} {'ms/pass':>8}")
+vig = {(r["model"], r["cameras"], r["mode"]): r["stats"] for r in rows if "stats" in r}
+pyt = {(r["model"], r["cameras"], r["mode"]): r["python"] for r in rows if "python" in r}
+print(f"\nvtest.avi (768x576, 10 fps), threads {sys.argv[2]}; latency = capture -> result; "
+      "Python = one process per camera, one frame at a time")
+head = (f"{'model':9} {'cams':>4} {'mode':9} {'who':6} {'det/s/cam':>9} {'det/s all':>9} {'dropped':>8} "
+        f"{'p50 ms':>7} {'p95 ms':>7} {'frames/pass':>11} {'vigil/Py':>8}")
 print(head)
 print("-" * len(head))
-for r in rows:
-    s = r["stats"]
+for key, s in vig.items():
     cams = s["cameras"]
     seconds = s["seconds"]
     detected = sum(c["detected"] for c in cams)
     m = s["models"][0]
     per_pass = m["frames"] / m["batches"] if m["batches"] else 0
-    ms_pass = 1000 * m["detect_seconds"] / m["batches"] if m["batches"] else 0
     p50 = sum(c["latency_p50_ms"] for c in cams) / len(cams)
     p95 = max(c["latency_p95_ms"] for c in cams)
-    print(f"{r['model']:9} {r['cameras']:4d} {r['mode']:9} {detected / seconds / len(cams):9.2f} "
-          f"{detected / seconds:9.2f} {sum(c['dropped'] for c in cams):8d} {p50:7.0f} {p95:7.0f} "
-          f"{per_pass:11.2f} {ms_pass:8.1f}")
+    v_rate = detected / seconds
+    print(f"{key[0]:9} {key[1]:4d} {key[2]:9} {'vigil':6} {v_rate / len(cams):9.2f} {v_rate:9.2f} "
+          f"{sum(c['dropped'] for c in cams):8d} {p50:7.0f} {p95:7.0f} {per_pass:11.2f}")
+    p = pyt.get(key)
+    if p:
+        pc = p["cameras"]
+        p_rate = sum(c["detected"] / c["seconds"] for c in pc)
+        p50 = sum(c["latency_p50_ms"] for c in pc) / len(pc)
+        p95 = max(c["latency_p95_ms"] for c in pc)
+        ratio = v_rate / p_rate if p_rate else float("inf")
+        print(f"{'':9} {len(pc):4d} {'':9} {'Python':6} {p_rate / len(pc):9.2f} {p_rate:9.2f} "
+              f"{sum(c['dropped'] for c in pc):8d} {p50:7.0f} {p95:7.0f} {1:11.2f} {ratio:8.2f}x")
+if len(sys.argv) > 3 and sys.argv[3]:
+    pair = json.load(open(sys.argv[3]))
+    v, p = pair["vigil"], pair["python"]
+    frames = sum(c["detected"] for c in v["cameras"])
+    v_ms = 1000 * v["seconds"] / max(1, frames)
+    print(f"\nface-mask cascade, every frame of a 640x480 video of real faces ({frames} frames):")
+    print(f"  vigil  {v_ms:7.1f} ms/frame")
+    print(f"  Python {p['ms_per_frame']:7.1f} ms/frame ({p['frames']} frames, {p['faces']} faces)   "
+          f"vigil/Python speed {p['ms_per_frame'] / v_ms:.2f}x")
 PY
 
 face_test="$build/tests/unit_video_face_cascade_test"

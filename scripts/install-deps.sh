@@ -17,6 +17,8 @@ packages=(
   libcpp-httplib-dev libpugixml-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   # store
   libsqlite3-dev sqlite3
+  # dataset archives (.zip, .tar.gz, ...) unpacked as hostile input
+  libarchive-dev
   # hashing (sha256 for the content store, md5 for DVC compatibility)
   libssl-dev
   # HTTP client: published weights (torchvision:ARCH/WEIGHTS) downloaded into torch.hub's cache
@@ -35,6 +37,8 @@ packages=(
   chromium prometheus
   # serving benchmarks: the seeds' FastAPI stack side by side, load generators
   wrk curl python3-locust python3-fastapi python3-uvicorn python3-multipart
+  # bench/video.sh: the seeds' way of watching video (an OpenCV capture loop + torchvision), side by side
+  python3-opencv
 )
 # The web UI's front-end packages and the browser test's driver come from npm at build time; a Node.js that
 # ships its own npm (e.g. NodeSource's) is kept, otherwise Debian's is installed.
@@ -51,15 +55,17 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  SUDO="sudo"
-fi
-
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Not a Debian package: the face detectors of `vigil watch` (faceapi:*), the pinned npm package's TF.js
+# weights checked by SHA-256 (npm comes with Node.js above).
+"$(dirname "$0")/install-face-api.sh"

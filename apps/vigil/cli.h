@@ -60,5 +60,7 @@ void register_ui(CLI::App& app, Context& ctx);
 void register_pipeline(CLI::App& app, Context& ctx);
 void register_watch(CLI::App& app, Context& ctx);
 void register_events(CLI::App& app, Context& ctx);
+void register_monitor(CLI::App& app, Context& ctx);
+void register_retrain(CLI::App& app, Context& ctx);
 
 }  // namespace vigil::cli

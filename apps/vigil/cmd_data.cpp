@@ -23,6 +23,8 @@ namespace {
 struct DataArgs {
   std::string source, ref, format = "auto", name, out, classes, split_name = "default", export_split;
   bool strict = false, json = false;
+  uint64_t archive_max_files = data::ArchiveLimits{}.max_entries;
+  uint64_t archive_max_mb = data::ArchiveLimits{}.max_total_bytes >> 20;
   bool group_clips = false;  ///< split: keep each clip (frames named <clip>_<n>) whole
   std::string clip_pattern = data::kDefaultFramePattern;  ///< split --group-clips: the frame-name pattern
 };
@@ -34,6 +36,8 @@ int run_ingest(const Context& ctx, const DataArgs& a) {
   opt.format = a.format;
   opt.threads = ctx.threads;
   if (!a.classes.empty()) opt.classes = split(a.classes, ',');
+  opt.archive_limits.max_entries = a.archive_max_files;
+  opt.archive_limits.max_total_bytes = a.archive_max_mb << 20;
   Progress progress("ingesting " + a.name, 0, "files");
   auto r = store.ingest(a.source, opt, &progress);
   progress.finish();
@@ -225,7 +229,15 @@ void register_data(CLI::App& app, Context& ctx) {
   };
 
   auto* ingest = data->add_subcommand("ingest", "copy a dataset into the workspace store and version it");
-  ingest->add_option("source", a.source, "dataset folder (or COCO .json file)")->required();
+  ingest
+      ->add_option("source", a.source,
+                   "dataset folder, COCO .json file, or an archive of either (.zip, .tar, .tar.gz, .tar.bz2, "
+                   ".tar.xz)")
+      ->required();
+  ingest->add_option("--archive-max-files", a.archive_max_files, "an archive with more entries is refused")
+      ->capture_default_str();
+  ingest->add_option("--archive-max-mb", a.archive_max_mb, "an archive unpacking to more MiB is refused")
+      ->capture_default_str();
   ingest->add_option("--format,-f", a.format, "guns, voc, yolo, coco, imagefolder, or auto")
       ->capture_default_str();
   ingest->add_option("--name,-n", a.name, "dataset name")->required();

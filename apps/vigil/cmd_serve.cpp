@@ -124,6 +124,17 @@ void register_serve(CLI::App& app, Context& ctx) {
       "watch the cameras of this cameras.yaml (the format of `vigil watch --config`); --model is then "
       "optional");
   add_override(sub, ctx, "--max-streams", "max_streams", "MJPEG and event streams open at once (default 8)");
+  add_override(sub, ctx, "--log-images", "log_images",
+               "fraction of inputs kept as JPEG in the prediction log, for review (default 0)");
+  add_override(sub, ctx, "--log-retention-days", "log_retention_days",
+               "prune prediction log rows older than this (default 30; 0 = never)");
+  add_override(sub, ctx, "--monitor-reference", "monitor_reference",
+               "check drift on a schedule against this profile (vigil monitor profile) or dataset folder");
+  add_override(sub, ctx, "--monitor-every-s", "monitor_every_s",
+               "seconds between drift checks (default 3600)");
+  add_override(sub, ctx, "--monitor-window-s", "monitor_window_s",
+               "seconds of traffic a drift check compares (default 86400)");
+  add_override(sub, ctx, "--monitor-webhook", "monitor_webhook", "POST drift and drift_resolved alerts here");
   sub->footer(
       "Routes: GET / and POST /predict/ (the guns seed's), POST /v1/predict, /v1/predict/batch, GET "
       "/v1/models, "

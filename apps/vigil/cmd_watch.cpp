@@ -41,6 +41,7 @@ struct WatchArgs {
   int64_t frames = 0;
   bool loop = false, no_store = false, no_snapshots = false, quiet = false;
   bool no_realtime = false;  ///< a recording: every sampled frame, no pacing, no drops
+  bool clips = false;        ///< a video clip of each event (default pre/post capture, <workspace>/clips)
 };
 
 bool is_url(const std::string& s) {
@@ -58,7 +59,8 @@ std::string camera_name_for(const std::string& source) {
 /// `vigil watch FILE_OR_URL --model M`: one camera with default rules.
 video::WatchConfig single_camera(const WatchArgs& a) {
   VIGIL_CHECK(!a.model.empty(),
-              "expected --model NAME_OR_PATH (or opencv:<cascade>) with a source, got none");
+              "expected --model NAME_OR_PATH (or faceapi:<net>, opencv:<cascade>) with a source, "
+              "got none");
   if (!is_url(a.source) && !(a.source.size() <= 3 && std::isdigit(static_cast<unsigned char>(a.source[0])))) {
     std::error_code ec;
     if (!fs::exists(a.source, ec))
@@ -71,6 +73,7 @@ video::WatchConfig single_camera(const WatchArgs& a) {
   c.source.url = a.source;
   c.source.loop = a.loop;
   c.source.realtime = !a.no_realtime;
+  c.clips.enabled = a.clips;
   c.detect.model = a.model;
   c.detect.fps = a.fps;
   c.classify.model = a.classify;
@@ -307,7 +310,8 @@ void register_watch(CLI::App& app, Context& ctx) {
                   "a video file, frame folder, rtsp:// or http(s):// URL, or /dev/videoN");
   add_config_options(sub, ctx);
   sub->add_option("--model,-m", a.model,
-                  "detector or classifier: model file, registered NAME@alias, or opencv:<cascade>");
+                  "detector or classifier: model file, registered NAME@alias, faceapi:<net> or "
+                  "opencv:<cascade>");
   sub->add_option("--classify", a.classify, "second stage: a classifier run on every detected box (cascade)");
   sub->add_option("--name", a.name, "camera name (default: the file's stem)");
   sub->add_option("--fps", a.fps, "detections per second")->capture_default_str();
@@ -323,6 +327,8 @@ void register_watch(CLI::App& app, Context& ctx) {
   sub->add_option("--snapshots", a.snapshots, "folder for event snapshots (default <workspace>/snapshots)");
   sub->add_flag("--no-snapshots", a.no_snapshots, "write no snapshots");
   sub->add_option("--annotate", a.annotate, "write an annotated video (.mp4 or .avi) of the one camera");
+  sub->add_flag("--clips", a.clips,
+                "write a video clip of each event, 5 s before to 5 s after (<workspace>/clips/CAMERA/ID.mp4)");
   sub->add_option("--webhook", a.webhooks, "POST event records to this URL (repeatable)")
       ->allow_extra_args(false);
   sub->add_option("--webhook-secret", a.webhook_secret, "HMAC-SHA256 key for X-Vigil-Signature");
@@ -338,7 +344,7 @@ void register_watch(CLI::App& app, Context& ctx) {
       ->check(CLI::NonNegativeNumber);
   sub->footer(
       "A cameras.yaml has `cameras:` (each with source, detect, classify, tracker, objects, zones, alerts, "
-      "annotate) and `outputs:` (store, jsonl, snapshots, detections, webhooks); --set "
+      "annotate, clips) and `outputs:` (store, jsonl, snapshots, detections, webhooks); --set "
       "cameras.NAME.KEY=VALUE "
       "overrides it. See docs/watch.md.");
   sub->callback([&ctx] {

@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   cli::register_serve(app, ctx);
   cli::register_watch(app, ctx);
   cli::register_events(app, ctx);
+  cli::register_monitor(app, ctx);
+  cli::register_retrain(app, ctx);
   cli::register_runs(app, ctx);
   cli::register_models(app, ctx);
   cli::register_ui(app, ctx);

@@ -1,6 +1,10 @@
 #include "vigil/core/fs.h"
 
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdio>
 #include <fstream>
@@ -84,6 +88,16 @@ std::string lower_extension(const fs::path& p) {
   std::string ext = p.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
   return ext;
+}
+
+ScratchDir::ScratchDir(const fs::path& parent, std::string_view prefix) {
+  static std::atomic<uint64_t> counter{0};
+  path_ = parent / fmt::format("{}-{}-{}", prefix, ::getpid(), counter.fetch_add(1));
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
 }
 
 }  // namespace vigil

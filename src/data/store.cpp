@@ -19,6 +19,7 @@
 #include "vigil/core/hash.h"
 #include "vigil/core/strings.h"
 #include "vigil/core/thread_pool.h"
+#include "vigil/data/archive.h"
 #include "vigil/data/inspect.h"
 
 namespace vigil::data {
@@ -108,8 +109,20 @@ ImageSource DatasetStore::image_source() const {
 
 IngestResult DatasetStore::ingest(const fs::path& source, const IngestOptions& options, Progress* progress) {
   check_name(options.name);
-  VIGIL_CHECK(fs::exists(source), "expected an existing dataset folder or file, got '{}'", to_utf8(source));
+  VIGIL_CHECK(fs::exists(source), "expected an existing dataset folder, archive or file, got '{}'",
+              to_utf8(source));
   ws_.ensure();
+  if (!is_archive(source) || !fs::is_regular_file(source))
+    return ingest_from(source, source, options, progress);
+  // An archive is unpacked (as hostile input) into the workspace's scratch space, ingested from there, and
+  // the unpacked copy removed: the store keeps the content, the version records the archive as its source.
+  const ScratchDir scratch(ws_.root() / "tmp", "ingest");
+  const ExtractResult unpacked = extract_archive(source, scratch.path(), options.archive_limits);
+  return ingest_from(unpacked.root, source, options, progress);
+}
+
+IngestResult DatasetStore::ingest_from(const fs::path& source, const fs::path& recorded_source,
+                                       const IngestOptions& options, Progress* progress) {
   register_builtin_formats();
   const std::string format = options.format == "auto" ? detect_format(source) : options.format;
   Dataset ds = read_dataset(source, format, ReadOptions{options.classes});
@@ -155,7 +168,8 @@ IngestResult DatasetStore::ingest(const fs::path& source, const IngestOptions& o
   result.files_stored = stored;
   result.issues = ds.issues;
   if (!fs::exists(dir / "manifest.json")) {
-    write_file_atomic(dir / "info.json", info_text(ds, format, to_utf8(fs::absolute(source)), utc_now()));
+    write_file_atomic(dir / "info.json",
+                      info_text(ds, format, to_utf8(fs::absolute(recorded_source)), utc_now()));
     write_file_atomic(dir / "manifest.json", manifest);
   }
 
@@ -166,8 +180,10 @@ IngestResult DatasetStore::ingest(const fs::path& source, const IngestOptions& o
   auto& versions = index["versions"];
   result.unchanged = !versions.empty() && versions.back().value("id", "") == id;
   if (!result.unchanged) {
-    versions.push_back(
-        {{"id", id}, {"ingested", utc_now()}, {"source", to_utf8(fs::absolute(source))}, {"format", format}});
+    versions.push_back({{"id", id},
+                        {"ingested", utc_now()},
+                        {"source", to_utf8(fs::absolute(recorded_source))},
+                        {"format", format}});
     write_file_atomic(index_path, index.dump(2) + "\n");
   }
   result.version = resolve(options.name + "@" + id);

@@ -34,6 +34,12 @@ const std::vector<Route>& tracking_routes();
 /// The table of routes_cameras.cpp: cameras (stats, latest frame, MJPEG) and events (search, one, snapshot,
 /// server-sent stream).
 const std::vector<Route>& camera_routes();
+/// The table of routes_jobs.cpp: retraining jobs.
+const std::vector<Route>& job_routes();
+/// The table of routes_datasets.cpp: the workspace's datasets and bulk upload.
+const std::vector<Route>& dataset_routes();
+/// The table of routes_predictions.cpp: the prediction log and feedback.
+const std::vector<Route>& prediction_routes();
 /// The table of server.cpp: the web UI's static files.
 const std::vector<Route>& ui_routes();
 

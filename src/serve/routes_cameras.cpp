@@ -1,14 +1,16 @@
 // The live view: the cameras `vigil serve --cameras` watches (stats, latest frame, MJPEG stream) and the
-// events they raise (search, one event, its snapshot, and a server-sent stream of new records). The cameras
-// are a video::Watcher owned by the server; events are read back from the workspace store it writes. Streams
-// hold an HTTP thread each, so they are bounded (max_streams, then 503) and end when the client leaves or
-// the server stops (they poll `stopping`, so they never hold up a shutdown).
+// events they raise (search, one event, its snapshot and clip, and a server-sent stream of new records). The
+// cameras are a video::Watcher owned by the server; events are read back from the workspace store it writes.
+// Streams hold an HTTP thread each, so they are bounded (max_streams, then 503) and end when the client
+// leaves or the server stops (they poll `stopping`, so they never hold up a shutdown).
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <memory>
 #include <thread>
 
 #include "server_impl.h"
@@ -81,11 +83,30 @@ bool sleep_until(const Server::Impl& impl, Clock::time_point until) {
   return false;
 }
 
-/// An event as GET /v1/events shows it: the store's JSON and the URL of its snapshot.
+/// The event's clip file as the watcher recorded it in the event's data ("" when clips are off).
+std::string clip_of(const json& view) {
+  const json& data = view["data"];
+  if (!data.is_object() || !data.contains("event")) return "";
+  const json& clip = data["event"].value("clip", json(nullptr));
+  return clip.is_string() ? clip.get<std::string>() : "";
+}
+
+/// Where the clip thread writes a clip until it is finished (clip_writer.cpp).
+std::filesystem::path partial_clip(const std::filesystem::path& clip) {
+  return clip.parent_path() / ("." + clip.stem().string() + ".part" + clip.extension().string());
+}
+
+/// An event as GET /v1/events shows it: the store's JSON and the URLs of its snapshot and clip.
 json event_view(const store::EventRow& row) {
   json j = store::to_json(row);
   j["snapshot_url"] =
       j["has_snapshot"].get<bool>() ? json(fmt::format("/v1/events/{}/snapshot.jpg", row.id)) : json(nullptr);
+  const std::string clip = clip_of(j);
+  std::error_code ec;
+  const bool has_clip = !clip.empty() && std::filesystem::is_regular_file(clip, ec);
+  j["has_clip"] = has_clip;
+  j["clip"] = clip.empty() ? json(nullptr) : json(clip);
+  j["clip_url"] = has_clip ? json(fmt::format("/v1/events/{}/clip.mp4", row.id)) : json(nullptr);
   return j;
 }
 
@@ -180,6 +201,41 @@ void event_snapshot(Server::Impl& impl, const Req& req, Res& res) {
                    : fmt::format("event '{}': its snapshot {} is gone", row.id, row.snapshot));
   res.set_header("Cache-Control", "max-age=60");
   res.set_content(read_file(row.snapshot), "image/jpeg");
+}
+
+void event_clip(Server::Impl& impl, const Req& req, Res& res) {
+  const store::EventRow row = impl.events().get(event_id_from(req));
+  const std::string clip = clip_of(store::to_json(row));
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (clip.empty())
+    throw_http(404, "not_found", fmt::format("event '{}' has no clip (clips are off)", row.id));
+  if (!fs::is_regular_file(clip, ec)) {
+    // A clip is finished post_capture seconds after its event ends; until then it is being written.
+    if (row.end_ms <= 0 || fs::exists(partial_clip(clip), ec))
+      throw_http(503, "not_ready",
+                 fmt::format("event '{}': its clip is being recorded (written post_capture seconds after the "
+                             "event ends)",
+                             row.id),
+                 5);
+    throw_http(404, "not_found", fmt::format("event '{}': its clip {} is not there", row.id, clip));
+  }
+  const auto size = static_cast<size_t>(fs::file_size(clip, ec));
+  res.set_header("Cache-Control", "max-age=60");
+  // Streamed from the file with Range support (browsers' <video> seeks with Range requests).
+  auto file = std::make_shared<std::ifstream>(clip, std::ios::binary);
+  res.set_content_provider(size, "video/mp4", [file](size_t offset, size_t length, httplib::DataSink& sink) {
+    char buf[64 * 1024];
+    file->clear();
+    file->seekg(static_cast<std::streamoff>(offset));
+    while (length > 0) {
+      const auto n = static_cast<std::streamsize>(std::min(length, sizeof(buf)));
+      if (!file->read(buf, n)) return false;
+      if (!sink.write(buf, static_cast<size_t>(n))) return false;
+      length -= static_cast<size_t>(n);
+    }
+    return true;
+  });
 }
 
 /// The client's Last-Event-ID (the header a reconnecting EventSource sends, or ?last_event_id=).
@@ -308,6 +364,7 @@ const std::vector<Route>& camera_routes() {
       {"GET", "/v1/events/stream",          "/v1/events/stream",               event_stream},
       {"GET", event,                        "/v1/events/{id}",                 get_event},
       {"GET", event + R"(/snapshot\.jpg)",  "/v1/events/{id}/snapshot.jpg",    event_snapshot},
+      {"GET", event + R"(/clip\.mp4)",      "/v1/events/{id}/clip.mp4",        event_clip},
   };
   // clang-format on
   return kRoutes;

@@ -12,6 +12,7 @@
 #include "vigil/core/error.h"
 #include "vigil/core/strings.h"
 #include "vigil/image/decode.h"
+#include "vigil/monitor/image_stats.h"
 
 namespace vigil::serve {
 
@@ -141,6 +142,11 @@ std::vector<ImageOutcome> Server::Impl::predict_images(const std::shared_ptr<Ser
       continue;
     }
     o.type = decoded.type;
+    if (recorder) {
+      o.id = new_request_id();  // the client may reuse its X-Request-Id; the log's key must be unique
+      o.input_json = monitor::to_json(monitor::image_stats(decoded.bgr)).dump();
+      if (recorder->keeps_image(o.id)) o.sample = decoded.bgr;  // shares the pixels
+    }
     InferenceRequest r;
     r.model = model;
     r.width = decoded.bgr.cols;
@@ -170,8 +176,41 @@ std::vector<ImageOutcome> Server::Impl::predict_images(const std::shared_ptr<Ser
       continue;
     }
     for (const auto& [label, score] : answer_labels(o.result.prediction)) metrics.predictions.inc({label});
+    if (recorder) log_prediction(*model, o);
   }
   return outcomes;
+}
+
+void Server::Impl::log_prediction(const ServedModel& model, ImageOutcome& o) {
+  const RequestContext& ctx = request_context();
+  store::PredictionRow row;
+  row.id = o.id;
+  row.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  row.model = model.name;
+  row.version = model.version;
+  row.request_id = ctx.id;
+  row.route = ctx.route;
+  row.client = ctx.client;
+  row.latency_ms = ms_since(ctx.start);
+  row.input_json = std::move(o.input_json);
+  const model::Prediction& p = o.result.prediction;
+  nlohmann::json out;
+  if (model.is_detector()) {
+    nlohmann::json boxes = nlohmann::json::array();
+    for (const auto& b : p.boxes)
+      boxes.push_back({{"label", b.label},
+                       {"score", std::round(b.score * 1e4) / 1e4},
+                       {"box", {round3(b.x1), round3(b.y1), round3(b.x2), round3(b.y2)}}});
+    out["boxes"] = std::move(boxes);
+  } else {
+    out["label"] = p.label;
+    out["score"] = std::round(p.score * 1e4) / 1e4;
+  }
+  row.output_json = out.dump();
+  recorder->record(std::move(row), o.sample);  // a full queue drops the row (counted), never the request
+  o.sample.release();
 }
 
 ImageOutcome Server::Impl::predict_one(const std::shared_ptr<ServedModel>& model, const ImagePart& part,
@@ -198,6 +237,7 @@ std::pair<double, double> Server::Impl::finish_one(httplib::Response& res, const
 nlohmann::json Server::Impl::outcome_json(const ServedModel& model, const ImageOutcome& o) const {
   nlohmann::json j;
   j["request_id"] = request_context().id;
+  if (!o.id.empty()) j["prediction_id"] = o.id;  // for POST /v1/predictions/{id}/feedback
   j["model"] = {{"name", model.name},
                 {"version", model.version},
                 {"arch", model.info.arch},

@@ -45,12 +45,6 @@ bool valid_request_id(const std::string& id) {
   });
 }
 
-std::string new_request_id() {
-  static const uint64_t seed = std::random_device{}();
-  static std::atomic<uint64_t> counter{0};
-  return fmt::format("{:016x}", splitmix64(seed, counter.fetch_add(1)));
-}
-
 bool auth_exempt(const httplib::Request& req) {
   const std::string& p = req.path;
   return p == "/" || p == "/health" || p == "/ready" || p == "/metrics" || starts_with(p, "/v2/health/") ||
@@ -196,6 +190,9 @@ void ServeOptions::validate() const {
   VIGIL_CHECK(web_dir.empty() || std::filesystem::is_directory(web_dir),
               "expected web_dir to be a folder, got '{}'", web_dir);
   for (const auto& k : api_keys) VIGIL_CHECK(!k.empty(), "expected non-empty API keys, got an empty one");
+  VIGIL_CHECK(log_queue >= 1, "expected log_queue >= 1, got {}", log_queue);
+  VIGIL_CHECK(log_images >= 0 && log_images <= 1, "expected log_images in 0..1, got {}", log_images);
+  VIGIL_CHECK(log_retention_days >= 0, "expected log_retention_days >= 0, got {}", log_retention_days);
 }
 
 ServerMetrics::ServerMetrics(MetricsRegistry& r)
@@ -222,6 +219,18 @@ ServerMetrics::ServerMetrics(MetricsRegistry& r)
                      MetricType::kCounter, {"reason"})),
       predictions(r.add("vigil_predictions_total", "labels predicted (detections or classifications)",
                         MetricType::kCounter, {"label"})),
+      log_rows(r.add("vigil_prediction_log_rows_total",
+                     "prediction log rows: written, dropped (queue full) or failed (database error)",
+                     MetricType::kCounter, {"result"})),
+      drift_detected(r.add("vigil_drift_detected", "1 when the last drift check found dataset drift",
+                           MetricType::kGauge, {"model"})),
+      drift_share(r.add("vigil_drift_share", "share of columns that drifted at the last check",
+                        MetricType::kGauge, {"model"})),
+      drift_score(r.add("vigil_drift_score",
+                        "each column's drift score at the last check (p-value or distance)",
+                        MetricType::kGauge, {"model", "column", "test"})),
+      feedback_accuracy(r.add("vigil_feedback_accuracy", "share of feedback marking predictions correct",
+                              MetricType::kGauge, {"model"})),
       resident_bytes(
           r.add("process_resident_memory_bytes", "resident memory size in bytes", MetricType::kGauge)),
       virtual_bytes(
@@ -259,6 +268,80 @@ Server::Impl::Impl(ServeOptions o)
                                           metrics.stage_seconds.observe(seconds, {"inference"});
                                       });
   if (!options.cameras.empty()) open_cameras();
+  if (host && options.prediction_log && !options.workspace.empty()) {
+    recorder = std::make_unique<PredictionRecorder>(
+        PredictionRecorderOptions{options.workspace, static_cast<size_t>(options.log_queue),
+                                  options.log_images, options.log_retention_days});
+    restore_stats();
+  }
+  if (!options.retrain_config.empty()) {
+    VIGIL_CHECK(!options.workspace.empty(), "retrain_config: retraining needs a workspace");
+    open_retraining();
+  }
+  if (!options.monitor_reference.empty()) {
+    VIGIL_CHECK(recorder,
+                "monitor_reference: drift monitoring reads the prediction log; it needs a model, a "
+                "workspace and prediction_log on");
+    drift_monitor = std::make_unique<DriftMonitor>(
+        DriftMonitorOptions{options.monitor_reference, options.monitor_every_s, options.monitor_window_s,
+                            static_cast<size_t>(options.monitor_min_current), 0.5, options.monitor_webhook,
+                            options.monitor_webhook_secret_env},
+        *recorder, [this] { return current_model() ? current_model()->name : std::string(); },
+        [this](const monitor::DriftReport& r) { export_drift(r); });
+  }
+}
+
+void Server::Impl::open_retraining() {
+  // A registry spec "NAME@alias" (not a file) names the model and the alias a promotion moves.
+  std::string name, alias;
+  const auto at = options.model.find('@');
+  if (at != std::string::npos && !std::filesystem::exists(options.model)) {
+    name = options.model.substr(0, at);
+    alias = options.model.substr(at + 1);
+  }
+  RetrainJobsOptions o;
+  o.workspace = options.workspace;
+  o.config = options.retrain_config;
+  o.model = options.retrain_model.empty() ? name : options.retrain_model;
+  o.alias = !options.retrain_alias.empty() ? options.retrain_alias : (alias.empty() ? "production" : alias);
+  const bool serves_alias = !name.empty() && name == o.model && alias == o.alias;
+  retrain_jobs = std::make_unique<RetrainJobs>(o, [this, serves_alias](const nlohmann::json& result) {
+    // A promoted challenger is what NAME@alias now resolves to: serve it (hot reload, the old one serves
+    // meanwhile).
+    if (serves_alias && result.value("state", "") == "promoted") reload("");
+  });
+}
+
+void Server::Impl::export_drift(const monitor::DriftReport& r) {
+  if (r.feedback.accuracy) metrics.feedback_accuracy.set(*r.feedback.accuracy, {r.model});
+  if (!r.enough_data) return;
+  metrics.drift_detected.set(r.drift.drifted ? 1 : 0, {r.model});
+  metrics.drift_share.set(r.drift.share, {r.model});
+  for (const auto& c : r.drift.columns)
+    metrics.drift_score.set(c.score, {r.model, c.column, std::string(monitor::to_string(c.test))});
+}
+
+// /v1/stats survives a restart: the last 30 days of the log are replayed into the in-memory aggregates (the
+// per-day and per-class charts; latency percentiles then describe the logged latencies).
+void Server::Impl::restore_stats() {
+  store::PredictionFilter f;
+  f.since_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   (std::chrono::system_clock::now() - std::chrono::hours(24 * 30)).time_since_epoch())
+                   .count();
+  f.limit = 200000;
+  const store::PredictionPage page = recorder->log().search(f);
+  for (auto it = page.rows.rbegin(); it != page.rows.rend(); ++it) {
+    const nlohmann::json out = nlohmann::json::parse(it->output_json, nullptr, false);
+    std::vector<std::pair<std::string, float>> labels;
+    if (out.contains("label") && out["label"].is_string())
+      labels.emplace_back(out["label"].get<std::string>(), out.value("score", 0.0f));
+    if (out.contains("boxes") && out["boxes"].is_array())
+      for (const auto& b : out["boxes"]) labels.emplace_back(b.value("label", ""), b.value("score", 0.0f));
+    stats.record(labels, it->latency_ms,
+                 PredictionStats::Clock::time_point(std::chrono::milliseconds(it->time_ms)));
+  }
+  if (!page.rows.empty())
+    spdlog::info("serve: {} logged predictions restored into /v1/stats", page.rows.size());
 }
 
 void Server::Impl::reload(const std::string& path) {
@@ -306,6 +389,11 @@ std::string Server::Impl::render_metrics() {
   metrics.start_time.set(p.start_time_seconds);
   metrics.queue_depth.set(static_cast<double>(batcher ? batcher->depth() : 0));
   if (watcher) camera_metrics.update(watcher->camera_stats());
+  if (recorder) {  // counters kept by the writer thread: set to their current totals
+    metrics.log_rows.set(static_cast<double>(recorder->written()), {"written"});
+    metrics.log_rows.set(static_cast<double>(recorder->dropped()), {"dropped"});
+    metrics.log_rows.set(static_cast<double>(recorder->failed()), {"failed"});
+  }
   return registry.render();
 }
 
@@ -324,6 +412,9 @@ void begin_request(const Req& req, Res& res) {
   ctx.route = "unmatched";
   const std::string given = req.get_header_value("X-Request-Id");
   ctx.id = valid_request_id(given) ? given : new_request_id();
+  // Behind a proxy (nginx) the peer is the proxy: the first X-Forwarded-For hop is the client.
+  const std::string forwarded = req.get_header_value("X-Forwarded-For");
+  ctx.client = forwarded.empty() ? req.remote_addr : forwarded.substr(0, forwarded.find(','));
   res.set_header("X-Request-Id", ctx.id);
 }
 
@@ -488,6 +579,12 @@ void ui_file(Server::Impl& s, const Req& req, Res& res) {
 
 }  // namespace
 
+std::string new_request_id() {
+  static const uint64_t seed = std::random_device{}();
+  static std::atomic<uint64_t> counter{0};
+  return fmt::format("{:016x}", splitmix64(seed, counter.fetch_add(1)));
+}
+
 const std::vector<Route>& ui_routes() {
   // clang-format off
   static const std::vector<Route> kRoutes = {
@@ -598,6 +695,7 @@ void Server::run() {
     }
   });
   if (s.watcher) s.watcher->start();
+  if (s.drift_monitor) s.drift_monitor->start();
   const bool ok = s.http.listen_after_bind();
   done = true;
   signals.join();
@@ -606,6 +704,7 @@ void Server::run() {
   // written to the store before run() returns.
   if (s.watcher) s.watcher->stop();
   s.batcher->shutdown();
+  if (s.recorder) s.recorder->flush();  // every answered prediction is in the log before run() returns
   if (!ok && !s.stopping) throw IoError(fmt::format("the server on port {} stopped unexpectedly", s.port));
 }
 

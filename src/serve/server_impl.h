@@ -18,10 +18,13 @@
 #include "router.h"
 #include "vigil/image/decode.h"
 #include "vigil/serve/batcher.h"
+#include "vigil/serve/drift_monitor.h"
 #include "vigil/serve/event_hub.h"
 #include "vigil/serve/metrics.h"
+#include "vigil/serve/prediction_recorder.h"
 #include "vigil/serve/prediction_stats.h"
 #include "vigil/serve/rate_limiter.h"
+#include "vigil/serve/retrain_jobs.h"
 #include "vigil/serve/server.h"
 #include "vigil/store/events.h"
 #include "vigil/store/store.h"
@@ -53,6 +56,11 @@ struct ServerMetrics {
   MetricFamily& model_loads;         ///< result
   MetricFamily& rejected;            ///< reason
   MetricFamily& predictions;         ///< label
+  MetricFamily& log_rows;            ///< result: written, dropped, failed (the prediction log)
+  MetricFamily& drift_detected;      ///< model
+  MetricFamily& drift_share;         ///< model
+  MetricFamily& drift_score;         ///< model, column, test
+  MetricFamily& feedback_accuracy;   ///< model
   MetricFamily& resident_bytes;
   MetricFamily& virtual_bytes;
   MetricFamily& cpu_seconds;
@@ -94,6 +102,9 @@ struct ImageOutcome {
   image::ImageType type = image::ImageType::kUnknown;
   cv::Mat bgr;  ///< kept when the caller draws
   InferenceResult result;
+  std::string id;          ///< the prediction's id in the log (answered as prediction_id)
+  std::string input_json;  ///< the input's statistics (monitor::ImageStats) when predictions are logged
+  cv::Mat sample;          ///< the decoded input, when the log keeps this one's image
   double decode_ms = 0;
   std::optional<HttpError> error;  ///< this image failed (the others of a batch may not have)
 };
@@ -102,9 +113,12 @@ struct ImageOutcome {
 struct RequestContext {
   std::string id;
   std::chrono::steady_clock::time_point start;
-  std::string route;  ///< the route pattern (bounded label set), set by the router
+  std::string route;   ///< the route pattern (bounded label set), set by the router
+  std::string client;  ///< the remote address (or the first X-Forwarded-For behind a proxy)
 };
 RequestContext& request_context();
+/// A fresh 16-hex-digit id (requests without X-Request-Id, logged predictions).
+std::string new_request_id();
 
 struct Server::Impl {
   explicit Impl(ServeOptions o);
@@ -132,6 +146,12 @@ struct Server::Impl {
   /// The cameras of options.cameras; null without. Started by run(), stopped when it returns.
   std::unique_ptr<video::Watcher> watcher;
   std::atomic<int> open_streams{0};  ///< MJPEG and event streams now (at most options.max_streams)
+  /// The prediction log's writer (null with prediction_log off, or without a workspace).
+  std::unique_ptr<PredictionRecorder> recorder;
+  /// The scheduled drift check (null without monitor_reference); declared after `recorder`, which it reads.
+  std::unique_ptr<DriftMonitor> drift_monitor;
+  /// Retraining jobs (null without retrain_config).
+  std::unique_ptr<RetrainJobs> retrain_jobs;
   /// The workspace's events table, opened on first use (EventLog is thread-safe).
   std::unique_ptr<store::EventLog> event_log;
   std::mutex event_log_mutex;
@@ -147,6 +167,12 @@ struct Server::Impl {
   void with_store(const std::function<void(store::Store&)>& fn);
   // server.cpp
   void install_middleware();
+  /// Replays the prediction log's recent rows into `stats`.
+  void restore_stats();
+  /// Creates retrain_jobs from the options (the served NAME@alias gives the defaults).
+  void open_retraining();
+  /// A drift check's figures into the /metrics gauges.
+  void export_drift(const monitor::DriftReport& r);
   void reload(const std::string& path);
 
   /// The published model or 503 (no_model when this server serves none, not_ready before the first load).
@@ -162,6 +188,8 @@ struct Server::Impl {
   std::vector<ImageOutcome> predict_images(const std::shared_ptr<ServedModel>& model,
                                            const std::vector<ImagePart>& parts, const PredictParams& params,
                                            bool keep_images);
+  /// Queues one answered image's row for the prediction log (never blocks; a full queue counts a drop).
+  void log_prediction(const ServedModel& model, ImageOutcome& o);
   /// predict_images() for a request of one image; a failed image is counted and thrown as its HttpError.
   ImageOutcome predict_one(const std::shared_ptr<ServedModel>& model, const ImagePart& part,
                            const PredictParams& params, bool keep_image);

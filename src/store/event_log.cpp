@@ -80,12 +80,7 @@ struct EventLog::Impl {
 };
 
 EventLog::EventLog(const Workspace& ws, StoreOptions options) : impl_(std::make_unique<Impl>()) {
-  options.reap_on_open = false;
-  { Store store(ws, options); }  // creates, checks and migrates the database the events live beside
-  impl_->db = std::make_unique<detail::Database>(ws.root() / "vigil.db", options.busy_timeout_ms,
-                                                 options.max_retries);
-  impl_->db->exec("PRAGMA synchronous = NORMAL");
-  impl_->db->write([&] { impl_->db->exec(kEventsSchema); });
+  impl_->db = detail::open_side_table(ws, options, kEventsSchema);
 }
 
 EventLog::~EventLog() = default;
@@ -151,5 +146,18 @@ std::vector<std::string> EventLog::cameras() {
   while (s.step()) out.push_back(s.text_at(0));
   return out;
 }
+
+namespace detail {
+
+std::unique_ptr<Database> open_side_table(const Workspace& ws, StoreOptions options, const char* schema) {
+  options.reap_on_open = false;
+  { Store store(ws, options); }  // creates, checks and migrates the database first
+  auto db = std::make_unique<Database>(ws.root() / "vigil.db", options.busy_timeout_ms, options.max_retries);
+  db->exec("PRAGMA synchronous = NORMAL");
+  db->write([&] { db->exec(schema); });
+  return db;
+}
+
+}  // namespace detail
 
 }  // namespace vigil::store

@@ -38,6 +38,13 @@ inline constexpr const char* kVersionColumns =
     "name, version, created_ms, file, sha256, size, run_id, dataset_id, arch, task, description, "
     "metrics_json, info_json, source";
 
+/// Opens the workspace database for a table that lives beside runs and the registry (events, predictions): a
+/// Store opens it first (creating, checking and migrating it), then `schema` (CREATE ... IF NOT EXISTS only,
+/// so the schema version stays and older vigils keep opening the file) is applied. Appends and upserts are
+/// frequent and rebuildable in spirit, so commits use synchronous=NORMAL under WAL: consistent after a crash,
+/// at most the last moments lost.
+std::unique_ptr<Database> open_side_table(const Workspace& ws, StoreOptions options, const char* schema);
+
 inline int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())

@@ -276,6 +276,7 @@ std::vector<std::string> Trainer::Impl::columns() const {
 void Trainer::Impl::attach_outputs(std::unique_ptr<TrackedRun> tracked, bool best_written) {
   if (control.progress) observers.push_back(std::make_shared<detail::ProgressObserver>());
   observers.push_back(std::make_shared<detail::ResultsCsvObserver>());
+  observers.push_back(std::make_shared<detail::CurvesObserver>());  // reads the row just written
   if (tracked) observers.push_back(std::make_shared<detail::TrackingObserver>(std::move(tracked), run_dir));
   observers.push_back(std::make_shared<detail::LogObserver>());
   checkpoints = std::make_shared<detail::CheckpointWriter>(

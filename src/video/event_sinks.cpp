@@ -143,6 +143,7 @@ ojson event_json(const WatchEventRecord& r, bool with_boxes) {
               {"stationary", e.stationary},
               {"updates", e.updates},
               {"snapshot", r.snapshot.empty() ? ojson(nullptr) : ojson(r.snapshot)},
+              {"clip", r.clip.empty() ? ojson(nullptr) : ojson(r.clip)},
               {"model", r.model}};
   if (with_boxes) {
     ojson boxes = ojson::array();

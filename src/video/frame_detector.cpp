@@ -1,5 +1,6 @@
 // The detect and classify stages of the watcher: vigil models through model::Predictor (the one torch
-// translation unit of video/), OpenCV cascades, and model specs resolved through the workspace registry.
+// translation unit of video/), face-api.js's face detectors (model::FaceApiDetector), OpenCV cascades, and
+// model specs resolved through the workspace registry.
 
 #include "vigil/video/frame_detector.h"
 
@@ -19,6 +20,7 @@
 #include "vigil/core/fs.h"
 #include "vigil/core/strings.h"
 #include "vigil/core/workspace.h"
+#include "vigil/model/faceapi.h"
 #include "vigil/model/predict.h"
 #include "vigil/nn/zoo.h"
 #include "vigil/store/store.h"
@@ -116,6 +118,90 @@ class CascadeDetector : public FrameDetector {
   cv::CascadeClassifier cascade_;
   DetectorStats stats_;
 };
+
+/// face-api.js's tiny face detector or SSD MobileNetV1 (model/faceapi.h): every frame of a batch in one
+/// forward pass (each is padded and resized to the net's square input, whatever its size).
+class FaceApiFrameDetector : public FrameDetector {
+ public:
+  FaceApiFrameDetector(const ResolvedModel& model, const DetectConfig& config)
+      : model_(model), config_(config) {
+    model::FaceApiOptions options;
+    options.score_threshold = config.score_threshold;
+    options.nms_iou = config.nms_iou;
+    options.max_detections = config.max_detections;
+    options.input_size = config.faceapi.input_size;
+    detector_ =
+        std::make_unique<model::FaceApiDetector>(model::parse_faceapi_net(model.name), model.file, options);
+    // oneDNN builds its kernels on the first pass; a grey frame takes that cost before the first real one.
+    detector_->detect({cv::Mat(480, 640, CV_8UC3, cv::Scalar(114, 114, 114))});
+  }
+
+  std::string describe() const override {
+    return fmt::format("face-api.js {} at {} px ({})", model_.name, detector_->input_size(), model_.file);
+  }
+  std::vector<std::string> labels() const override { return {config_.faceapi.label}; }
+
+  std::vector<std::vector<Detection>> detect(const std::vector<cv::Mat>& frames) override {
+    const auto t0 = Clock::now();
+    const auto faces = detector_->detect(frames);
+    std::vector<std::vector<Detection>> out(frames.size());
+    for (size_t i = 0; i < frames.size(); ++i)
+      for (const model::FaceBox& f : faces[i]) {
+        Detection d;
+        d.box = {f.x1, f.y1, f.x2, f.y2};
+        d.score = f.score;
+        d.class_id = 1;
+        d.label = config_.faceapi.label;
+        if (d.box.valid()) out[i].push_back(std::move(d));
+      }
+    count_batch(stats_, frames.size(), frames.empty() ? 0 : 1, t0);
+    return out;
+  }
+  DetectorStats stats() const override { return stats_; }
+
+ private:
+  ResolvedModel model_;
+  DetectConfig config_;
+  std::unique_ptr<model::FaceApiDetector> detector_;
+  DetectorStats stats_;
+};
+
+/// "faceapi:<net>" in model::faceapi_weights_dir(), or "faceapi:<path>" to a NET_model-weights_manifest.json.
+ResolvedModel resolve_faceapi(const std::string& spec) {
+  const std::string what = spec.substr(8);
+  ResolvedModel r;
+  r.spec = spec;
+  r.faceapi = true;
+  std::error_code ec;
+  if (lower_extension(what) == ".json") {
+    const std::string stem = fs::path(what).filename().string();
+    for (const std::string& net : model::faceapi_net_names())
+      if (starts_with(stem, net + "_model")) r.name = net;
+    if (r.name.empty())
+      throw InvalidArgument(
+          fmt::format("'{}': expected a face-api.js manifest named NET_model-weights_manifest.json "
+                      "with NET one of {}, got {}",
+                      spec, join(model::faceapi_net_names(), ", "), stem));
+    r.file = what;
+  } else {
+    const auto names = model::faceapi_net_names();
+    if (std::find(names.begin(), names.end(), what) == names.end()) {
+      const auto close = closest_match(what, names);
+      throw NotFound(fmt::format("'{}': no such face-api.js detector{}; there are: {}", spec,
+                                 close ? fmt::format(" (did you mean faceapi:{}?)", *close) : "",
+                                 join(names, ", ")));
+    }
+    r.name = what;
+    r.file =
+        model::faceapi_manifest_path(model::parse_faceapi_net(what), model::faceapi_weights_dir()).string();
+  }
+  if (!fs::exists(r.file, ec))
+    throw NotFound(
+        fmt::format("'{}': no face-api.js weights at {} (scripts/install-face-api.sh installs them into "
+                    "{}; VIGIL_FACEAPI_DIR points elsewhere)",
+                    spec, r.file, model::kDefaultFaceApiDir));
+  return r;
+}
 
 model::LoadedModel load_vigil_model(const ResolvedModel& resolved, const std::string& role) {
   model::LoadedModel loaded = model::load_model(resolved.file);
@@ -263,10 +349,12 @@ std::vector<std::string> opencv_cascade_names() {
 }
 
 ResolvedModel resolve_model_spec(const std::string& spec, const std::string& workspace) {
-  VIGIL_CHECK(!spec.empty(), "expected a model (file, NAME@alias or opencv:<cascade>), got none");
+  VIGIL_CHECK(!spec.empty(),
+              "expected a model (file, NAME@alias, faceapi:<net> or opencv:<cascade>), got none");
   ResolvedModel r;
   r.spec = spec;
   std::error_code ec;
+  if (starts_with(spec, "faceapi:")) return resolve_faceapi(spec);
   if (starts_with(spec, "opencv:")) {
     const std::string name = spec.substr(7);
     r.opencv = true;
@@ -317,6 +405,7 @@ ResolvedModel resolve_model_spec(const std::string& spec, const std::string& wor
 std::unique_ptr<FrameDetector> make_frame_detector(const DetectConfig& detect, const std::string& workspace) {
   const ResolvedModel resolved = resolve_model_spec(detect.model, workspace);
   if (resolved.opencv) return std::make_unique<CascadeDetector>(resolved, detect.opencv);
+  if (resolved.faceapi) return std::make_unique<FaceApiFrameDetector>(resolved, detect);
   return std::make_unique<ModelDetector>(resolved, detect);
 }
 
@@ -343,7 +432,8 @@ CropClassifier::CropClassifier(const ClassifyConfig& config, const std::string& 
     : impl_(std::make_unique<Impl>()) {
   impl_->config = config;
   impl_->resolved = resolve_model_spec(config.model, workspace);
-  VIGIL_CHECK(!impl_->resolved.opencv, "classify.model: expected a vigil classifier, got '{}'", config.model);
+  VIGIL_CHECK(!impl_->resolved.opencv && !impl_->resolved.faceapi,
+              "classify.model: expected a vigil classifier, got '{}'", config.model);
   impl_->predictor = std::make_unique<model::Predictor>(load_vigil_model(impl_->resolved, "classify.model"),
                                                         model::PredictOptions{});
   VIGIL_CHECK(

@@ -243,7 +243,8 @@ struct Source::Impl {
   bool stop = false;
   std::thread thread;
   Clock::time_point last_frame_at{};
-  int64_t next_index = 0;
+  int64_t next_index = 0;  ///< capture thread only
+  std::function<void(const Frame&)> tap;
 
   explicit Impl(SourceOptions options) : o(std::move(options)) {}
 
@@ -278,8 +279,10 @@ struct Source::Impl {
     if (!error.empty()) stats.last_error = error;
   }
 
-  void publish(cv::Mat bgr, double position) {
+  void publish(cv::Mat bgr, double position, double fps) {
     const auto now = Clock::now();
+    Frame frame{std::move(bgr), next_index++, position, now, fps};
+    if (tap) tap(frame);  // outside the lock: a recording's tap may wait for its consumer
     std::lock_guard<std::mutex> lock(mu);
     if (!taken) ++stats.dropped;
     if (stats.frames > 0) {
@@ -288,9 +291,9 @@ struct Source::Impl {
     }
     last_frame_at = now;
     ++stats.frames;
-    stats.width = bgr.cols;
-    stats.height = bgr.rows;
-    slot = Frame{std::move(bgr), next_index++, position, now};
+    stats.width = frame.bgr.cols;
+    stats.height = frame.bgr.rows;
+    slot = std::move(frame);
     taken = false;
     cv.notify_all();
   }
@@ -309,7 +312,7 @@ struct Source::Impl {
         return reader.finite() && error.empty();
       }
       if (!error.empty()) set_state(SourceState::kRunning, error);  // a skipped frame of a folder
-      publish(std::move(bgr), position);
+      publish(std::move(bgr), position, fps);
       if (!o.realtime) {
         // A recording: the next frame is read once this one is taken, so the consumer sees every frame.
         if (wait_taken_or_stop()) return false;
@@ -398,6 +401,12 @@ void Source::stop() {
   }
   impl_->cv.notify_all();
   if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+void Source::set_frame_tap(std::function<void(const Frame&)> tap) {
+  VIGIL_CHECK(!impl_->thread.joinable(), "camera '{}': expected set_frame_tap() before start(), got it after",
+              options_.name);
+  impl_->tap = std::move(tap);
 }
 
 std::optional<Frame> Source::latest(int64_t after, std::chrono::milliseconds wait) {

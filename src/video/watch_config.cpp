@@ -103,6 +103,19 @@ CameraConfig parse_camera(const std::string& name, const YAML::Node& section) {
     Reader::read_into(require_map(n, prefix + "tracker"), c.tracker, prefix + "tracker.");
   if (const YAML::Node n = section["annotate"])
     Reader::read_into(require_map(n, prefix + "annotate"), c.annotate, prefix + "annotate.");
+  if (const YAML::Node n = section["clips"]) {
+    // `clips: true` is short for `clips: {enabled: true}`.
+    if (n.IsScalar()) {
+      try {
+        c.clips.enabled = n.as<bool>();
+      } catch (const YAML::Exception&) {
+        throw_bad_value(prefix + "clips", "true, false or a mapping", n);
+      }
+    } else {
+      c.clips.enabled = true;  // a clips section asks for clips unless it says enabled: false
+      Reader::read_into(require_map(n, prefix + "clips"), c.clips, prefix + "clips.");
+    }
+  }
   c.validate();
   return c;
 }
@@ -127,10 +140,17 @@ void OpenCvCascadeConfig::validate() const {
   VIGIL_CHECK(min_size >= 1, "min_size: expected a side of at least 1 pixel, got {}", min_size);
 }
 
+void FaceApiConfig::validate() const {
+  VIGIL_CHECK(input_size < 0 || (input_size >= 32 && input_size <= 1024 && input_size % 32 == 0),
+              "input_size: expected a multiple of 32 in [32, 1024] (< 0: 416), got {}", input_size);
+  VIGIL_CHECK(!label.empty(), "label: expected a label for the boxes, got none");
+}
+
 void DetectConfig::validate() const {
-  VIGIL_CHECK(
-      !model.empty(),
-      "model: expected a vigil model file, a registered model (NAME@alias) or opencv:<cascade>, got none");
+  VIGIL_CHECK(!model.empty(),
+              "model: expected a vigil model file, a registered model (NAME@alias), faceapi:<net> or "
+              "opencv:<cascade>, "
+              "got none");
   VIGIL_CHECK(finite_positive(fps) && fps <= 100, "fps: expected detections per second in (0, 100], got {}",
               fps);
   VIGIL_CHECK(score_threshold >= 0 && score_threshold <= 1, "score_threshold: expected [0, 1], got {}",
@@ -138,6 +158,7 @@ void DetectConfig::validate() const {
   VIGIL_CHECK(nms_iou < 0 || nms_iou <= 1, "nms_iou: expected an IoU in [0, 1] (< 0: the model's), got {}",
               nms_iou);
   with_prefix("opencv.", [&] { opencv.validate(); });
+  with_prefix("faceapi.", [&] { faceapi.validate(); });
 }
 
 void ClassifyConfig::validate() const {
@@ -145,8 +166,9 @@ void ClassifyConfig::validate() const {
               "margin: expected a fraction of the box in [0, 2], got {}", margin);
   VIGIL_CHECK(max_crops >= 1 && max_crops <= 1024, "max_crops: expected 1..1024, got {}", max_crops);
   VIGIL_CHECK(
-      !starts_with(model, "opencv:"),
-      "model: expected a vigil classifier, got '{}' (OpenCV cascades are detectors: use detect.model)",
+      !starts_with(model, "opencv:") && !starts_with(model, "faceapi:"),
+      "model: expected a vigil classifier, got '{}' (OpenCV cascades and face-api.js are detectors: use "
+      "detect.model)",
       model);
 }
 
@@ -165,6 +187,17 @@ void CameraConfig::validate() const {
   const std::string ext = to_lower(std::filesystem::path(annotate.video).extension().string());
   VIGIL_CHECK(annotate.video.empty() || ext == ".mp4" || ext == ".avi",
               "{}annotate.video: expected a .mp4 or .avi file, got '{}'", prefix, annotate.video);
+  with_prefix(prefix + "clips.", [&] { clips.validate(); });
+}
+
+void ClipsConfig::validate() const {
+  VIGIL_CHECK(std::isfinite(pre_capture) && pre_capture >= 0 && pre_capture <= 60,
+              "pre_capture: expected seconds in [0, 60], got {}", pre_capture);
+  VIGIL_CHECK(std::isfinite(post_capture) && post_capture >= 0 && post_capture <= 600,
+              "post_capture: expected seconds in [0, 600], got {}", post_capture);
+  VIGIL_CHECK(finite_positive(max_seconds), "max_seconds: expected seconds > 0, got {}", max_seconds);
+  VIGIL_CHECK(quality >= 1 && quality <= 100, "quality: expected 1..100, got {}", quality);
+  VIGIL_CHECK(buffer_mb >= 1 && buffer_mb <= 4096, "buffer_mb: expected 1..4096, got {}", buffer_mb);
 }
 
 std::string WebhookConfig::resolved_secret() const {
@@ -209,7 +242,7 @@ void WatchConfig::validate() const {
 
 const std::vector<std::string>& camera_keys() {
   static const std::vector<std::string> kKeys = [] {
-    std::vector<std::string> keys{"source", "detect", "classify", "tracker", "annotate"};
+    std::vector<std::string> keys{"source", "detect", "classify", "tracker", "annotate", "clips"};
     for (const auto& k : camera_rule_keys()) keys.push_back(k);
     return keys;
   }();

@@ -81,6 +81,17 @@ Watcher::Watcher(WatchConfig config, WatcherOptions options) : impl_(std::make_u
   m.options = options;
   if (!m.config.outputs.snapshots.empty())
     m.config.outputs.snapshots = fs::absolute(m.config.outputs.snapshots).string();
+  for (CameraConfig& c : m.config.cameras) {
+    if (!c.clips.enabled) continue;
+    if (c.clips.dir.empty()) {
+      VIGIL_CHECK(
+          !m.config.workspace.empty(),
+          "cameras.{}.clips.dir: expected a folder for the clips (or a workspace to hold them), got none",
+          c.name);
+      c.clips.dir = (fs::path(m.config.workspace) / "clips").string();
+    }
+    c.clips.dir = fs::absolute(c.clips.dir).string();
+  }
 
   std::map<std::string, Group*> groups;
   for (const CameraConfig& c : m.config.cameras) {
@@ -160,6 +171,13 @@ void Watcher::start() {
   m.output->start();
   for (auto& c : m.cameras) {
     c->source = std::make_unique<Source>(c->config.source);
+    if (c->config.composes()) {
+      // Every frame read goes to the output thread too (the annotated video and clips are at the source's
+      // rate); a recording waits for room, a live camera's frame is dropped (and counted) instead.
+      c->source->set_frame_tap([&m, cam = c.get()](const Frame& f) {
+        m.output->push_raw({f, &cam->config}, cam->offline);
+      });
+    }
     c->next_due = m.t0_steady;
     c->source->start();
   }
@@ -380,7 +398,7 @@ void Watcher::Impl::process_frame(CameraState& c, const Frame& f, std::vector<Ob
     c.last_tracks = tracks;
     c.last_statuses = statuses;
   }
-  if (!observer && config.outputs.detections.empty() && c.config.annotate.video.empty()) return;
+  if (!observer && config.outputs.detections.empty() && !c.config.composes()) return;
   FrameResult r;
   r.camera = c.config.name;
   r.frame = f.index;
@@ -392,7 +410,7 @@ void Watcher::Impl::process_frame(CameraState& c, const Frame& f, std::vector<Ob
   r.objects = std::move(objects);
   r.tracks = std::move(tracks);
   if (observer) observer(r);
-  if (!config.outputs.detections.empty() || !c.config.annotate.video.empty())
+  if (!config.outputs.detections.empty() || c.config.composes())
     output->push_frame({std::move(r), f.bgr, statuses, &c.config});
 }
 
@@ -402,7 +420,10 @@ void Watcher::Impl::emit(CameraState& c, const std::vector<EventRecord>& records
     detail::EventTask task;
     task.record.record = rec;
     task.record.model = c.group->description;
+    task.camera = &c.config;
     const std::string& id = rec.event.id;
+    if (c.config.clips.enabled)
+      task.record.clip = (fs::path(c.config.clips.dir) / c.config.name / (id + ".mp4")).string();
     if (snapshots) {
       task.record.snapshot = (fs::path(config.outputs.snapshots) / c.config.name / (id + ".jpg")).string();
       const auto snapped = c.snapped.find(id);
@@ -428,6 +449,7 @@ void Watcher::Impl::emit(CameraState& c, const std::vector<EventRecord>& records
 void Watcher::Impl::finish_camera(CameraState& c) {
   const double now = wall_of(Clock::now());
   emit(c, c.rules->finish({std::max<int64_t>(c.last_index, 0), now}));
+  if (c.config.composes()) output->push_finish({&c.config});
   std::lock_guard lock(c.mu);
   c.open_events = 0;
   c.tracks = 0;

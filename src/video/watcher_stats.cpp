@@ -85,6 +85,14 @@ CameraStats Watcher::camera_stats(const std::string& name) const {
     s.fps_detect = span > 0 ? n / span : 0;
   }
   if (!c.detect_error.empty()) s.last_error = c.detect_error;
+  const auto dropped = impl_->output->dropped_frames();
+  if (const auto it = dropped.find(s.name); it != dropped.end()) s.output_dropped = it->second;
+  const auto clips = impl_->output->clip_stats();
+  if (const auto it = clips.find(s.name); it != clips.end()) {
+    s.clips = it->second.written;
+    s.clips_failed = it->second.failed;
+    s.clip_frames_dropped = it->second.dropped_frames;
+  }
   return s;
 }
 
@@ -163,6 +171,10 @@ ojson to_json(const CameraStats& s) {
           {"open_events", s.open_events},
           {"events", s.events},
           {"errors", s.errors},
+          {"output_dropped", s.output_dropped},
+          {"clips", s.clips},
+          {"clips_failed", s.clips_failed},
+          {"clip_frames_dropped", s.clip_frames_dropped},
           {"last_error", s.last_error}};
 }
 

@@ -40,22 +40,18 @@ std::pair<std::string, std::string> split_url(const std::string& url) {
 /// What one attempt came to.
 enum class Outcome { kDelivered, kRetry, kRejected };
 
-class WebhookSink : public EventSink {
- public:
-  explicit WebhookSink(const WebhookConfig& config) : config_(config), secret_(config.resolved_secret()) {
+}  // namespace
+
+struct WebhookSender::Impl {
+  explicit Impl(const WebhookConfig& config) : config_(config), secret_(config.resolved_secret()) {
     config_.validate();
     std::tie(base_, path_) = split_url(config_.url);
     thread_ = std::thread([this] { run(); });
   }
-  ~WebhookSink() override { close(0); }
+  ~Impl() { close(0); }
 
-  std::string name() const override { return "webhook " + config_.url; }
-
-  void write(const WatchEventRecord& r) override {
-    const std::string kind = to_string(r.record.kind);
-    if (std::find(config_.kinds.begin(), config_.kinds.end(), kind) == config_.kinds.end()) return;
-    Delivery d{event_json(r, r.record.kind == EventKind::kEnd).dump(), kind,
-               fmt::format("{}:{}:{}", r.record.event.id, kind, r.record.event.updates)};
+  void send(std::string kind, std::string id, std::string body) {
+    Delivery d{std::move(body), std::move(kind), std::move(id)};
     std::lock_guard lock(mu_);
     if (closing_) return;
     if (queue_.size() >= static_cast<size_t>(config_.queue_capacity)) {
@@ -66,7 +62,7 @@ class WebhookSink : public EventSink {
     cv_.notify_all();
   }
 
-  void close(double drain_seconds) override {
+  void close(double drain_seconds) {
     {
       std::lock_guard lock(mu_);
       if (!closing_) {
@@ -79,14 +75,13 @@ class WebhookSink : public EventSink {
     if (thread_.joinable()) thread_.join();
   }
 
-  SinkStats stats() const override {
+  SinkStats stats() const {
     std::lock_guard lock(mu_);
     SinkStats s = stats_;
     s.queued = static_cast<int64_t>(queue_.size()) + (in_flight_ ? 1 : 0);
     return s;
   }
 
- private:
   /// True when the sender must give up: closing and past the drain deadline.
   bool expired() const { return closing_ && Clock::now() >= deadline_; }
 
@@ -167,6 +162,43 @@ class WebhookSink : public EventSink {
   Clock::time_point deadline_;
   SinkStats stats_;
   std::thread thread_;
+};
+
+WebhookSender::WebhookSender(const WebhookConfig& config) : impl_(std::make_unique<Impl>(config)) {}
+WebhookSender::~WebhookSender() = default;
+void WebhookSender::send(std::string kind, std::string id, std::string body) {
+  impl_->send(std::move(kind), std::move(id), std::move(body));
+}
+void WebhookSender::close(double drain_seconds) {
+  impl_->close(drain_seconds);
+}
+SinkStats WebhookSender::stats() const {
+  return impl_->stats();
+}
+const std::string& WebhookSender::url() const {
+  return impl_->config_.url;
+}
+
+namespace {
+
+/// Event records through a WebhookSender: the kinds the config asks for, one delivery id per record.
+class WebhookSink : public EventSink {
+ public:
+  explicit WebhookSink(const WebhookConfig& config) : kinds_(config.kinds), sender_(config) {}
+  ~WebhookSink() override { sender_.close(0); }
+  std::string name() const override { return "webhook " + sender_.url(); }
+  void write(const WatchEventRecord& r) override {
+    const std::string kind = to_string(r.record.kind);
+    if (std::find(kinds_.begin(), kinds_.end(), kind) == kinds_.end()) return;
+    sender_.send(kind, fmt::format("{}:{}:{}", r.record.event.id, kind, r.record.event.updates),
+                 event_json(r, r.record.kind == EventKind::kEnd).dump());
+  }
+  void close(double drain_seconds) override { sender_.close(drain_seconds); }
+  SinkStats stats() const override { return sender_.stats(); }
+
+ private:
+  std::vector<std::string> kinds_;
+  WebhookSender sender_;
 };
 
 }  // namespace

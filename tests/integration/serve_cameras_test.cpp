@@ -15,6 +15,8 @@
 #include <atomic>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
 #include <set>
 #include <thread>
 
@@ -422,6 +424,68 @@ TEST(ServeCamerasConfig, BadCameraFilesExitNonZeroNamingTheCameraAndKey) {
   EXPECT_FALSE(neither.running());
   EXPECT_EQ(neither.exit_code(), 2) << neither.log();
   EXPECT_THAT(neither.log(), HasSubstr("--cameras"));
+}
+
+/// A recording with event clips: the classifier's frame-sized box starts an event in the first frames, the
+/// file ends (the event ends as `stopped`), and the clip (pre_capture 1 s, so every one of the 40 frames) is
+/// served at /v1/events/ID/clip.mp4, whole and by byte ranges.
+TEST(ServeCameraClips, EventClipIsServedWholeAndByRangeOnceWritten) {
+  TempDir dir;
+  const fs::path video = dir / "short.avi";
+  {
+    cv::VideoWriter w(video.string(), cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), 10, {320, 240});
+    for (int i = 0; i < 40; ++i) {
+      cv::Mat frame(240, 320, CV_8UC3, cv::Scalar(60, 90, 120));
+      cv::rectangle(frame, cv::Rect(10 + 6 * i, 80, 40, 60), cv::Scalar(30, 200, 30), cv::FILLED);
+      w.write(frame);
+    }
+  }
+  const fs::path model = vigil::testing::make_model_file(dir / "scene.vgm", "mask_small_cnn", {"scene"}, 5);
+  vigil::write_file_atomic(dir / "cameras.yaml", fmt::format(R"(cameras:
+  yard:
+    source: {{url: '{}', realtime: false}}
+    detect: {{model: '{}', fps: 10}}
+    alerts: {{stationary: {{seconds: 0}}}}
+    clips: {{pre_capture: 1, post_capture: 1}}
+)",
+                                                             video.string(), model.string()));
+  ServerProcess server(fmt::format("--cameras '{}'", (dir / "cameras.yaml").string()), dir / "srv");
+  ASSERT_TRUE(server.running()) << server.log();
+  httplib::Client c("127.0.0.1", server.port());
+  c.set_read_timeout(60, 0);
+  json event;
+  ASSERT_TRUE(eventually([&] {
+    const json page = body_json(c.Get("/v1/events"));
+    if (page.value("total", 0) < 1) return false;
+    event = page["events"][0];
+    return event.value("has_clip", false);
+  })) << server.log();
+  const std::string id = event["id"];
+  EXPECT_EQ(event["end_reason"], "stopped");
+  EXPECT_EQ(event["clip_url"], "/v1/events/" + id + "/clip.mp4");
+
+  auto whole = c.Get("/v1/events/" + id + "/clip.mp4");
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  EXPECT_EQ(whole->get_header_value("Content-Type"), "video/mp4");
+  EXPECT_EQ(whole->body, vigil::read_file(event["clip"].get<std::string>()));
+  vigil::write_file_atomic(dir / "got.mp4", whole->body);
+  cv::VideoCapture cap((dir / "got.mp4").string());
+  ASSERT_TRUE(cap.isOpened());
+  int frames = 0;
+  for (cv::Mat f; cap.read(f);) ++frames;
+  EXPECT_EQ(frames, 40) << "the event starts in the first frames: pre_capture reaches back to frame 0, and "
+                           "the file's end ends it";
+
+  auto part = c.Get("/v1/events/" + id + "/clip.mp4", {{"Range", "bytes=4-103"}});
+  ASSERT_TRUE(part);
+  EXPECT_EQ(part->status, 206);
+  EXPECT_EQ(part->body, whole->body.substr(4, 100));
+
+  auto missing = c.Get("/v1/events/no-such-event/clip.mp4");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_THAT(missing->body, HasSubstr("no-such-event"));
 }
 
 }  // namespace

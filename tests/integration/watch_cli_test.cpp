@@ -113,7 +113,9 @@ TEST_F(WatchCli, FaceCascadeOnAFileWritesEventsEverywhere) {
   EXPECT_EQ(read_jsonl(tmp / "det.jsonl").size(), static_cast<size_t>(detected));
   cv::VideoCapture annotated((tmp / "out.avi").string());
   ASSERT_TRUE(annotated.isOpened());
-  EXPECT_EQ(static_cast<int64_t>(annotated.get(cv::CAP_PROP_FRAME_COUNT)), detected);
+  EXPECT_EQ(static_cast<int64_t>(annotated.get(cv::CAP_PROP_FRAME_COUNT)), 40)
+      << "the annotated video has every frame of the file, the 20 detected and the 20 between them";
+  EXPECT_EQ(annotated.get(cv::CAP_PROP_FPS), 20) << "at the file's rate";
 
   const auto requests = receiver.requests();
   ASSERT_EQ(requests.size(), records.size());

@@ -23,4 +23,19 @@ std::string to_utf8(const fs::path& p);
 /// Lower-cased extension including the dot ("" when none).
 std::string lower_extension(const fs::path& p);
 
+/// A fresh folder `<parent>/<prefix>-<pid>-<n>` (not created: the caller makes it or lets a writer do so),
+/// removed with everything in it when this object goes, whatever happened meanwhile (an upload refused
+/// half-way, an ingest that threw).
+class ScratchDir {
+ public:
+  ScratchDir(const fs::path& parent, std::string_view prefix);
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
 }  // namespace vigil

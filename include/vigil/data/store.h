@@ -16,6 +16,7 @@
 
 #include "vigil/core/progress.h"
 #include "vigil/core/workspace.h"
+#include "vigil/data/archive.h"
 #include "vigil/data/dataset.h"
 #include "vigil/data/formats.h"
 
@@ -26,6 +27,7 @@ struct IngestOptions {
   std::string format = "auto";
   std::vector<std::string> classes;  ///< optional explicit class names
   int threads = 0;                   ///< hashing, copying and decoding workers; 0 = every core
+  ArchiveLimits archive_limits;      ///< a .zip / .tar.* source is unpacked within these (data/archive.h)
 };
 
 struct DatasetVersion {
@@ -54,6 +56,8 @@ class DatasetStore {
  public:
   explicit DatasetStore(Workspace ws);
 
+  /// `source`: a dataset folder, a COCO .json, or an archive of either (.zip, .tar[.gz|.bz2|.xz]), unpacked
+  /// under <workspace>/tmp as hostile input and removed afterwards.
   IngestResult ingest(const std::filesystem::path& source, const IngestOptions& options,
                       Progress* progress = nullptr);
   /// Every (name, version) pair, names sorted, versions oldest first.
@@ -75,6 +79,8 @@ class DatasetStore {
   std::vector<std::string> split_names(const DatasetVersion& v) const;
 
  private:
+  IngestResult ingest_from(const std::filesystem::path& source, const std::filesystem::path& recorded_source,
+                           const IngestOptions& options, Progress* progress);
   Workspace ws_;
 };
 

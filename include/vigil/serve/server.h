@@ -53,6 +53,25 @@ struct ServeOptions {
   int max_streams = 8;
   bool fold_batch_norms = true;
   bool channels_last = true;
+  /// Record every answered image (input statistics, outputs) in the workspace's prediction log, for
+  /// /v1/stats across restarts, feedback and drift monitoring. Never slows a request: a bounded queue, one
+  /// writer thread, batched transactions; a full queue drops rows and counts them.
+  bool prediction_log = true;
+  int log_queue = 4096;            ///< log rows waiting at most
+  double log_images = 0;           ///< fraction of inputs kept as JPEG under <workspace>/predictions
+  double log_retention_days = 30;  ///< older log rows and images are pruned (0 = keep forever)
+  /// Drift monitoring on a schedule (serve/drift_monitor.h): the reference profile or dataset ("" = off).
+  std::string monitor_reference;
+  double monitor_every_s = 3600;           ///< seconds between drift checks
+  double monitor_window_s = 86400;         ///< traffic compared: this many seconds back
+  int monitor_min_current = 30;            ///< fewer logged predictions: no verdict
+  std::string monitor_webhook;             ///< POST drift / drift_resolved alerts here
+  std::string monitor_webhook_secret_env;  ///< environment variable with the alerts' HMAC key
+  /// POST /v1/retrain (serve/retrain_jobs.h): the training config jobs start from ("" = retraining off), the
+  /// registered model challengers join (default: the served NAME of NAME@alias) and the champion's alias.
+  std::string retrain_config;
+  std::string retrain_model;
+  std::string retrain_alias;
   /// Serve the UI and the tracking/registry API without a model (`vigil ui`): predict routes then answer
   /// 503. Set in code only (not a config key), so `vigil serve` without a model (or cameras) stays an error.
   bool allow_no_model = false;
@@ -91,6 +110,21 @@ struct ServeOptions {
     v("max_streams", max_streams, "MJPEG and event streams open at once, at most (then 503)");
     v("fold_batch_norms", fold_batch_norms, "fold batch norms into convolutions (faster)");
     v("channels_last", channels_last, "channels-last convolution weights (faster on CPU)");
+    v("prediction_log", prediction_log, "record every answered image in the workspace's prediction log");
+    v("log_queue", log_queue, "prediction log rows waiting at most (then dropped and counted)");
+    v("log_images", log_images, "fraction of inputs kept as JPEG for review (0..1)");
+    v("log_retention_days", log_retention_days, "prune prediction log rows older than this (0 = never)");
+    v("monitor_reference", monitor_reference,
+      "drift monitoring: reference profile (.json) or dataset folder");
+    v("monitor_every_s", monitor_every_s, "seconds between drift checks");
+    v("monitor_window_s", monitor_window_s, "seconds of traffic each drift check compares");
+    v("monitor_min_current", monitor_min_current, "logged predictions a drift verdict needs at least");
+    v("monitor_webhook", monitor_webhook, "URL that drift and drift_resolved alerts are POSTed to");
+    v("monitor_webhook_secret_env", monitor_webhook_secret_env,
+      "environment variable with the alerts' HMAC key");
+    v("retrain_config", retrain_config, "training config of POST /v1/retrain jobs ('' = retraining off)");
+    v("retrain_model", retrain_model, "registered model challengers join (default: the served NAME@alias's)");
+    v("retrain_alias", retrain_alias, "the champion's alias (default: the served alias, else production)");
   }
   /// Throws InvalidArgument naming the field.
   void validate() const;

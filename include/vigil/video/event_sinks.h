@@ -21,12 +21,13 @@ namespace vigil::video {
 struct WatchEventRecord {
   EventRecord record;
   std::string snapshot;  ///< the best frame's JPEG ("" when snapshots are off)
+  std::string clip;      ///< where the event's clip is (being) written ("" when clips are off)
   std::string model;     ///< what detected it
 };
 
 /// {"type": "start"|"update"|"end", "event": {id, camera, label, class_id, track_id, zones, current_zones,
 ///  start_time, last_time, end_time (null while open), end_reason, top_score, best: {frame, time, box,
-///  score}, stationary, updates, snapshot, model[, boxes: [{frame, time, box, score}]]}}. Times are Unix
+///  score}, stationary, updates, snapshot, clip, model[, boxes: [{frame, time, box, score}]]}}. Times are Unix
 ///  seconds.
 nlohmann::ordered_json event_json(const WatchEventRecord& r, bool with_boxes);
 
@@ -74,6 +75,27 @@ std::unique_ptr<EventSink> make_callback_sink(std::string name,
 /// order; a failed attempt (connection error, timeout, 408, 429 or 5xx) is retried after retry_initial
 /// seconds, doubling up to retry_max, at most max_attempts times; other 4xx answers are not retried.
 std::unique_ptr<EventSink> make_webhook_sink(const WebhookConfig& config);
+
+/// The delivery engine under webhook sinks, for any JSON body (the server's drift alerts use it too): a
+/// sender thread, a bounded queue, retries with back-off and the HMAC signature, as make_webhook_sink says.
+/// `kind` goes out as X-Vigil-Event, `id` as X-Vigil-Delivery. config.kinds is not consulted here.
+class WebhookSender {
+ public:
+  explicit WebhookSender(const WebhookConfig& config);
+  ~WebhookSender();
+  WebhookSender(const WebhookSender&) = delete;
+  WebhookSender& operator=(const WebhookSender&) = delete;
+  /// Queues one delivery; never blocks on the network.
+  void send(std::string kind, std::string id, std::string body);
+  /// Delivers what is queued, waiting up to `drain_seconds`, then stops (idempotent).
+  void close(double drain_seconds);
+  SinkStats stats() const;
+  const std::string& url() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 /// Lower-case hex HMAC-SHA256 of `body` under `key` (OpenSSL's libcrypto).
 std::string hmac_sha256_hex(const std::string& key, const std::string& body);

@@ -2,10 +2,12 @@
 /// What the watcher runs on sampled frames: a FrameDetector takes the frames of every camera of a batch at
 /// once and returns each frame's boxes. Behind the one interface: a vigil model file (a detector, in one
 /// forward pass per batch; or a classifier, whose verdict on the whole frame becomes one frame-sized box) and
-/// OpenCV's Haar/LBP cascades ("opencv:haarcascade_frontalface_default", from Debian's opencv-data). A
-/// CropClassifier is the optional second stage of a cascade: every box cropped with a margin, the crops of
-/// the whole batch classified in one forward pass, the class becoming the box's label (the face-mask seed: a
-/// face detector, then with_mask / without_mask per face). torch stays out of this header.
+/// face-api.js's face detectors ("faceapi:ssd_mobilenetv1", "faceapi:tiny_face_detector": model/faceapi.h,
+/// the ones that find masked faces) and OpenCV's Haar/LBP cascades ("opencv:haarcascade_frontalface_default",
+/// from Debian's opencv-data). A CropClassifier is the optional second stage of a cascade: every box cropped
+/// with a margin, the crops of the whole batch classified in one forward pass, the class becoming the box's
+/// label (the face-mask seed: a face detector, then with_mask / without_mask per face). torch stays out of
+/// this header.
 
 #include <opencv2/core.hpp>
 
@@ -53,24 +55,26 @@ class FrameDetector {
   virtual DetectorStats stats() const = 0;
 };
 
-/// Where a model spec points: a file, or an OpenCV cascade.
+/// Where a model spec points: a file, an OpenCV cascade, or a face-api.js detector.
 struct ResolvedModel {
-  std::string spec;     ///< as written
-  std::string file;     ///< model file or cascade .xml
-  std::string name;     ///< registered name, cascade name, or the file's stem
-  std::string version;  ///< registry version ("" for a plain file or a cascade)
-  bool opencv = false;  ///< an OpenCV cascade
+  std::string spec;      ///< as written
+  std::string file;      ///< model file, cascade .xml, or face-api.js weights manifest
+  std::string name;      ///< registered name, cascade name, face-api.js net name, or the file's stem
+  std::string version;   ///< registry version ("" for a plain file, a cascade or face-api.js)
+  bool opencv = false;   ///< an OpenCV cascade
+  bool faceapi = false;  ///< a face-api.js detector (name is its net: tiny_face_detector, ssd_mobilenetv1)
 };
 
-/// Resolves "opencv:<name|path.xml>", a model file, or a registered model (NAME, NAME@alias, NAME/k) in
+/// Resolves "opencv:<name|path.xml>", "faceapi:<net|path/NET_model-weights_manifest.json>" (a net name looks
+/// in model::faceapi_weights_dir()), a model file, or a registered model (NAME, NAME@alias, NAME/k) in
 /// `workspace`'s registry (checking the registered file's hash). NotFound names the spec and what exists.
 ResolvedModel resolve_model_spec(const std::string& spec, const std::string& workspace);
 
 /// The cascade files opencv-data installs (names without .xml), for messages.
 std::vector<std::string> opencv_cascade_names();
 
-/// Loads the detect stage of `detect` (a vigil model or a cascade). Throws NotFound / InvalidArgument /
-/// DataError naming the spec.
+/// Loads the detect stage of `detect` (a vigil model, a cascade or a face-api.js detector). Throws NotFound /
+/// InvalidArgument / DataError naming the spec or file.
 std::unique_ptr<FrameDetector> make_frame_detector(const DetectConfig& detect, const std::string& workspace);
 
 /// The classify stage of a cascade.

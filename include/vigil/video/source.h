@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,6 +54,8 @@ struct Frame {
   int64_t index = -1;
   double position_seconds = 0;  ///< files: the frame's time in the file; streams: seconds since start
   std::chrono::steady_clock::time_point captured;
+  /// The rate the source delivers at: a file's own (or source.fps), what a stream declares, else 10.
+  double source_fps = 0;
 };
 
 /// A snapshot of a source's counters.
@@ -80,6 +83,10 @@ class Source {
   void start();
   /// Stops and joins the capture thread (also done by the destructor).
   void stop();
+  /// Before start(): `tap` sees every frame read, in order, on the capture thread, before latest() can hand
+  /// it out (the annotated video and event clips want all frames, not only the sampled ones). It must be
+  /// quick; with realtime: false it may block, which holds the reader back like a slow consumer does.
+  void set_frame_tap(std::function<void(const Frame&)> tap);
 
   /// The newest frame with index > after, waiting up to `wait` for one; nullopt when none came.
   std::optional<Frame> latest(int64_t after, std::chrono::milliseconds wait = std::chrono::milliseconds(0));

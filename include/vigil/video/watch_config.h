@@ -11,7 +11,7 @@
 ///       objects: {track: [person]}
 ///     lobby:
 ///       source: {url: lobby.mp4, loop: true}
-///       detect: {model: "opencv:haarcascade_frontalface_default", fps: 10}
+///       detect: {model: "faceapi:ssd_mobilenetv1", fps: 10}
 ///       classify: {model: masks@production, margin: 0.15}
 ///       objects: {track: [without_mask]}
 ///
@@ -48,11 +48,32 @@ struct OpenCvCascadeConfig {
   void validate() const;
 };
 
+/// face-api.js detector settings, used when detect.model is "faceapi:<net>" (model/faceapi.h).
+struct FaceApiConfig {
+  /// tiny_face_detector's square input side, a multiple of 32 (< 0: the package's 416). Smaller is faster
+  /// and misses small faces; ssd_mobilenetv1 always runs at 512.
+  int input_size = -1;
+  std::string label = "face";  ///< label of its boxes
+
+  template <class V>
+  void visit(V& v) {
+    v("input_size", input_size, "tiny_face_detector's input side, a multiple of 32 (< 0: 416)");
+    v("label", label, "label of its boxes");
+  }
+  void validate() const;
+};
+
 /// The detect stage of a camera.
 struct DetectConfig {
   /// A vigil model file (detector, or classifier: one whole-frame "box" per frame), a registered model
-  /// (NAME, NAME@alias, NAME/k), or "opencv:<cascade>" (a file name from opencv-data's haarcascades or
-  /// lbpcascades, without .xml, or a path to a cascade .xml).
+  /// (NAME, NAME@alias, NAME/k), "faceapi:<net>" (face-api.js's ssd_mobilenetv1 or tiny_face_detector, from
+  /// scripts/install-face-api.sh's folder or $VIGIL_FACEAPI_DIR; or "faceapi:<path to its manifest .json>"),
+  /// or "opencv:<cascade>" (a file name from opencv-data's haarcascades or lbpcascades, without .xml, or a
+  /// path to a cascade .xml).
+  ///
+  /// For the face-mask cascade use faceapi:ssd_mobilenetv1: on the mask dataset's faces it finds masked and
+  /// unmasked faces alike, where haarcascade_frontalface_default misses about half of the masked ones
+  /// (tests/unit/video/face_cascade_test.cpp measures it; docs/watch.md has the table).
   std::string model;
   double fps = 5;                ///< detections per second; the newest frame is taken each time
   double score_threshold = 0.1;  ///< boxes below this are dropped (ByteTrack still wants the weak ones)
@@ -64,10 +85,11 @@ struct DetectConfig {
   bool resize = true;
   std::vector<std::string> labels;  ///< keep only these labels (empty: all)
   OpenCvCascadeConfig opencv;
+  FaceApiConfig faceapi;
 
   template <class V>
   void visit(V& v) {
-    v("model", model, "vigil model file, registered NAME[@alias], or opencv:<cascade>");
+    v("model", model, "vigil model file, registered NAME[@alias], faceapi:<net> or opencv:<cascade>");
     v("fps", fps, "detections per second (the newest frame each time)");
     v("score_threshold", score_threshold, "drop boxes scoring below this");
     v("nms_iou", nms_iou, "per-class NMS IoU threshold (< 0: the model's)");
@@ -75,6 +97,7 @@ struct DetectConfig {
     v("resize", resize, "resize frames to the model's input size before batching");
     v("labels", labels, "keep only these labels (empty: all)");
     v("opencv", opencv, "settings of an opencv:<cascade> detector");
+    v("faceapi", faceapi, "settings of a faceapi:<net> detector");
   }
   void validate() const;
 };
@@ -98,14 +121,40 @@ struct ClassifyConfig {
   void validate() const;
 };
 
-/// An annotated copy of what a camera saw (boxes, track ids, zones) at the detection rate.
+/// An annotated copy of what a camera saw: every frame the source delivered, at the source's rate, with the
+/// boxes, track ids and zones of its detection (frames between two detections carry the earlier one's).
 struct AnnotateConfig {
   std::string video;  ///< output file (.mp4: mp4v, .avi: MJPG); "" = none
 
   template <class V>
   void visit(V& v) {
-    v("video", video, "annotated output video (.mp4 or .avi)");
+    v("video", video, "annotated output video (.mp4 or .avi), every frame at the source's rate");
   }
+};
+
+/// Event clips (Frigate's record.events): the camera's last `pre_capture` seconds are kept (JPEG, bounded),
+/// and each event gets a video from pre_capture before its start to post_capture after its last sighting,
+/// boxes drawn, at the source's rate, written off the detection thread.
+struct ClipsConfig {
+  bool enabled = false;
+  double pre_capture = 5;    ///< seconds before the event's start
+  double post_capture = 5;   ///< seconds after the event's object was last seen
+  std::string dir;           ///< clips go to <dir>/<camera>/<event id>.mp4 ("" = <workspace>/clips)
+  double max_seconds = 300;  ///< a clip longer than this is closed there (a long event keeps its record)
+  int quality = 80;          ///< JPEG quality of the frames held for pre_capture
+  int buffer_mb = 64;        ///< memory for those frames at most (the oldest go first)
+
+  template <class V>
+  void visit(V& v) {
+    v("enabled", enabled, "write a video clip of each event");
+    v("pre_capture", pre_capture, "seconds before the event's start in its clip");
+    v("post_capture", post_capture, "seconds after the object was last seen in its clip");
+    v("dir", dir, "folder of the clips (default <workspace>/clips)");
+    v("max_seconds", max_seconds, "longest clip in seconds (a longer event's clip is cut there)");
+    v("quality", quality, "JPEG quality of the frames held for pre_capture (1..100)");
+    v("buffer_mb", buffer_mb, "memory for the pre_capture frames in MB at most");
+  }
+  void validate() const;
 };
 
 /// One camera.
@@ -117,7 +166,10 @@ struct CameraConfig {
   TrackerOptions tracker;
   CameraRules rules;
   AnnotateConfig annotate;
+  ClipsConfig clips;
 
+  /// Frames go to the output thread one by one (the annotated video, clips).
+  bool composes() const { return !annotate.video.empty() || clips.enabled; }
   /// Validates every part; messages start with "cameras.<name>.".
   void validate() const;
 };

@@ -5,10 +5,11 @@
 /// model group (cameras whose detect and classify settings name the same models) samples each camera's newest
 /// frame at its detect.fps, runs the frames of every camera that is due in ONE forward pass (crops of all of
 /// them in one classifier pass), then runs each camera's tracker and rule engine. One output thread writes
-/// snapshots, annotated video and the detections log, and hands event records to the sinks, whose slow ones
-/// (webhooks) queue on their own threads. A model slower than the cameras never builds a backlog: each turn
-/// takes the newest frame and counts the detection slots it missed as dropped. A camera that fails or ends
-/// drops out of its group alone; the others keep running.
+/// snapshots, annotated video (every frame read, from the capture thread's tap) and the detections log,
+/// keeps each clip camera's pre-capture buffer, and hands event records to the sinks, whose slow ones
+/// (webhooks) queue on their own threads, and clips to a clip thread. A model slower than the cameras never
+/// builds a backlog: each turn takes the newest frame and counts the detection slots it missed as dropped. A
+/// camera that fails or ends drops out of its group alone; the others keep running.
 ///
 /// Times: frames are stamped with the wall clock of their capture (Unix seconds), so event times are real
 /// times and never go back (files are read at their own pace, like a live camera).
@@ -51,14 +52,19 @@ struct CameraStats {
   int width = 0, height = 0;
   int tracks = 0;  ///< confirmed tracks in the last detected frame
   int open_events = 0;
-  int64_t events = 0;      ///< events started
-  int64_t errors = 0;      ///< batches that failed on this camera's frames
-  std::string last_error;  ///< the source's or the detector's, "" when none
+  int64_t events = 0;  ///< events started
+  int64_t errors = 0;  ///< batches that failed on this camera's frames
+  /// Frames the output thread (annotated video, clips, detections log) could not take: its queue was full.
+  int64_t output_dropped = 0;
+  int64_t clips = 0;                ///< event clips written
+  int64_t clips_failed = 0;         ///< event clips that could not be written
+  int64_t clip_frames_dropped = 0;  ///< frames left out of clips because the clip queue was full
+  std::string last_error;           ///< the source's or the detector's, "" when none
 };
 
 /// {name, url, state, finished, detector, detect_fps_target, fps_in, fps_detect, latency_ms, latency_p50_ms,
 ///  latency_p95_ms, frames, detected, dropped, reconnects, stalls, width, height, tracks, open_events,
-///  events, errors, last_error}
+///  events, errors, output_dropped, clips, clips_failed, clip_frames_dropped, last_error}
 nlohmann::ordered_json to_json(const CameraStats& s);
 
 /// One model group: the cameras sharing a detector (and classifier) and what their batches looked like.

@@ -1,8 +1,11 @@
-// How often OpenCV's face cascades (Debian opencv-data), run through the watcher's FrameDetector interface,
-// find the face of the mask dataset's face crops, masked and unmasked, each crop pasted into a larger frame
-// so the face is not the whole image. Prints the rates per cascade and class; asserts only what the default
-// cascade must do for the cascade stage to be usable at all (unmasked faces found). A cascade that misses
-// masked faces biases every compliance figure: the rates here are what docs and bench/video.sh report.
+// How often OpenCV's face cascades (Debian opencv-data) and face-api.js's detectors (model/faceapi.h, when
+// scripts/install-face-api.sh installed them), run through the watcher's FrameDetector interface, find the
+// face of the mask dataset's face crops, masked and unmasked, each crop pasted into a larger frame so the
+// face is not the whole image. Found two ways: a box whose centre lies on the pasted crop, and a box with
+// IoU >= 0.5 to it (low for every detector: the crops are photos, not face boxes; see below). Prints the
+// rates per detector and class; asserts what the cascade stage needs: Haar finds unmasked faces, and
+// faceapi:ssd_mobilenetv1 (the face-mask default) finds masked and unmasked ones alike. A detector that
+// misses masked faces biases every compliance figure: the rates here are what docs and bench/video.sh report.
 //
 // Every 8th image by default (seconds); VIGIL_FACE_RATES_ALL=1 measures all of them (bench/video.sh). The
 // faces are 200 px high, so the cascades search from 80 px up (min_size; smaller windows only cost time).
@@ -19,7 +22,10 @@
 
 #include "tests_util.h"
 #include "unit/video/watch_test_util.h"
+#include "vigil/core/error.h"
+#include "vigil/model/faceapi.h"
 #include "vigil/video/frame_detector.h"
+#include "vigil/video/geometry.h"
 
 namespace vigil::video {
 namespace {
@@ -27,8 +33,9 @@ namespace {
 namespace fs = std::filesystem;
 
 struct Rate {
-  int found = 0, total = 0;
+  int found = 0, matched = 0, total = 0;  // found: centre on the crop; matched: IoU >= 0.5
   double value() const { return total ? static_cast<double>(found) / total : 0; }
+  double iou_value() const { return total ? static_cast<double>(matched) / total : 0; }
 };
 
 /// The crop scaled to 200 px high, pasted in the middle of a 480x360 frame; `where` gets its rectangle.
@@ -51,6 +58,14 @@ bool found_in(const std::vector<Detection>& boxes, const cv::Rect& where) {
   });
 }
 
+/// Matched: a box with IoU >= 0.5 to the pasted face crop.
+bool matched_in(const std::vector<Detection>& boxes, const cv::Rect& where) {
+  const Box truth{static_cast<float>(where.x), static_cast<float>(where.y), static_cast<float>(where.br().x),
+                  static_cast<float>(where.br().y)};
+  return std::any_of(boxes.begin(), boxes.end(),
+                     [&](const Detection& d) { return iou(d.box, truth) >= 0.5; });
+}
+
 TEST(FaceCascade, FindsUnmaskedFacesAndReportsRatesPerClass) {
   VIGIL_REQUIRE_SHARED(masks, "masks");
   if (!fs::exists("/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml"))
@@ -58,11 +73,22 @@ TEST(FaceCascade, FindsUnmaskedFacesAndReportsRatesPerClass) {
   const bool all = std::getenv("VIGIL_FACE_RATES_ALL") != nullptr;
   const std::vector<std::string> cascades = {
       "haarcascade_frontalface_default", "haarcascade_frontalface_alt2", "lbpcascade_frontalface_improved"};
-  std::map<std::string, std::map<std::string, Rate>> rates;  // cascade -> class -> rate
-  for (const std::string& name : cascades) {
+  std::vector<std::string> specs;
+  for (const std::string& name : cascades) specs.push_back("opencv:" + name);
+  const bool faceapi = fs::exists(
+      model::faceapi_manifest_path(model::FaceApiNet::kSsdMobilenetV1, model::faceapi_weights_dir()));
+  if (faceapi) {
+    specs.push_back("faceapi:tiny_face_detector");
+    specs.push_back("faceapi:ssd_mobilenetv1");
+  } else {
+    std::cout << "[face rates] face-api.js weights absent (scripts/install-face-api.sh): not measured\n";
+  }
+  std::map<std::string, std::map<std::string, Rate>> rates;  // detector -> class -> rate
+  for (const std::string& name : specs) {
     DetectConfig config;
-    config.model = "opencv:" + name;
+    config.model = name;
     config.opencv.min_size = 80;
+    config.score_threshold = 0.5;  // face-api.js's own default (the cascades have no scores)
     auto detector = make_frame_detector(config, "");
     for (const std::string cls : {"with_mask", "without_mask"}) {
       std::vector<fs::path> files;
@@ -77,18 +103,65 @@ TEST(FaceCascade, FindsUnmaskedFacesAndReportsRatesPerClass) {
         Rate& r = rates[name][cls];
         ++r.total;
         r.found += found_in(boxes[0], where);
+        r.matched += matched_in(boxes[0], where);
       }
     }
   }
   for (const auto& [name, by_class] : rates) {
-    std::cout << "[face rates] " << name << ": with_mask " << by_class.at("with_mask").found << "/"
-              << by_class.at("with_mask").total << " = " << by_class.at("with_mask").value()
-              << ", without_mask " << by_class.at("without_mask").found << "/"
-              << by_class.at("without_mask").total << " = " << by_class.at("without_mask").value() << "\n";
+    for (const char* cls : {"with_mask", "without_mask"}) {
+      const Rate& r = by_class.at(cls);
+      std::cout << "[face rates] " << name << " " << cls << ": centre " << r.found << "/" << r.total << " = "
+                << r.value() << ", IoU>=0.5 " << r.matched << "/" << r.total << " = " << r.iou_value()
+                << "\n";
+    }
   }
-  const auto& base = rates.at("haarcascade_frontalface_default");
+  const auto& base = rates.at("opencv:haarcascade_frontalface_default");
   EXPECT_GE(base.at("without_mask").value(), 0.75);
   EXPECT_GE(base.at("with_mask").total, 60);
+  // Measured over all images: 0.90 masked, 0.98 unmasked (Haar: 0.66, 0.82; docs/watch.md has the table).
+  // IoU with the pasted crop stays low for every detector (SSD: 0.06 and 0.03): a face box covers a third to
+  // two thirds of these crops' sides (hair, neck and background around the face), so IoU >= 0.5 to the
+  // crop's rectangle is printed, not asserted: it is not a face detector's measure.
+  if (faceapi) {
+    const auto& ssd = rates.at("faceapi:ssd_mobilenetv1");
+    EXPECT_GE(ssd.at("with_mask").value(), 0.8);
+    EXPECT_GE(ssd.at("without_mask").value(), 0.9);
+    EXPECT_GT(ssd.at("with_mask").value(), base.at("with_mask").value());
+  }
+}
+
+TEST(FaceApiSpec, UnknownNetsAndMissingWeightsAreNotFoundSayingWhatToDo) {
+  DetectConfig config;
+  config.model = "faceapi:ssd_mobilenet";
+  try {
+    make_frame_detector(config, "");
+    ADD_FAILURE() << "no error for " << config.model;
+  } catch (const NotFound& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean faceapi:ssd_mobilenetv1"), std::string::npos)
+        << e.what();
+  }
+  vigil::testing::TempDir empty;
+  const char* old = std::getenv("VIGIL_FACEAPI_DIR");
+  const std::string saved = old ? old : "";
+  setenv("VIGIL_FACEAPI_DIR", empty.path().c_str(), 1);
+  config.model = "faceapi:tiny_face_detector";
+  try {
+    make_frame_detector(config, "");
+    ADD_FAILURE() << "no error for " << config.model << " without weights";
+  } catch (const NotFound& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find((empty.path() / "tiny_face_detector_model-weights_manifest.json").string()),
+              std::string::npos)
+        << m;
+    EXPECT_NE(m.find("scripts/install-face-api.sh"), std::string::npos) << m;
+  }
+  if (old) {
+    setenv("VIGIL_FACEAPI_DIR", saved.c_str(), 1);
+  } else {
+    unsetenv("VIGIL_FACEAPI_DIR");
+  }
+  config.model = "faceapi:" + (empty.path() / "blazeface-weights_manifest.json").string();
+  EXPECT_THROW(make_frame_detector(config, ""), InvalidArgument);
 }
 
 }  // namespace

@@ -397,6 +397,109 @@ std::string config_error(const std::string& yaml) {
   return "no error";
 }
 
+/// 120 frames at 20 fps (480x300): background for frames 0..29, the face moving across for 30..69, then
+/// background again. Frame i has a white bar at x = 5 + 3i along its bottom rows, so a frame read back from
+/// a clip tells which source frame it was.
+fs::path write_face_episode(const fs::path& file) {
+  const auto patch = vigil::testing::face_patch();
+  if (!patch) return {};
+  const cv::Size size(480, 300);
+  cv::VideoWriter w(file.string(), cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), 20, size);
+  const cv::Mat bg = vigil::testing::background(size, 0);
+  for (int i = 0; i < 120; ++i) {
+    cv::Mat frame = bg.clone();
+    if (i >= 30 && i < 70) patch->copyTo(frame(cv::Rect(10 + 5 * (i - 30), 60, patch->cols, patch->rows)));
+    cv::rectangle(frame, cv::Rect(5 + 3 * i - 1, 285, 3, 15), cv::Scalar(255, 255, 255), cv::FILLED);
+    w.write(frame);
+  }
+  return file;
+}
+
+/// The source frame a frame of write_face_episode() was: where its bottom bar is.
+int bar_index(const cv::Mat& frame) {
+  cv::Mat grey;
+  cv::cvtColor(frame(cv::Rect(0, 288, frame.cols, 10)), grey, cv::COLOR_BGR2GRAY);
+  cv::Mat column_sums;
+  cv::reduce(grey, column_sums, 0, cv::REDUCE_SUM, CV_32S);
+  cv::Point best;
+  cv::minMaxLoc(column_sums, nullptr, nullptr, nullptr, &best);
+  return static_cast<int>(std::lround((best.x - 5) / 3.0));
+}
+
+std::vector<cv::Mat> read_frames(const fs::path& file) {
+  cv::VideoCapture cap(file.string());
+  std::vector<cv::Mat> frames;
+  cv::Mat f;
+  while (cap.read(f)) frames.push_back(f.clone());
+  return frames;
+}
+
+TEST_F(WatcherTest, EventClipCoversPreCaptureEventAndPostCaptureAndTheAnnotatedVideoEveryFrame) {
+  if (!have_cascades()) GTEST_SKIP() << "opencv-data's cascades absent; skipping";
+  const fs::path video = write_face_episode(tmp_ / "episode.avi");
+  if (video.empty()) GTEST_SKIP() << "opencv-doc's messi5.jpg absent; skipping";
+  WatchConfig config;
+  auto c = camera("door", video.string(), kFaceCascade, 10);
+  c.source.realtime = false;  // every frame, the same on any machine
+  c.tracker.max_lost = 4;     // the track (and its event) ends 4 detections after the face leaves
+  c.clips.enabled = true;
+  c.clips.pre_capture = 1;  // 20 frames of the 20 fps file
+  c.clips.post_capture = 1;
+  c.clips.dir = (tmp_ / "clips").string();
+  c.annotate.video = (tmp_ / "annotated.avi").string();
+  config.cameras.push_back(c);
+  config.workspace = (tmp_ / "ws").string();
+  config.outputs.jsonl = (tmp_ / "events.jsonl").string();
+  Watcher watcher(config);
+  watcher.start();
+  ASSERT_TRUE(eventually([&] { return watcher.done(); }, 120));
+  watcher.stop();
+
+  const auto records = read_jsonl(tmp_ / "events.jsonl");
+  ASSERT_GE(records.size(), 2u);
+  const json& end = records.back()["event"];
+  ASSERT_EQ(records.back()["type"], "end");
+  EXPECT_EQ(end["end_reason"], "track_ended") << "the face left 50 frames before the file's end";
+  const std::string clip = end["clip"];
+  EXPECT_EQ(clip, (fs::absolute(tmp_ / "clips") / "door" / (end["id"].get<std::string>() + ".mp4")).string());
+  EXPECT_EQ(records.front()["event"]["clip"], clip) << "every record names the clip";
+  const int64_t start = end["start_frame"], last = end["boxes"].back()["frame"];
+  ASSERT_GE(start, 30);
+  ASSERT_LT(last, 70);
+
+  // The clip: 20 frames before the start (the pre-capture buffer), the event, 20 frames after the face was
+  // last seen; nothing dropped, every frame in source order.
+  const auto frames = read_frames(clip);
+  ASSERT_FALSE(frames.empty()) << clip << " does not read back";
+  EXPECT_EQ(static_cast<int64_t>(frames.size()), (last + 20) - (start - 20) + 1)
+      << "start " << start << ", last seen " << last;
+  EXPECT_EQ(bar_index(frames.front()), start - 20) << "the clip opens pre_capture before the event";
+  EXPECT_EQ(bar_index(frames.back()), last + 20) << "and closes post_capture after the last sighting";
+  for (size_t i = 1; i < frames.size(); ++i)
+    ASSERT_EQ(bar_index(frames[i]), bar_index(frames[i - 1]) + 1) << "clip frame " << i;
+  EXPECT_EQ(frames.front().size(), cv::Size(480, 300));
+  const CameraStats stats = watcher.camera_stats("door");
+  EXPECT_EQ(stats.clips, 1);
+  EXPECT_EQ(stats.clips_failed, 0);
+  EXPECT_EQ(stats.clip_frames_dropped, 0);
+  EXPECT_EQ(stats.output_dropped, 0);
+
+  // The store keeps the clip's path with the event.
+  store::EventLog log{Workspace(tmp_ / "ws")};
+  const auto row = log.get(end["id"]);
+  EXPECT_EQ(json::parse(row.data_json)["event"]["clip"], clip);
+
+  // The annotated video has every frame of the file (not only the 60 detected), at the file's rate.
+  cv::VideoCapture annotated((tmp_ / "annotated.avi").string());
+  ASSERT_TRUE(annotated.isOpened());
+  EXPECT_EQ(annotated.get(cv::CAP_PROP_FRAME_COUNT), 120);
+  EXPECT_EQ(annotated.get(cv::CAP_PROP_FPS), 20);
+  EXPECT_EQ(stats.detected, 60);
+  const auto drawn = read_frames(tmp_ / "annotated.avi");
+  ASSERT_EQ(drawn.size(), 120u);
+  for (int i : {0, 45, 119}) EXPECT_EQ(bar_index(drawn[i]), i);
+}
+
 TEST(WatchConfig, ParsesCamerasOutputsAndCascades) {
   const auto c = parse_watch_config(YAML::Load(R"(
 outputs:
@@ -413,8 +516,14 @@ cameras:
     classify: {model: masks@production, margin: 0.25}
     zones: {entry: {coordinates: [[0, 0], [100, 0], [100, 100]]}}
     annotate: {video: lobby.mp4}
+    clips: {pre_capture: 3, dir: clips}
 )"));
   ASSERT_EQ(c.cameras.size(), 2u);
+  EXPECT_FALSE(c.cameras[0].clips.enabled);
+  EXPECT_TRUE(c.cameras[1].clips.enabled) << "a clips section turns clips on";
+  EXPECT_EQ(c.cameras[1].clips.pre_capture, 3);
+  EXPECT_EQ(c.cameras[1].clips.post_capture, 5);
+  EXPECT_EQ(c.cameras[1].clips.dir, "clips");
   EXPECT_EQ(c.cameras[0].source.url, "door.mp4");
   EXPECT_EQ(c.cameras[0].detect.fps, 4);
   EXPECT_TRUE(c.cameras[0].tracker.class_aware);
@@ -438,6 +547,11 @@ TEST(WatchConfig, ErrorsNameTheCameraAndKey) {
   EXPECT_THAT(config_error("cameras: {door: {source: a.mp4, detect: {model: m.vgm}, zones: {z: {coordinates: "
                            "[[0, 0], [50, 50]]}}}}"),
               HasSubstr("cameras.door.zones.z.coordinates"));
+  EXPECT_THAT(
+      config_error("cameras: {door: {source: a.mp4, detect: {model: m.vgm}, clips: {pre_capture: -1}}}"),
+      HasSubstr("cameras.door.clips.pre_capture"));
+  EXPECT_THAT(config_error("cameras: {door: {source: a.mp4, detect: {model: m.vgm}, clips: {pre_captur: 2}}}"),
+              HasSubstr("did you mean 'cameras.door.clips.pre_capture'"));
   EXPECT_THAT(config_error("cameras: {door: {source: a.mp4, detect: {model: m.vgm}, classify: {margin: 9}}}"),
               HasSubstr("cameras.door.classify.margin"));
   EXPECT_THAT(config_error("cameras: {door: {source: a.mp4, detect: {model: m.vgm}}}\noutputs: {webhooks: "

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The prediction log's cost on the request path, side by side in one run: `vigil serve` with the log off, on,
+# and on with every input image kept (--log-images 1), each under the same wrk load (raw JPEG to /v1/predict,
+# concurrency C); rounds interleaved (off, on, images, off, on, images, ...) because the machine is shared.
+# Reports requests/s and latency percentiles per setting, the ratio against "off", and whether every answered
+# request has its row: rows in the workspace log >= 200 answers counted by wrk (0 lost rows for accepted requests;
+# a few more rows than answers are the requests in flight when wrk stopped).
+#
+# Usage: bench/prediction_log.sh [build-dir]   env: SECONDS_PER_RUN (20), ROUNDS (3), CONCURRENCY (4), THREADS
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+build="${1:-$repo/build}"
+vigil="$build/apps/vigil/vigil"
+secs="${SECONDS_PER_RUN:-20}"
+rounds="${ROUNDS:-3}"
+conc="${CONCURRENCY:-4}"
+THREADS="${THREADS:-$(nproc)}"
+[[ -x "$vigil" ]] || { echo "no $vigil: build first" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "wrk missing (scripts/install-deps.sh)" >&2; exit 2; }
+
+work="$(mktemp -d)"
+server_pid=""
+cleanup() { [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+# The served model: the mask seed's small CNN on 100x100 inputs (seeded weights), so the request path (decode,
+# statistics, logging) is a large share of each request and the log's cost shows rather than hides.
+PYTHONPATH="$repo/tests/parity" /usr/bin/python3 "$here/models_ref.py" prepare "$work" mask_small_cnn
+"$vigil" --workspace "$work/ws0" --log-level warn weights import "$work/mask_small_cnn/weights.pth" \
+  --arch mask_small_cnn --class-names with_mask,without_mask --output "$work/mask.vgm" >/dev/null
+/usr/bin/python3 "$here/seed_weights.py" --image-only "$work/img.jpg" 2>/dev/null ||
+  /usr/bin/python3 -c "
+import numpy as np, cv2; rng = np.random.default_rng(0)
+cv2.imwrite('$work/img.jpg', cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), (0, 0), 3))"
+
+results="$work/results.jsonl"
+: >"$results"
+for ((round = 1; round <= rounds; round++)); do
+  for mode in off on images; do
+    ws="$work/ws-$mode-$round"
+    args=(--set prediction_log=false)
+    [[ $mode == on ]] && args=()
+    [[ $mode == images ]] && args=(--log-images 1)
+    rm -f "$work/port"
+    "$vigil" --workspace "$ws" --threads "$THREADS" --log-level warn serve --model "$work/mask.vgm" --port 0 \
+      --port-file "$work/port" "${args[@]}" >"$work/serve-$mode.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 200); do [[ -s "$work/port" ]] && break; sleep 0.1; done
+    port="$(cat "$work/port")"
+    echo "== round $round, log $mode: wrk -c$conc -d${secs}s" >&2
+    out="$(IMAGE="$work/img.jpg" EXPECT_TYPE=application/json wrk -t2 -c"$conc" -d"${secs}s" --timeout 60s \
+      -s "$here/wrk_raw.lua" "http://127.0.0.1:$port/v1/predict" | grep '^WRKJSON' | sed 's/^WRKJSON //')"
+    kill -TERM "$server_pid"
+    wait "$server_pid" || true  # a graceful stop writes every queued row before it exits
+    server_pid=""
+    rows=0
+    if [[ $mode != off ]]; then rows="$(sqlite3 "$ws/vigil.db" 'SELECT count(*) FROM predictions')"; fi
+    images=0
+    [[ $mode == images ]] && images="$(find "$ws/predictions" -name '*.jpg' | wc -l)"
+    printf '{"mode": "%s", "round": %d, "rows": %s, "images": %s, "wrk": %s}\n' "$mode" "$round" "$rows" \
+      "$images" "$out" >>"$results"
+  done
+done
+
+/usr/bin/python3 - "$results" "$conc" "$THREADS" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(f"\nprediction log cost: mask_small_cnn, raw 640x480 JPEG to /v1/predict, concurrency {sys.argv[2]}, "
+      f"threads {sys.argv[3]}; median over rounds")
+head = f"{'log':7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs off':>7} {'answered':>9} {'rows':>8} {'lost':>5}"
+print(head)
+print("-" * len(head))
+base = None
+for mode in ("off", "on", "images"):
+    rs = [r for r in rows if r["mode"] == mode]
+    rps = statistics.median(r["wrk"]["rps"] for r in rs)
+    p50 = statistics.median(r["wrk"]["lat_p50_ms"] for r in rs)
+    p99 = statistics.median(r["wrk"]["lat_p99_ms"] for r in rs)
+    answered = sum(r["wrk"]["statuses"].get("200", 0) for r in rs)
+    logged = sum(r["rows"] for r in rs)
+    base = base or rps
+    # wrk stops with requests in flight: the server answered (and logged) them, wrk did not count them.
+    lost = "-" if mode == "off" else str(max(0, answered - logged))
+    print(f"{mode:7} {rps:8.1f} {p50:7.2f} {p99:7.2f} {rps / base:7.3f} {answered:9d} "
+          f"{logged if mode != 'off' else '-':>8} {lost:>5}")
+PY

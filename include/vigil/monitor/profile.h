@@ -1,0 +1,42 @@
+#pragma once
+/// A reference profile: what the training data looks like to drift monitoring. One row per image with its
+/// statistics (image_stats.h) and its labels (a classifier's class, a detector's box labels), read from any
+/// dataset vigil reads, and saved as JSON beside a model or given to `vigil monitor report --reference`.
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "vigil/monitor/image_stats.h"
+
+namespace vigil::monitor {
+
+struct ProfileRow {
+  ImageStats stats;
+  std::vector<std::string> labels;  ///< classification: one; detection: one per box (maybe none)
+};
+
+struct Profile {
+  std::string source;  ///< the dataset it was made from
+  std::string task;    ///< "classification" or "detection"
+  std::vector<std::string> classes;
+  std::vector<ProfileRow> rows;
+  int skipped = 0;  ///< images that could not be decoded (named in the log)
+};
+
+/// Reads the dataset at `root` (format "auto" or a name) and profiles at most `max_images` of its images
+/// (evenly spread; 0 = all). `progress(done, total)` is called as it goes. Throws what read_dataset throws
+/// for a folder that is not a dataset; an undecodable image is skipped, counted and named in the log.
+Profile profile_dataset(const std::filesystem::path& root, const std::string& format = "auto",
+                        size_t max_images = 0, const std::function<void(size_t, size_t)>& progress = {});
+
+nlohmann::json to_json(const Profile& p);
+/// Reads what to_json wrote; InvalidArgument naming the field for anything else.
+Profile profile_from_json(const nlohmann::json& j);
+/// Reads a profile file (JSON), or profiles a dataset folder when `path` is a folder.
+Profile load_reference(const std::filesystem::path& path, size_t max_images = 0);
+
+}  // namespace vigil::monitor
