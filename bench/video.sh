@@ -62,7 +62,6 @@ EOF
 }
 
 for key in ssdlite frcnn320; do
-  arch_$key="${models[$key]}" 2>/dev/null || true
   for cams in 1 4; do
     for mode in realtime capacity; do
       fps=5
@@ -74,14 +73,14 @@ for key in ssdlite frcnn320; do
       "$vigil" --workspace "$ws" --threads "$threads" --log-level warn watch --config "$cfg" --duration "$secs" \
         --no-store --no-snapshots --quiet --stats-json "$stats" >/dev/null
       printf '{"model": "%s", "cameras": %d, "mode": "%s", "stats": %s}\n' "$key" "$cams" "$mode" \
-        "$(cat "$stats")" >>"$results"
+        "$(tr -d '\n' <"$stats")" >>"$results"
       # The seeds' way, same weights and video: capacity is one camera read frame by frame as fast as it goes
       # (Python has no cross-camera batching to exploit), real time is one process per camera.
       echo "   ... the Python loop" >&2
       if [[ $mode == capacity ]]; then pycams=1 pyfps=0; else pycams=$cams pyfps=$fps; fi
-      py="$(PYTHONPATH="$baseline" "$python" "$here/video_ref.py" detect --arch "$arch_$key" \
+      py="$(PYTHONPATH="$baseline" "$python" "$here/video_ref.py" detect --arch "${models[$key]}" \
         --weights "$work/$key.pth" --video "$vtest" --cams "$pycams" --fps "$pyfps" --seconds "$secs" \
-        --threads "$threads")"
+        --threads "$threads" | tail -n 1)"  # the JSON line; the seed module may print before it
       printf '{"model": "%s", "cameras": %d, "mode": "%s", "python": %s}\n' "$key" "$cams" "$mode" "$py" \
         >>"$results"
     done
@@ -108,9 +107,9 @@ EOF
   "$vigil" --workspace "$ws" --threads "$threads" --log-level warn watch --config "$work/cascade.yaml" \
     --no-store --no-snapshots --quiet --stats-json "$work/cascade.json" >/dev/null
   py="$("$python" "$here/video_ref.py" cascade --weights "$work/mask_small_cnn/weights.pth" \
-    --video "$work/faces.avi" --threads "$threads")"
+    --video "$work/faces.avi" --threads "$threads" | tail -n 1)"
   cascade_json="$work/cascade_pair.json"
-  printf '{"vigil": %s, "python": %s}\n' "$(cat "$work/cascade.json")" "$py" >"$cascade_json"
+  printf '{"vigil": %s, "python": %s}\n' "$(tr -d '\n' <"$work/cascade.json")" "$py" >"$cascade_json"
 fi
 
 "$python" - "$results" "$threads" "$cascade_json" <<'PY'
