@@ -103,31 +103,18 @@ void EventLog::upsert(const EventRow& row) {
 
 EventPage EventLog::search(const EventFilter& filter) {
   filter.validate();
-  std::string where;
-  std::vector<SqlValue> values;
-  auto add = [&](const std::string& condition, SqlValue value) {
-    where += where.empty() ? "WHERE " : " AND ";
-    where += condition;
-    values.push_back(std::move(value));
-  };
-  if (!filter.camera.empty()) add("camera = ?", filter.camera);
-  if (!filter.label.empty()) add("label = ?", filter.label);
+  detail::PagedQuery q;
+  if (!filter.camera.empty()) q.where("camera = ?", filter.camera);
+  if (!filter.label.empty()) q.where("label = ?", filter.label);
   if (!filter.zone.empty())
-    add("zones_json LIKE ? ESCAPE '\\'", "%" + like_literal(json(filter.zone).dump()) + "%");
-  if (filter.since_ms > 0) add("start_ms >= ?", filter.since_ms);
-  if (filter.until_ms > 0) add("start_ms < ?", filter.until_ms);
-  if (filter.ended) add(*filter.ended ? "end_ms > ?" : "end_ms = ?", int64_t{0});
+    q.where("zones_json LIKE ? ESCAPE '\\'", "%" + like_literal(json(filter.zone).dump()) + "%");
+  if (filter.since_ms > 0) q.where("start_ms >= ?", filter.since_ms);
+  if (filter.until_ms > 0) q.where("start_ms < ?", filter.until_ms);
+  if (filter.ended) q.where(*filter.ended ? "end_ms > ?" : "end_ms = ?", int64_t{0});
   std::lock_guard lock(impl_->mutex);
   EventPage page;
-  auto count = impl_->db->prepare("SELECT count(*) FROM events " + where);
-  count.bind_all(values);
-  if (count.step()) page.total = count.int_at(0);
-  auto s = impl_->db->prepare(fmt::format(
-      "SELECT {} FROM events {} ORDER BY start_ms DESC, id LIMIT ? OFFSET ?", kEventColumns, where));
-  values.push_back(int64_t{filter.limit});
-  values.push_back(int64_t{filter.offset});
-  s.bind_all(values);
-  while (s.step()) page.events.push_back(read_row(s));
+  page.total = q.run(*impl_->db, "events", kEventColumns, "start_ms DESC, id", filter.limit, filter.offset,
+                     [&](detail::Statement& s) { page.events.push_back(read_row(s)); });
   return page;
 }
 

@@ -103,30 +103,17 @@ void PredictionLog::append(const std::vector<PredictionRow>& rows) {
 
 PredictionPage PredictionLog::search(const PredictionFilter& filter) {
   filter.validate();
-  std::string where;
-  std::vector<SqlValue> values;
-  auto add = [&](const std::string& condition, SqlValue value) {
-    where += where.empty() ? "WHERE " : " AND ";
-    where += condition;
-    values.push_back(std::move(value));
-  };
-  if (!filter.model.empty()) add("model = ?", filter.model);
-  if (!filter.version.empty()) add("version = ?", filter.version);
-  if (filter.since_ms > 0) add("time_ms >= ?", filter.since_ms);
-  if (filter.until_ms > 0) add("time_ms < ?", filter.until_ms);
+  detail::PagedQuery q;
+  if (!filter.model.empty()) q.where("model = ?", filter.model);
+  if (!filter.version.empty()) q.where("version = ?", filter.version);
+  if (filter.since_ms > 0) q.where("time_ms >= ?", filter.since_ms);
+  if (filter.until_ms > 0) q.where("time_ms < ?", filter.until_ms);
   if (filter.has_feedback)
-    add(*filter.has_feedback ? "feedback_json != ?" : "feedback_json = ?", std::string());
+    q.where(*filter.has_feedback ? "feedback_json != ?" : "feedback_json = ?", std::string());
   std::lock_guard lock(impl_->mutex);
   PredictionPage page;
-  auto count = impl_->db->prepare("SELECT count(*) FROM predictions " + where);
-  count.bind_all(values);
-  if (count.step()) page.total = count.int_at(0);
-  auto s = impl_->db->prepare(fmt::format(
-      "SELECT {} FROM predictions {} ORDER BY time_ms DESC, id LIMIT ? OFFSET ?", kColumns, where));
-  values.push_back(int64_t{filter.limit});
-  values.push_back(int64_t{filter.offset});
-  s.bind_all(values);
-  while (s.step()) page.rows.push_back(read_row(s));
+  page.total = q.run(*impl_->db, "predictions", kColumns, "time_ms DESC, id", filter.limit, filter.offset,
+                     [&](detail::Statement& s) { page.rows.push_back(read_row(s)); });
   return page;
 }
 

@@ -45,6 +45,39 @@ inline constexpr const char* kVersionColumns =
 /// at most the last moments lost.
 std::unique_ptr<Database> open_side_table(const Workspace& ws, StoreOptions options, const char* schema);
 
+/// A WHERE clause built condition by condition with its bound values, and the page query the side tables
+/// (events, predictions) answer with: the matching total, then one ordered page of rows.
+class PagedQuery {
+ public:
+  void where(const std::string& condition, SqlValue value) {
+    where_ += where_.empty() ? "WHERE " : " AND ";
+    where_ += condition;
+    values_.push_back(std::move(value));
+  }
+  /// `SELECT count(*)` of `table` under the conditions; then `SELECT columns ... ORDER BY order LIMIT
+  /// OFFSET`, calling `read(statement)` per row. Returns the total.
+  template <class Read>
+  int64_t run(Database& db, const std::string& table, const std::string& columns, const std::string& order,
+              int64_t limit, int64_t offset, Read&& read) const {
+    int64_t total = 0;
+    auto count = db.prepare("SELECT count(*) FROM " + table + " " + where_);
+    count.bind_all(values_);
+    if (count.step()) total = count.int_at(0);
+    auto s = db.prepare("SELECT " + columns + " FROM " + table + " " + where_ + " ORDER BY " + order +
+                        " LIMIT ? OFFSET ?");
+    std::vector<SqlValue> values = values_;
+    values.push_back(limit);
+    values.push_back(offset);
+    s.bind_all(values);
+    while (s.step()) read(s);
+    return total;
+  }
+
+ private:
+  std::string where_;
+  std::vector<SqlValue> values_;
+};
+
 inline int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
