@@ -5,18 +5,21 @@ set -euo pipefail
 
 packages=(
   # build
-  build-essential cmake ninja-build ccache pkg-config git clang-format
+  build-essential cmake ninja-build pkg-config git ca-certificates
   # LLVM's linker: links a LibTorch test binary ~5x faster than GNU ld (about 100 of them in `make test`)
   lld
   # ML core; without libopenblas0-pthread Debian falls back to the reference BLAS (~30x slower matmul)
   libtorch-dev libopenblas0-pthread libopenblas-dev
+  # distributed training (vigil train --nproc / RANK+WORLD_SIZE): Debian's LibTorch has c10d's ProcessGroupGloo
+  # compiled in, but its header includes gloo's, which only this package ships
+  libgloo-dev
   # images, video, drawing; opencv-data has the face cascades, opencv-doc ships vtest.avi (people walking, the
   # video tests' input), ffmpeg serves RTSP on loopback for the stream tests and writes test videos
   libopencv-dev opencv-data opencv-doc ffmpeg
   # HTTP, JSON, YAML, CLI, logging
   libcpp-httplib-dev libpugixml-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
-  # store
-  libsqlite3-dev sqlite3
+  # store: SQLite embedded by default; libpq for `--store postgresql://...` (shared by several machines)
+  libsqlite3-dev sqlite3 libpq-dev
   # dataset archives (.zip, .tar.gz, ...) unpacked as hostile input
   libarchive-dev
   # hashing (sha256 for the content store, md5 for DVC compatibility)
@@ -25,6 +28,16 @@ packages=(
   libcurl4-openssl-dev
   # plots
   libmgl-dev
+)
+# `install-deps.sh --build` stops here: what compiling vigil needs (the container image's build stage, which also
+# needs Node.js below for the web UI). Everything after is for tests, benchmarks and development.
+test_packages=(
+  # development: compiler cache, formatter
+  ccache clang-format
+  # replicas: the nginx example (deploy/nginx) is load-tested behind a real nginx on loopback
+  nginx
+  # the PostgreSQL server, so the store tests run against a real throwaway cluster (initdb + pg_ctl)
+  postgresql
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # reference implementations for parity tests and benchmarks (never on a user's path)
@@ -40,6 +53,9 @@ packages=(
   # bench/video.sh: the seeds' way of watching video (an OpenCV capture loop + torchvision), side by side
   python3-opencv
 )
+build_only=false
+[ "${1:-}" = "--build" ] && build_only=true
+$build_only || packages+=("${test_packages[@]}")
 # The web UI's front-end packages and the browser test's driver come from npm at build time; a Node.js that
 # ships its own npm (e.g. NodeSource's) is kept, otherwise Debian's is installed.
 if ! command -v node >/dev/null 2>&1; then
@@ -66,6 +82,7 @@ else
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+$build_only && exit 0
 # Not a Debian package: the face detectors of `vigil watch` (faceapi:*), the pinned npm package's TF.js
 # weights checked by SHA-256 (npm comes with Node.js above).
 "$(dirname "$0")/install-face-api.sh"

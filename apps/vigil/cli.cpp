@@ -1,11 +1,43 @@
 #include "cli.h"
 
+#include <cctype>
+#include <cstdlib>
+
 namespace vigil::cli {
 
 config::Source Context::config_source() const {
   config::Source s = config;
+  s.overrides.insert(s.overrides.begin(), env_overrides.begin(), env_overrides.end());
   s.overrides.insert(s.overrides.end(), flag_overrides.begin(), flag_overrides.end());
   return s;
+}
+
+std::string Context::explain_env(const std::string& message) const {
+  std::string named;
+  for (const auto& o : env_overrides) {
+    const std::string key = o.substr(0, o.find('='));
+    const std::string value = o.substr(key.size() + 1);
+    // Errors name the key ("config key 'port'") or quote the value ("got 'often'").
+    if (message.find(key) == std::string::npos && message.find("'" + value + "'") == std::string::npos)
+      continue;
+    named += (named.empty() ? "" : ", ") + env_name(key) + "=" + value;
+  }
+  return named.empty() ? message : message + " (set by the environment: " + named + ")";
+}
+
+std::string env_name(const std::string& key) {
+  std::string name = "VIGIL_";
+  for (char c : key) name += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
+void read_env_overrides(const CLI::App* sub, Context& ctx) {
+  auto it = ctx.flag_keys.find(sub);
+  if (it == ctx.flag_keys.end()) return;
+  for (const auto& key : it->second) {
+    const char* value = std::getenv(env_name(key).c_str());
+    if (value != nullptr && *value != '\0') ctx.env_overrides.push_back(key + "=" + value);
+  }
 }
 
 void add_config_options(CLI::App* sub, Context& ctx) {
@@ -19,6 +51,7 @@ void add_config_options(CLI::App* sub, Context& ctx) {
 
 CLI::Option* add_override(CLI::App* sub, Context& ctx, const std::string& flag, const std::string& key,
                           const std::string& help) {
+  ctx.flag_keys[sub].push_back(key);
   return sub->add_option_function<std::string>(
       flag, [&ctx, key](const std::string& v) { ctx.flag_overrides.push_back(key + "=" + v); },
       help + " (config key: " + key + ")");
@@ -26,6 +59,7 @@ CLI::Option* add_override(CLI::App* sub, Context& ctx, const std::string& flag, 
 
 CLI::Option* add_override_flag(CLI::App* sub, Context& ctx, const std::string& flag, const std::string& key,
                                const std::string& help) {
+  ctx.flag_keys[sub].push_back(key);
   return sub->add_flag_callback(
       flag, [&ctx, key] { ctx.flag_overrides.push_back(key + "=true"); },
       help + " (config key: " + key + ")");

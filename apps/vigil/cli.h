@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,18 +21,34 @@ struct Context {
   std::string log_level = "info";
   config::Source config;                    ///< --config FILE and --set overrides of the chosen subcommand
   std::vector<std::string> flag_overrides;  ///< explicit flags, applied after --set
+  /// VIGIL_<KEY> variables of the chosen subcommand's flags (read_env_overrides): after the file, before
+  /// --set
+  std::vector<std::string> env_overrides;
+  std::map<const CLI::App*, std::vector<std::string>>
+      flag_keys;                ///< the config key of every add_override flag
   bool uses_workspace = false;  ///< the command writes into the workspace (so it gets a log file there)
   std::function<int()> action;  ///< what the chosen subcommand does; returns the exit code
 
   Workspace workspace() const { return Workspace::resolve(workspace_arg); }
-  /// The config file, then --set, then explicit flags.
+  /// The config file, then VIGIL_* variables, then --set, then explicit flags.
   config::Source config_source() const;
+  /// Appends "(set by VIGIL_X=...)" to an options error that names a key the environment set, so a
+  /// container's bad variable is found by its name; returns the message unchanged otherwise.
+  std::string explain_env(const std::string& message) const;
   /// Resolves an Options struct from the config source.
   template <class O>
   O options() const {
     return config::load<O>(config_source());
   }
 };
+
+/// The environment variable of a config key: VIGIL_ and the key upper-cased, dots as underscores
+/// (score_threshold -> VIGIL_SCORE_THRESHOLD).
+std::string env_name(const std::string& key);
+/// For every flag of `sub` added by add_override/add_override_flag, a set VIGIL_<KEY> variable becomes an
+/// override between the config file and --set, so flags win over the environment (the guns seed configures
+/// its container by variables; vigil reads every serve flag the same way).
+void read_env_overrides(const CLI::App* sub, Context& ctx);
 
 /// Adds --config and --set to a subcommand that is configured by an Options struct.
 void add_config_options(CLI::App* sub, Context& ctx);
@@ -62,5 +79,6 @@ void register_watch(CLI::App& app, Context& ctx);
 void register_events(CLI::App& app, Context& ctx);
 void register_monitor(CLI::App& app, Context& ctx);
 void register_retrain(CLI::App& app, Context& ctx);
+void register_store(CLI::App& app, Context& ctx);
 
 }  // namespace vigil::cli

@@ -65,7 +65,7 @@ fs::path resolve_run(const Workspace& ws, const std::string& name) {
 /// --run: the run's best (else last) weights and the dataset and split it was trained on.
 void fill_from_run(const Context& ctx, EvaluateArgs& a, EvaluateOptions& options, bool split_name_given) {
   const fs::path dir = resolve_run(ctx.workspace(), a.run);
-  const auto trained = config::load<train::TrainOptions>({to_utf8(dir / "config.yaml"), {}});
+  const auto trained = config::load<train::TrainOptions>({to_utf8(dir / "config.yaml"), {}, {}});
   for (const char* name : {"best.ckpt", "last.ckpt"}) {
     if (a.model.empty() && fs::exists(dir / "weights" / name)) a.model = to_utf8(dir / "weights" / name);
   }

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "cli.h"
@@ -20,6 +21,7 @@
 #include "vigil/model/clip_predict.h"
 #include "vigil/model/predict.h"
 #include "vigil/model/predict_io.h"
+#include "vigil/store/model_ref.h"
 
 namespace vigil::cli {
 
@@ -75,10 +77,12 @@ class ResultWriter {
   bool first_ = true;
 };
 
-model::LoadedModel load_for_predict(const PredictArgs& a) {
+model::LoadedModel load_for_predict(const Context& ctx, const PredictArgs& a) {
   model::LoadModelOptions lo;
   lo.arch = a.arch;
-  return model::load_model(a.model, lo);
+  // A registered model (guns@production) as `vigil serve` takes it: sharded batch jobs name the alias.
+  const std::string workspace = to_utf8(ctx.workspace().root());
+  return model::load_model(store::resolve_model_spec(a.model, workspace).file, lo);
 }
 
 /// A clip model: windows of video files and frame folders, one JSON line per window.
@@ -107,7 +111,7 @@ int run_predict(const Context& ctx, const PredictArgs& a) {
   VIGIL_CHECK(!a.paths.empty() || !a.lists.empty(), "expected image paths, folders or --list FILE, got none");
   VIGIL_CHECK(a.format == "jsonl" || a.format == "coco", "expected --format jsonl or coco, got '{}'",
               a.format);
-  model::LoadedModel loaded = load_for_predict(a);
+  model::LoadedModel loaded = load_for_predict(ctx, a);
   if (model::is_clip_model(loaded.info)) return run_clip_predict(a, std::move(loaded), options);
   const auto all = model::collect_inputs(a.paths, a.lists);
   auto [shard_index, shard_count] = a.shard.empty() ? std::pair{0, 1} : model::parse_shard(a.shard);
@@ -171,7 +175,8 @@ void register_predict(CLI::App& app, Context& ctx) {
       app.add_subcommand("predict", "run a model over images, folders or list files (JSON lines / COCO)");
   sub->add_option("paths", a.paths, "image files, folders (searched recursively) or @LIST files");
   sub->add_option("--model,-m", a.model,
-                  "vigil model file, or a torchvision .pth / TorchScript file with --arch")
+                  "vigil model file, a torchvision .pth / TorchScript file with --arch, or a registered "
+                  "model NAME@alias, NAME/k, NAME")
       ->required();
   sub->add_option("--arch", a.arch, "architecture of a torchvision .pth file (checked against a model file)");
   sub->add_option("--list", a.lists, "file listing image paths, one per line (repeatable)")

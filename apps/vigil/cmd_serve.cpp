@@ -4,12 +4,17 @@
 // model.
 
 #include <fmt/core.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <set>
 
 #include "cli.h"
+#include "vigil/core/error.h"
 #include "vigil/core/interrupt.h"
 #include "vigil/serve/server.h"
 
@@ -19,7 +24,61 @@ namespace {
 
 struct ServeArgs {
   std::vector<std::string> api_keys, cors_origins, class_names;
+  std::vector<std::string> unknown_env;  ///< VIGIL_* variables set that no flag reads (said once at start)
 };
+
+/// VIGIL_* variables in the environment that nothing reads: a misspelt VIGIL_SCORE_THRESHOLDD would otherwise
+/// be ignored without a word.
+std::vector<std::string> unknown_env(const Context& ctx, const CLI::App* sub) {
+  std::set<std::string> known = {"VIGIL_WORKSPACE",   "VIGIL_STORE",      "VIGIL_LOG_LEVEL",
+                                 "VIGIL_THREADS",     "VIGIL_API_KEY",    "VIGIL_CORS_ORIGIN",
+                                 "VIGIL_CLASS_NAMES", "VIGIL_FACEAPI_DIR"};
+  if (auto it = ctx.flag_keys.find(sub); it != ctx.flag_keys.end())
+    for (const auto& key : it->second) known.insert(env_name(key));
+  std::vector<std::string> unknown;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    if (name.rfind("VIGIL_", 0) == 0 && known.count(name) == 0) unknown.push_back(name);
+  }
+  return unknown;
+}
+
+/// The repeatable flags from VIGIL_API_KEY, VIGIL_CORS_ORIGIN and VIGIL_CLASS_NAMES (comma-separated) when
+/// the command line gave none of them: flags win over the environment.
+void read_env_lists(ServeArgs& a) {
+  auto read = [](const char* name, std::vector<std::string>& into) {
+    const char* value = std::getenv(name);
+    if (value == nullptr || *value == '\0' || !into.empty()) return;
+    std::string item;
+    for (const char* c = value;; ++c) {
+      if (*c == ',' || *c == '\0') {
+        if (!item.empty()) into.push_back(item);
+        item.clear();
+        if (*c == '\0') break;
+      } else if (*c != ' ') {
+        item += *c;
+      }
+    }
+  };
+  read("VIGIL_API_KEY", a.api_keys);
+  read("VIGIL_CORS_ORIGIN", a.cors_origins);
+  read("VIGIL_CLASS_NAMES", a.class_names);
+}
+
+/// Options from the config file, VIGIL_* variables, --set and flags; an error caused by a variable names it.
+serve::ServeOptions load_options(const Context& ctx, bool allow_no_model) {
+  try {
+    if (!allow_no_model) return ctx.options<serve::ServeOptions>();
+    // Not ctx.options<>(): its validate() would refuse the missing model before allow_no_model is set.
+    serve::ServeOptions options;
+    options.allow_no_model = true;
+    config::bind(config::build_tree(ctx.config_source()), options);
+    return options;
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(ctx.explain_env(e.what()));
+  }
+}
 
 /// What `vigil serve` and `vigil ui` both fill in: the workspace, repeatable flags, the access log.
 void finish_options(const Context& ctx, const ServeArgs& a, serve::ServeOptions& options) {
@@ -47,8 +106,21 @@ int run_server(const serve::ServeOptions& options, const char* command,
   return 0;
 }
 
+/// After parsing: the VIGIL_* variables of the command's flags and lists, and the ones nothing reads.
+void read_environment(Context& ctx, const CLI::App* sub, ServeArgs& a) {
+  read_env_overrides(sub, ctx);
+  read_env_lists(a);
+  a.unknown_env = unknown_env(ctx, sub);
+}
+
+void warn_unknown_env(const ServeArgs& a) {
+  for (const auto& name : a.unknown_env)
+    spdlog::warn("{} is set but vigil reads no such variable (see `vigil serve --help`); ignored", name);
+}
+
 int run_serve(const Context& ctx, const ServeArgs& a) {
-  auto options = ctx.options<serve::ServeOptions>();
+  warn_unknown_env(a);
+  auto options = load_options(ctx, false);
   finish_options(ctx, a, options);
   return run_server(options, "serve", [&](const std::string& url) {
     return fmt::format(
@@ -58,10 +130,8 @@ int run_serve(const Context& ctx, const ServeArgs& a) {
 }
 
 int run_ui(const Context& ctx, const ServeArgs& a) {
-  // Not ctx.options<>(): its validate() would refuse the missing model before allow_no_model is set.
-  serve::ServeOptions options;
-  options.allow_no_model = true;
-  config::bind(config::build_tree(ctx.config_source()), options);
+  warn_unknown_env(a);
+  serve::ServeOptions options = load_options(ctx, true);
   options.instances = 1;  // the batcher's worker only waits: there is nothing to infer with
   finish_options(ctx, a, options);
   return run_server(options, "ui", [&](const std::string& url) {
@@ -123,6 +193,9 @@ void register_serve(CLI::App& app, Context& ctx) {
       sub, ctx, "--cameras", "cameras",
       "watch the cameras of this cameras.yaml (the format of `vigil watch --config`); --model is then "
       "optional");
+  add_override(
+      sub, ctx, "--follow-alias-s", "follow_alias_s",
+      "re-resolve a served NAME@alias this often and hot-reload another version (default 5; 0 = off)");
   add_override(sub, ctx, "--max-streams", "max_streams", "MJPEG and event streams open at once (default 8)");
   add_override(sub, ctx, "--log-images", "log_images",
                "fraction of inputs kept as JPEG in the prediction log, for review (default 0)");
@@ -141,8 +214,13 @@ void register_serve(CLI::App& app, Context& ctx) {
       "/v1/stats, /metrics, KServe v2 under /v2, runs and registered models under /v1/runs and "
       "/v1/registry, cameras and events under /v1/cameras and /v1/events (with --cameras), the UI under "
       "/ui/. "
-      "See docs/serve-api.md.");
-  sub->callback([&ctx] {
+      "See docs/serve-api.md.\n"
+      "Environment: every flag above is also read from VIGIL_<FLAG> (VIGIL_MODEL, VIGIL_SCORE_THRESHOLD, "
+      "VIGIL_MAX_PIXELS, VIGIL_INSTANCES, ...; VIGIL_API_KEY, VIGIL_CORS_ORIGIN and VIGIL_CLASS_NAMES "
+      "comma-separated), and VIGIL_LOG_LEVEL, VIGIL_THREADS, VIGIL_WORKSPACE for the global flags. Order: "
+      "--config < environment < --set < flags.");
+  sub->callback([&ctx, sub] {
+    read_environment(ctx, sub, a);
     ctx.uses_workspace = true;
     ctx.action = [&ctx] { return run_serve(ctx, a); };
   });
@@ -156,8 +234,10 @@ void register_ui(CLI::App& app, Context& ctx) {
   add_http_options(sub, ctx, a);
   sub->footer(
       "Pages: Experiments (runs: filter, sort, curves, compare) and Models (versions, lineage, aliases). "
-      "API: /v1/experiments, /v1/runs, /v1/registry/models; see docs/serve-api.md.");
-  sub->callback([&ctx] {
+      "API: /v1/experiments, /v1/runs, /v1/registry/models; see docs/serve-api.md. The flags are also read "
+      "from VIGIL_<FLAG> variables, as for `vigil serve`.");
+  sub->callback([&ctx, sub] {
+    read_environment(ctx, sub, a);
     ctx.uses_workspace = true;
     ctx.action = [&ctx] { return run_ui(ctx, a); };
   });

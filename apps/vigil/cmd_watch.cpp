@@ -327,8 +327,9 @@ void register_watch(CLI::App& app, Context& ctx) {
   sub->add_option("--snapshots", a.snapshots, "folder for event snapshots (default <workspace>/snapshots)");
   sub->add_flag("--no-snapshots", a.no_snapshots, "write no snapshots");
   sub->add_option("--annotate", a.annotate, "write an annotated video (.mp4 or .avi) of the one camera");
-  sub->add_flag("--clips", a.clips,
-                "write a video clip of each event, 5 s before to 5 s after (<workspace>/clips/CAMERA/ID.mp4)");
+  sub->add_flag(
+      "--clips", a.clips,
+      "write a video clip of each event, 5 s before to 5 s after (<workspace>/clips/CAMERA/ID.mp4)");
   sub->add_option("--webhook", a.webhooks, "POST event records to this URL (repeatable)")
       ->allow_extra_args(false);
   sub->add_option("--webhook-secret", a.webhook_secret, "HMAC-SHA256 key for X-Vigil-Signature");

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "cli.h"
@@ -19,9 +20,16 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.add_option("--workspace", ctx.workspace_arg,
                  "workspace folder (default ./.vigil, or $VIGIL_WORKSPACE)");
+  std::string store_url;
+  app.add_option("--store", store_url,
+                 "tracking store: sqlite:PATH or postgresql://... (default <workspace>/vigil.db, or "
+                 "$VIGIL_STORE)");
+  // Containers configure by environment: the variables count only where the flag is absent.
   app.add_option("--threads", ctx.threads, "LibTorch and worker threads (default: every core)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--log-level", ctx.log_level, "trace, debug, info, warn, error, off");
+      ->check(CLI::NonNegativeNumber)
+      ->envname("VIGIL_THREADS");
+  app.add_option("--log-level", ctx.log_level, "trace, debug, info, warn, error, off")
+      ->envname("VIGIL_LOG_LEVEL");
 
   cli::register_version(app, ctx);
   cli::register_doctor(app, ctx);
@@ -39,6 +47,7 @@ int main(int argc, char** argv) {
   cli::register_models(app, ctx);
   cli::register_ui(app, ctx);
   cli::register_pipeline(app, ctx);
+  cli::register_store(app, ctx);
 
   try {
     app.parse(argc, argv);
@@ -46,6 +55,9 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : static_cast<int>(ExitCode::kUsage);
   }
+  // Every Store reads $VIGIL_STORE when its options name no URL, and child processes (a retrain's `vigil
+  // train`) inherit it: setting it here reaches them all, and the flag wins over the environment.
+  if (!store_url.empty()) ::setenv("VIGIL_STORE", store_url.c_str(), 1);
 
   try {
     LogOptions log;

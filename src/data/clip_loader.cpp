@@ -161,7 +161,7 @@ struct ClipLoader::Impl {
         cache(std::move(c)) {}
 
   size_t batches() const {
-    const size_t n = windows.size(), bs = static_cast<size_t>(o.batch_size);
+    const size_t n = shard_size(windows.size(), o.shard_count), bs = static_cast<size_t>(o.batch_size);
     return o.drop_last ? n / bs : (n + bs - 1) / bs;
   }
   size_t batch_len(size_t b) const {
@@ -198,6 +198,7 @@ void ClipLoader::Impl::reset_epoch(int e) {
       std::swap(order[i - 1], order[j]);
     }
   }
+  order = shard_of(order, o.shard_rank, o.shard_count);
   epoch_windows = std::min(order.size(), batches() * static_cast<size_t>(o.batch_size));
 }
 

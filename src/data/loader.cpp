@@ -186,6 +186,24 @@ void LoaderOptions::validate() const {
   VIGIL_CHECK(mean.size() == 3 && std.size() == 3, "expected 3 values in mean and std, got {} and {}",
               mean.size(), std.size());
   for (double s : std) VIGIL_CHECK(s > 0, "expected positive std values, got {}", s);
+  VIGIL_CHECK(shard_count >= 1 && shard_rank >= 0 && shard_rank < shard_count,
+              "expected shard_rank in [0, shard_count) and shard_count >= 1, got {} and {}", shard_rank,
+              shard_count);
+}
+
+size_t shard_size(size_t n, int count) {
+  const auto c = static_cast<size_t>(count);
+  return (n + c - 1) / c;
+}
+
+std::vector<int> shard_of(const std::vector<int>& order, int rank, int count) {
+  if (count <= 1 || order.empty()) return order;
+  const auto c = static_cast<size_t>(count);
+  const size_t padded = shard_size(order.size(), count) * c;
+  std::vector<int> out;
+  out.reserve(padded / c);
+  for (size_t i = static_cast<size_t>(rank); i < padded; i += c) out.push_back(order[i % order.size()]);
+  return out;
 }
 
 struct DataLoader::Impl {
@@ -229,7 +247,7 @@ struct DataLoader::Impl {
   }
 
   size_t batches() const {
-    const size_t n = indices.size(), bs = static_cast<size_t>(o.batch_size);
+    const size_t n = shard_size(indices.size(), o.shard_count), bs = static_cast<size_t>(o.batch_size);
     return o.drop_last ? n / bs : (n + bs - 1) / bs;
   }
   size_t batch_len(size_t b) const {
@@ -267,6 +285,7 @@ void DataLoader::Impl::reset_epoch(int e) {
       std::swap(order[i - 1], order[j]);
     }
   }
+  order = shard_of(order, o.shard_rank, o.shard_count);
   epoch_samples = std::min(order.size(), batches() * static_cast<size_t>(o.batch_size));
 }
 

@@ -12,7 +12,7 @@
 #include "vigil/core/fs.h"
 #include "vigil/core/hash.h"
 #include "vigil/serve/prediction_stats.h"
-#include "vigil/store/store.h"
+#include "vigil/store/model_ref.h"
 
 namespace vigil::serve {
 
@@ -21,41 +21,6 @@ std::vector<std::string> ServedModel::classes() const {
   if (is_detector() && !names.empty() && names.front() == "__background__") names.erase(names.begin());
   return names;
 }
-
-namespace {
-
-/// What a load reads: a file, or the registry version a reference currently means.
-struct ResolvedModel {
-  std::string file;
-  std::string version;  ///< the registry's version number ("" for a plain file: its hash is used)
-  std::string name;     ///< the registered name ("" for a plain file)
-};
-
-bool looks_like_file(const std::string& spec) {
-  const std::string ext = lower_extension(spec);
-  return ext == ".ckpt" || ext == ".pth" || ext == ".pt" || ext == ".torchscript" || spec.find('/') == 0 ||
-         spec.rfind("./", 0) == 0 || spec.rfind("../", 0) == 0 ||
-         std::count(spec.begin(), spec.end(), '/') > 1;
-}
-
-ResolvedModel resolve(const std::string& spec, const std::string& workspace) {
-  std::error_code ec;
-  if (workspace.empty() || std::filesystem::exists(spec, ec) || looks_like_file(spec)) return {spec, "", ""};
-  store::Store registry{Workspace(workspace)};
-  store::ModelVersion v;
-  try {
-    v = registry.resolve_model(spec);
-  } catch (const InvalidArgument& e) {
-    throw NotFound(
-        fmt::format("'{}' is neither a model file nor a registered model reference: {}", spec, e.what()));
-  } catch (const NotFound& e) {
-    throw NotFound(fmt::format("'{}' is not a model file, and the registry says: {}", spec, e.what()));
-  }
-  registry.verify_model_version(v);  // a registered file that changed is refused, never served
-  return {v.file, std::to_string(v.version), v.name};
-}
-
-}  // namespace
 
 ModelHost::ModelHost(ModelSource source, model::PredictOptions options, int instances)
     : source_(std::move(source)), options_(std::move(options)), instances_(instances) {
@@ -68,7 +33,8 @@ std::shared_ptr<ServedModel> ModelHost::load(const std::string& path) {
   std::lock_guard load_lock(load_mutex_);
   const auto t0 = std::chrono::steady_clock::now();
   ++loads_;
-  const ResolvedModel resolved = resolve(path.empty() ? source_.path : path, source_.workspace);
+  const store::ResolvedModel resolved =
+      store::resolve_model_spec(path.empty() ? source_.path : path, source_.workspace);
   const std::string& file = resolved.file;
   model::LoadModelOptions lo;
   lo.arch = source_.arch;

@@ -445,9 +445,29 @@ void list_models(Server::Impl& impl, const Req&, Res& res) {
   send_json(res, {{"models", {impl.model_json(*model)}}});
 }
 
-/// GET /v1/stats: prediction statistics, the queue and the batches.
-void get_stats(Server::Impl& impl, const Req&, Res& res) {
-  nlohmann::json j = impl.stats.to_json();
+/// GET /v1/stats: prediction statistics, the queue and the batches. ?scope=all: the statistics of every
+/// replica that shares this server's store, from the prediction log (the queue and batches stay this
+/// replica's).
+void get_stats(Server::Impl& impl, const Req& req, Res& res) {
+  const std::string scope = req.has_param("scope") ? req.get_param_value("scope") : "replica";
+  if (scope != "replica" && scope != "all")
+    throw_http(400, "bad_request", fmt::format("expected scope 'replica' or 'all', got '{}'", scope));
+  nlohmann::json j;
+  if (scope == "all") {
+    if (!impl.recorder)
+      throw_http(400, "bad_request",
+                 "scope=all reads the prediction log, which this server does not keep (no workspace or "
+                 "prediction_log off)");
+    impl.recorder->flush();  // this replica's own answers are in the log before it is read
+    PredictionStats all;
+    impl.replay_log(all);
+    j = all.to_json();
+    j.erase("started_at");
+    j.erase("uptime_s");
+  } else {
+    j = impl.stats.to_json();
+  }
+  j["scope"] = scope;
   j["queue"] = {{"depth", impl.batcher->depth()}, {"capacity", impl.options.queue_capacity}};
   j["batches"] = {{"executions", static_cast<int64_t>(impl.metrics.executions.value())},
                   {"inferences", static_cast<int64_t>(impl.metrics.inferences.value())}};

@@ -171,6 +171,7 @@ const char* status_kind(int status) {
 void ServeOptions::validate() const {
   VIGIL_CHECK(allow_no_model || !model.empty() || !cameras.empty(),
               "expected a model file (--model) or cameras to watch (--cameras), got neither");
+  VIGIL_CHECK(follow_alias_s >= 0, "expected follow_alias_s >= 0 (0 = off), got {}", follow_alias_s);
   VIGIL_CHECK(max_streams >= 0 && max_streams <= 256, "expected max_streams in 0..256, got {}", max_streams);
   VIGIL_CHECK(port >= 0 && port <= 65535, "expected port in 0..65535, got {}", port);
   VIGIL_CHECK(http_threads >= 1 && http_threads <= 256, "expected http_threads in 1..256, got {}",
@@ -312,6 +313,48 @@ void Server::Impl::open_retraining() {
   });
 }
 
+bool Server::Impl::follows_alias() const {
+  return host && options.follow_alias_s > 0 && !options.workspace.empty() &&
+         !std::filesystem::exists(options.model);
+}
+
+// Replicas behind a balancer share the store and the registry folder but not their memory: each one polls
+// what its reference means (a cheap indexed read) instead of waiting for a signal nobody sends it. Polling
+// works on SQLite and PostgreSQL alike; an alias move reaches every replica within one interval plus a load.
+void Server::Impl::follow_alias(const std::atomic<bool>& done) {
+  const auto interval = std::chrono::milliseconds(static_cast<int64_t>(options.follow_alias_s * 1000));
+  auto next = std::chrono::steady_clock::now() + interval;
+  std::unique_ptr<store::Store> st;
+  bool failing = false;
+  while (!done) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (std::chrono::steady_clock::now() < next) continue;
+    try {
+      if (!st) {
+        store::StoreOptions so;
+        so.reap_on_open = false;
+        st = std::make_unique<store::Store>(Workspace(options.workspace), so);
+      }
+      const auto resolved = st->resolve_model(options.model);
+      const auto current = current_model();
+      const std::string version = std::to_string(resolved.version);
+      if (current && current->version != version) {
+        spdlog::info("serve: {} now means version {} (serving {}): reloading", options.model, version,
+                     current->version);
+        reload("");
+      }
+      failing = false;
+    } catch (const std::exception& e) {
+      // Said once per failing stretch, not every interval; the next check opens the store afresh.
+      if (!failing)
+        spdlog::warn("serve: following {} failed, the served version stays: {}", options.model, e.what());
+      failing = true;
+      st.reset();
+    }
+    next = std::chrono::steady_clock::now() + interval;
+  }
+}
+
 void Server::Impl::export_drift(const monitor::DriftReport& r) {
   if (r.feedback.accuracy) metrics.feedback_accuracy.set(*r.feedback.accuracy, {r.model});
   if (!r.enough_data) return;
@@ -323,7 +366,7 @@ void Server::Impl::export_drift(const monitor::DriftReport& r) {
 
 // /v1/stats survives a restart: the last 30 days of the log are replayed into the in-memory aggregates (the
 // per-day and per-class charts; latency percentiles then describe the logged latencies).
-void Server::Impl::restore_stats() {
+size_t Server::Impl::replay_log(PredictionStats& into) {
   store::PredictionFilter f;
   f.since_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                    (std::chrono::system_clock::now() - std::chrono::hours(24 * 30)).time_since_epoch())
@@ -337,11 +380,15 @@ void Server::Impl::restore_stats() {
       labels.emplace_back(out["label"].get<std::string>(), out.value("score", 0.0f));
     if (out.contains("boxes") && out["boxes"].is_array())
       for (const auto& b : out["boxes"]) labels.emplace_back(b.value("label", ""), b.value("score", 0.0f));
-    stats.record(labels, it->latency_ms,
-                 PredictionStats::Clock::time_point(std::chrono::milliseconds(it->time_ms)));
+    into.record(labels, it->latency_ms,
+                PredictionStats::Clock::time_point(std::chrono::milliseconds(it->time_ms)));
   }
-  if (!page.rows.empty())
-    spdlog::info("serve: {} logged predictions restored into /v1/stats", page.rows.size());
+  return page.rows.size();
+}
+
+void Server::Impl::restore_stats() {
+  if (const size_t n = replay_log(stats); n > 0)
+    spdlog::info("serve: {} logged predictions restored into /v1/stats", n);
 }
 
 void Server::Impl::reload(const std::string& path) {
@@ -694,11 +741,14 @@ void Server::run() {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
+  std::thread follower;
+  if (s.follows_alias()) follower = std::thread([&] { s.follow_alias(done); });
   if (s.watcher) s.watcher->start();
   if (s.drift_monitor) s.drift_monitor->start();
   const bool ok = s.http.listen_after_bind();
   done = true;
   signals.join();
+  if (follower.joinable()) follower.join();
   s.hub.close();
   // After the HTTP threads (and with them every stream) have ended: open events end as `stopped` and are
   // written to the store before run() returns.

@@ -167,6 +167,9 @@ struct Server::Impl {
   void with_store(const std::function<void(store::Store&)>& fn);
   // server.cpp
   void install_middleware();
+  /// Replays the prediction log's rows of the last 30 days (at most 200000) into `into`; returns how many.
+  /// The log is shared by every replica on the same store, so this is also /v1/stats?scope=all.
+  size_t replay_log(PredictionStats& into);
   /// Replays the prediction log's recent rows into `stats`.
   void restore_stats();
   /// Creates retrain_jobs from the options (the served NAME@alias gives the defaults).
@@ -174,6 +177,11 @@ struct Server::Impl {
   /// A drift check's figures into the /metrics gauges.
   void export_drift(const monitor::DriftReport& r);
   void reload(const std::string& path);
+  /// True when the served model is a registry reference (not a file) and follow_alias_s > 0.
+  bool follows_alias() const;
+  /// Until `done`: every follow_alias_s, resolves the served reference in the store and reloads when it
+  /// means another version than the published one. A failed check or load is logged; the model keeps serving.
+  void follow_alias(const std::atomic<bool>& done);
 
   /// The published model or 503 (no_model when this server serves none, not_ready before the first load).
   std::shared_ptr<ServedModel> model_or_503() const;

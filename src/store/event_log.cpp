@@ -8,7 +8,6 @@
 
 #include <mutex>
 
-#include "sqlite_db.h"
 #include "store_impl.h"
 #include "vigil/core/error.h"
 
@@ -22,10 +21,11 @@ using detail::SqlValue;
 
 constexpr const char* kEventsSchema = R"sql(
 CREATE TABLE IF NOT EXISTS events(
-  id TEXT PRIMARY KEY, camera TEXT NOT NULL, label TEXT NOT NULL, track_id INTEGER NOT NULL,
-  start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL DEFAULT 0, end_reason TEXT NOT NULL DEFAULT '',
-  top_score REAL NOT NULL DEFAULT 0, zones_json TEXT NOT NULL DEFAULT '[]', snapshot TEXT NOT NULL DEFAULT '',
-  model TEXT NOT NULL DEFAULT '', data_json TEXT NOT NULL DEFAULT '{}', updated_ms INTEGER NOT NULL);
+  id TEXT PRIMARY KEY, camera TEXT NOT NULL, label TEXT NOT NULL, track_id BIGINT NOT NULL,
+  start_ms BIGINT NOT NULL, end_ms BIGINT NOT NULL DEFAULT 0, end_reason TEXT NOT NULL DEFAULT '',
+  top_score DOUBLE PRECISION NOT NULL DEFAULT 0, zones_json TEXT NOT NULL DEFAULT '[]',
+  snapshot TEXT NOT NULL DEFAULT '', model TEXT NOT NULL DEFAULT '', data_json TEXT NOT NULL DEFAULT '{}',
+  updated_ms BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_start ON events(start_ms);
 CREATE INDEX IF NOT EXISTS events_by_camera ON events(camera, start_ms);
 )sql";
@@ -92,8 +92,14 @@ void EventLog::upsert(const EventRow& row) {
   const std::string zones = json(row.zones).dump();
   const int64_t now = now_ms();
   impl_->db->write([&] {
-    auto s = impl_->db->prepare(
-        fmt::format("INSERT OR REPLACE INTO events({}) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", kEventColumns));
+    auto s = impl_->db->prepare(fmt::format(
+        "INSERT INTO events({}) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET camera = "
+        "excluded.camera, label = excluded.label, track_id = excluded.track_id, start_ms = "
+        "excluded.start_ms, "
+        "end_ms = excluded.end_ms, end_reason = excluded.end_reason, top_score = excluded.top_score, "
+        "zones_json = excluded.zones_json, snapshot = excluded.snapshot, model = excluded.model, "
+        "data_json = excluded.data_json, updated_ms = excluded.updated_ms",
+        kEventColumns));
     s.bind_all({row.id, row.camera, row.label, row.track_id, row.start_ms, row.end_ms, row.end_reason,
                 row.top_score, zones, row.snapshot, row.model, row.data_json.empty() ? "{}" : row.data_json,
                 now});
@@ -103,11 +109,13 @@ void EventLog::upsert(const EventRow& row) {
 
 EventPage EventLog::search(const EventFilter& filter) {
   filter.validate();
+  const detail::Dialect& d = impl_->db->dialect();
   detail::PagedQuery q;
   if (!filter.camera.empty()) q.where("camera = ?", filter.camera);
   if (!filter.label.empty()) q.where("label = ?", filter.label);
   if (!filter.zone.empty())
-    q.where("zones_json LIKE ? ESCAPE '\\'", "%" + like_literal(json(filter.zone).dump()) + "%");
+    q.where(fmt::format("zones_json {} ? ESCAPE '\\'", d.like_nocase),
+            "%" + like_literal(json(filter.zone).dump()) + "%");
   if (filter.since_ms > 0) q.where("start_ms >= ?", filter.since_ms);
   if (filter.until_ms > 0) q.where("start_ms < ?", filter.until_ms);
   if (filter.ended) q.where(*filter.ended ? "end_ms > ?" : "end_ms = ?", int64_t{0});
@@ -122,7 +130,7 @@ EventRow EventLog::get(const std::string& id) {
   std::lock_guard lock(impl_->mutex);
   auto s = impl_->db->prepare(fmt::format("SELECT {} FROM events WHERE id = ?", kEventColumns));
   s.bind(1, id);
-  if (!s.step()) throw NotFound(fmt::format("no event '{}' in {}", id, impl_->db->file()));
+  if (!s.step()) throw NotFound(fmt::format("no event '{}' in {}", id, impl_->db->name()));
   return read_row(s);
 }
 
@@ -139,9 +147,8 @@ namespace detail {
 std::unique_ptr<Database> open_side_table(const Workspace& ws, StoreOptions options, const char* schema) {
   options.reap_on_open = false;
   { Store store(ws, options); }  // creates, checks and migrates the database first
-  auto db = std::make_unique<Database>(ws.root() / "vigil.db", options.busy_timeout_ms, options.max_retries);
-  db->exec("PRAGMA synchronous = NORMAL");
-  db->write([&] { db->exec(schema); });
+  auto db = open_database(resolve_store_url(ws, options), options);
+  db->write_schema([&] { db->exec(schema); });
   return db;
 }
 

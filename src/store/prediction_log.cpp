@@ -8,7 +8,6 @@
 
 #include <mutex>
 
-#include "sqlite_db.h"
 #include "store_impl.h"
 #include "vigil/core/error.h"
 
@@ -20,10 +19,11 @@ using detail::SqlValue;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS predictions(
-  id TEXT PRIMARY KEY, request_id TEXT NOT NULL DEFAULT '', time_ms INTEGER NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL DEFAULT '',
-  route TEXT NOT NULL DEFAULT '', client TEXT NOT NULL DEFAULT '', latency_ms REAL NOT NULL DEFAULT 0,
-  input_json TEXT NOT NULL DEFAULT '{}', output_json TEXT NOT NULL DEFAULT '{}', image TEXT NOT NULL DEFAULT '',
-  feedback_json TEXT NOT NULL DEFAULT '', feedback_ms INTEGER NOT NULL DEFAULT 0);
+  id TEXT PRIMARY KEY, request_id TEXT NOT NULL DEFAULT '', time_ms BIGINT NOT NULL, model TEXT NOT NULL,
+  version TEXT NOT NULL DEFAULT '', route TEXT NOT NULL DEFAULT '', client TEXT NOT NULL DEFAULT '',
+  latency_ms DOUBLE PRECISION NOT NULL DEFAULT 0, input_json TEXT NOT NULL DEFAULT '{}',
+  output_json TEXT NOT NULL DEFAULT '{}', image TEXT NOT NULL DEFAULT '',
+  feedback_json TEXT NOT NULL DEFAULT '', feedback_ms BIGINT NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS predictions_by_time ON predictions(time_ms);
 CREATE INDEX IF NOT EXISTS predictions_by_model ON predictions(model, time_ms);
 )sql";
@@ -121,7 +121,7 @@ PredictionRow PredictionLog::get(const std::string& id) {
   std::lock_guard lock(impl_->mutex);
   auto s = impl_->db->prepare(fmt::format("SELECT {} FROM predictions WHERE id = ?", kColumns));
   s.bind(1, id);
-  if (!s.step()) throw NotFound(fmt::format("no prediction '{}' in {}", id, impl_->db->file()));
+  if (!s.step()) throw NotFound(fmt::format("no prediction '{}' in {}", id, impl_->db->name()));
   return read_row(s);
 }
 
@@ -132,10 +132,9 @@ void PredictionLog::set_feedback(const std::string& id, const std::string& feedb
   impl_->db->write([&] {
     auto s = impl_->db->prepare("UPDATE predictions SET feedback_json = ?, feedback_ms = ? WHERE id = ?");
     s.bind_all({feedback_json, detail::now_ms(), id});
-    s.run();
-    found = sqlite3_changes(impl_->db->handle()) > 0;
+    found = s.run() > 0;
   });
-  if (!found) throw NotFound(fmt::format("no prediction '{}' in {}", id, impl_->db->file()));
+  if (!found) throw NotFound(fmt::format("no prediction '{}' in {}", id, impl_->db->name()));
 }
 
 int64_t PredictionLog::prune(int64_t before_ms) {
@@ -144,8 +143,7 @@ int64_t PredictionLog::prune(int64_t before_ms) {
   impl_->db->write([&] {
     auto s = impl_->db->prepare("DELETE FROM predictions WHERE time_ms < ?");
     s.bind(1, before_ms);
-    s.run();
-    removed = sqlite3_changes(impl_->db->handle());
+    removed = s.run();
   });
   return removed;
 }

@@ -117,7 +117,7 @@ ModelVersion Store::Impl::read_version(detail::Statement& s) {
       v.metrics[k] = val.is_number() ? val.get<double>() : std::nan("");
   } catch (const json::exception& e) {
     throw DataError(
-        fmt::format("{}: model {}/{} has malformed metrics: {}", db->file(), v.name, v.version, e.what()));
+        fmt::format("{}: model {}/{} has malformed metrics: {}", db->name(), v.name, v.version, e.what()));
   }
   v.info_json = s.text_at(12);
   v.source = s.text_at(13);
@@ -192,7 +192,9 @@ ModelVersion Store::register_model_file(const NewModelVersion& nv, const fs::pat
   std::lock_guard lock(m.mutex);
   m.db->write([&] {
     const int64_t now = now_ms();
-    m.db->prepare("INSERT OR IGNORE INTO registered_models(name, created_ms, updated_ms) VALUES(?, ?, ?)")
+    m.db->prepare(
+            "INSERT INTO registered_models(name, created_ms, updated_ms) VALUES(?, ?, ?) "
+            "ON CONFLICT DO NOTHING")
         .bind_all({nv.name, now, now})
         .run();
     m.db->prepare(
@@ -305,7 +307,10 @@ int Store::set_alias(const std::string& name, const std::string& alias, int vers
     s.bind_all({name, alias});
     previous = s.step() ? static_cast<int>(s.int_at(0)) : 0;
     const int64_t now = now_ms();
-    m.db->prepare("INSERT OR REPLACE INTO model_aliases VALUES(?, ?, ?, ?)")
+    m.db->prepare(
+            "INSERT INTO model_aliases(name, alias, version, updated_ms) VALUES(?, ?, ?, ?) "
+            "ON CONFLICT(name, alias) DO UPDATE SET version = excluded.version, updated_ms = "
+            "excluded.updated_ms")
         .bind_all({name, alias, static_cast<int64_t>(version), now})
         .run();
     m.db->prepare("UPDATE registered_models SET updated_ms = ? WHERE name = ?").bind_all({now, name}).run();
@@ -317,8 +322,8 @@ void Store::delete_alias(const std::string& name, const std::string& alias) {
   std::lock_guard lock(impl_->mutex);
   auto& m = *impl_;
   m.db->write([&] {
-    m.db->prepare("DELETE FROM model_aliases WHERE name = ? AND alias = ?").bind_all({name, alias}).run();
-    if (sqlite3_changes(m.db->handle()) == 0)
+    auto del = m.db->prepare("DELETE FROM model_aliases WHERE name = ? AND alias = ?");
+    if (del.bind_all({name, alias}).run() == 0)
       throw NotFound(fmt::format("model '{}' has no alias '{}'", name, alias));
   });
 }

@@ -119,9 +119,8 @@ std::vector<std::string> split_and(const std::string& text) {
   return parts;
 }
 
-std::string sql_op(const std::string& op) {
-  if (op == "like") return "LIKE";
-  if (op == "ilike") return "LIKE";  // SQLite's LIKE is case-insensitive for ASCII already
+std::string sql_op(const std::string& op, const Dialect& d) {
+  if (op == "like" || op == "ilike") return d.like_nocase;  // LIKE ignores ASCII case, as in SQLite
   return op;
 }
 
@@ -146,9 +145,10 @@ std::optional<std::string> attribute_column(const std::string& name) {
   return it->second;
 }
 
-std::string condition_sql(const Token& t, std::vector<SqlValue>& values, const std::string& text) {
-  const std::string op = sql_op(t.op);
-  const bool textual = op == "LIKE";
+std::string condition_sql(const Token& t, std::vector<SqlValue>& values, const std::string& text,
+                          const Dialect& d) {
+  const std::string op = sql_op(t.op, d);
+  const bool textual = t.op == "like" || t.op == "ilike";
   const auto number = parse_double(t.value);
   if (t.field == "metrics") {
     VIGIL_CHECK(!textual && number && !t.quoted, "expected a number to compare metrics.{} with, got `{}`",
@@ -163,10 +163,9 @@ std::string condition_sql(const Token& t, std::vector<SqlValue>& values, const s
     // A numeric value compares numerically (lr < 0.01), anything else as text.
     if (number && !t.quoted && !textual) {
       values.push_back(*number);
-      return fmt::format(
-          "EXISTS(SELECT 1 FROM {0} p WHERE p.run_id = r.id AND p.key = ? AND trim(p.value) GLOB "
-          "'*[0-9]*' AND CAST(p.value AS REAL) {1} ?)",
-          t.field, op);
+      return fmt::format("EXISTS(SELECT 1 FROM {} p WHERE p.run_id = r.id AND p.key = ? AND {} AND {} {} ?)",
+                         t.field, fmt::format(fmt::runtime(d.is_number), "p.value"),
+                         fmt::format(fmt::runtime(d.to_number), "p.value"), op);
     }
     values.push_back(t.value);
     return fmt::format("EXISTS(SELECT 1 FROM {} p WHERE p.run_id = r.id AND p.key = ? AND p.value {} ?)",
@@ -180,7 +179,7 @@ std::string condition_sql(const Token& t, std::vector<SqlValue>& values, const s
     values.push_back(std::string(to_string(parse_run_status(t.value))));
   } else if (t.field == "dataset" && op == "=") {
     values.push_back(t.value + "%");  // a dataset id prefix, as `vigil data list` shows it
-    return fmt::format("{} LIKE ?", *column);
+    return fmt::format("{} {} ?", *column, d.like_nocase);
   } else if (t.field == "start_time" || t.field == "end_time") {
     VIGIL_CHECK(number.has_value(), "expected Unix milliseconds for {}, got `{}`", t.field, text);
     values.push_back(static_cast<int64_t>(*number));
@@ -190,7 +189,7 @@ std::string condition_sql(const Token& t, std::vector<SqlValue>& values, const s
   return fmt::format("{} {} ?", *column, op);
 }
 
-std::string order_sql(const std::string& order_by, std::vector<SqlValue>& values) {
+std::string order_sql(const std::string& order_by, std::vector<SqlValue>& values, const Dialect& d) {
   if (trim(order_by).empty()) return "ORDER BY r.start_ms DESC, r.id";
   std::string dir = "ASC";
   std::string_view s = trim(order_by);
@@ -214,10 +213,9 @@ std::string order_sql(const std::string& order_by, std::vector<SqlValue>& values
     values.push_back(key);
     values.push_back(key);
     return fmt::format(
-        "ORDER BY (SELECT CAST(value AS REAL) FROM {0} p WHERE p.run_id = r.id AND p.key = ?) {1} NULLS "
-        "LAST, "
+        "ORDER BY (SELECT {2} FROM {0} p WHERE p.run_id = r.id AND p.key = ?) {1} NULLS LAST, "
         "(SELECT value FROM {0} p WHERE p.run_id = r.id AND p.key = ?) {1}, r.start_ms DESC, r.id",
-        field, dir);
+        field, dir, fmt::format(fmt::runtime(d.to_number), "value"));
   }
   const auto column = attribute_column(field);
   if (!column)
@@ -231,7 +229,7 @@ std::string order_sql(const std::string& order_by, std::vector<SqlValue>& values
 
 }  // namespace
 
-RunQuery build_run_query(const RunFilter& filter) {
+RunQuery build_run_query(const RunFilter& filter, const Dialect& d) {
   RunQuery q;
   std::vector<std::string> where;
   if (!filter.experiment.empty()) {
@@ -245,11 +243,11 @@ RunQuery build_run_query(const RunFilter& filter) {
   for (const auto& c : filter.conditions) {
     for (const auto& part : split_and(c)) {
       if (trim(part).empty()) throw InvalidArgument(fmt::format("{}; got `{}`", kConditionHelp, c));
-      where.push_back(condition_sql(parse_condition(part), q.where_values, part));
+      where.push_back(condition_sql(parse_condition(part), q.where_values, part, d));
     }
   }
   if (!where.empty()) q.where = "WHERE " + join(where, " AND ");
-  q.order_by = order_sql(filter.order_by, q.order_values);
+  q.order_by = order_sql(filter.order_by, q.order_values, d);
   return q;
 }
 
@@ -258,7 +256,7 @@ RunQuery build_run_query(const RunFilter& filter) {
 void RunFilter::validate() const {
   VIGIL_CHECK(limit >= 1 && limit <= 10000, "expected a page size in 1..10000, got {}", limit);
   VIGIL_CHECK(offset >= 0, "expected a page offset >= 0, got {}", offset);
-  detail::build_run_query(*this);
+  detail::build_run_query(*this, detail::kSqliteDialect);  // only parses: either dialect would do
 }
 
 RunInfo Store::Impl::read_run_info(detail::Statement& s) const {
@@ -306,11 +304,13 @@ RunRecord Store::Impl::load_run(const std::string& id) {
 
 std::string Store::Impl::resolve_run_locked(const std::string& ref) {
   VIGIL_CHECK(!ref.empty(), "expected a run (id, id prefix, name or 'last'), got nothing");
+  // Runs started in the same millisecond: the one inserted last is the newest.
+  const std::string newest =
+      fmt::format("ORDER BY start_ms DESC, {} DESC LIMIT 1", db->dialect().insertion_order);
   if (ref == "last" || starts_with(ref, "last:")) {
     const std::string kind = ref == "last" ? "" : ref.substr(5);
-    auto s = db->prepare(
-        kind.empty() ? "SELECT id FROM runs ORDER BY start_ms DESC, rowid DESC LIMIT 1"
-                     : "SELECT id FROM runs WHERE kind = ? ORDER BY start_ms DESC, rowid DESC LIMIT 1");
+    auto s = db->prepare(kind.empty() ? "SELECT id FROM runs " + newest
+                                      : "SELECT id FROM runs WHERE kind = ? " + newest);
     if (!kind.empty()) s.bind(1, kind);
     if (!s.step())
       throw NotFound(kind.empty() ? "no runs recorded yet" : fmt::format("no {} runs recorded yet", kind));
@@ -322,7 +322,7 @@ std::string Store::Impl::resolve_run_locked(const std::string& ref) {
     if (s.step()) return s.text_at(0);
   }
   {
-    auto s = db->prepare("SELECT id FROM runs WHERE name = ? ORDER BY start_ms DESC, rowid DESC LIMIT 1");
+    auto s = db->prepare("SELECT id FROM runs WHERE name = ? " + newest);
     s.bind(1, ref);
     if (s.step()) return s.text_at(0);
   }
@@ -356,8 +356,8 @@ std::string Store::resolve_run(const std::string& ref) {
 
 RunPage Store::search_runs(const RunFilter& filter) {
   filter.validate();
-  const auto q = detail::build_run_query(filter);
   std::lock_guard lock(impl_->mutex);
+  const auto q = detail::build_run_query(filter, impl_->db->dialect());
   auto& db = *impl_->db;
   RunPage page;
   const std::string from = "FROM runs r JOIN experiments e ON e.id = r.experiment_id " + q.where;
@@ -381,8 +381,9 @@ RunPage Store::search_runs(const RunFilter& filter) {
 std::vector<MetricPoint> Store::metric_history(const std::string& run_id, const std::string& key) {
   std::lock_guard lock(impl_->mutex);
   auto s = impl_->db->prepare(
-      "SELECT key, value, step, timestamp_ms FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, "
-      "timestamp_ms, rowid");
+      fmt::format("SELECT key, value, step, timestamp_ms FROM metrics WHERE run_id = ? AND key = ? ORDER BY "
+                  "step, timestamp_ms, {}",
+                  impl_->db->dialect().insertion_order));
   s.bind_all({run_id, key});
   std::vector<MetricPoint> points;
   while (s.step()) points.push_back({s.text_at(0), s.double_at(1), s.int_at(2), s.int_at(3)});

@@ -12,7 +12,6 @@
 #include <fstream>
 #include <random>
 #include <sstream>
-#include <thread>
 
 #include "store_impl.h"
 #include "vigil/core/error.h"
@@ -27,54 +26,74 @@ using detail::now_ms;
 namespace {
 
 constexpr int kApplicationId = 0x5647494C;  // "VGIL": a vigil store, not some other SQLite file
-constexpr int kSchemaVersion = 1;
 
-constexpr const char* kSchema = R"sql(
+// Written once for both engines: BIGINT and DOUBLE PRECISION have SQLite's INTEGER and REAL affinities.
+// @IDENTITY@ and @SEQ@ are the Dialect's identity key and insertion-order column.
+constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE experiments(
-  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL);
+  id @IDENTITY@, name TEXT NOT NULL UNIQUE, created_ms BIGINT NOT NULL);
 CREATE TABLE runs(
-  id TEXT PRIMARY KEY, name TEXT NOT NULL, experiment_id INTEGER NOT NULL REFERENCES experiments(id),
-  kind TEXT NOT NULL, status TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL DEFAULT 0,
-  last_write_ms INTEGER NOT NULL, dataset_id TEXT NOT NULL DEFAULT '', parent_id TEXT NOT NULL DEFAULT '',
-  run_dir TEXT NOT NULL DEFAULT '', code_commit TEXT NOT NULL DEFAULT '', code_dirty INTEGER NOT NULL DEFAULT 0,
-  vigil_version TEXT NOT NULL DEFAULT '', host TEXT NOT NULL DEFAULT '', pid INTEGER NOT NULL DEFAULT 0,
-  pid_identity TEXT NOT NULL DEFAULT '');
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, experiment_id BIGINT NOT NULL REFERENCES experiments(id),
+  kind TEXT NOT NULL, status TEXT NOT NULL, start_ms BIGINT NOT NULL, end_ms BIGINT NOT NULL DEFAULT 0,
+  last_write_ms BIGINT NOT NULL, dataset_id TEXT NOT NULL DEFAULT '', parent_id TEXT NOT NULL DEFAULT '',
+  run_dir TEXT NOT NULL DEFAULT '', code_commit TEXT NOT NULL DEFAULT '',
+  code_dirty BIGINT NOT NULL DEFAULT 0, vigil_version TEXT NOT NULL DEFAULT '', host TEXT NOT NULL DEFAULT '',
+  pid BIGINT NOT NULL DEFAULT 0, pid_identity TEXT NOT NULL DEFAULT ''@SEQ@);
 CREATE INDEX runs_by_start ON runs(start_ms);
 CREATE INDEX runs_by_name ON runs(name);
 CREATE TABLE params(
   run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL, value TEXT NOT NULL,
   PRIMARY KEY(run_id, key));
 CREATE TABLE metrics(
-  run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL, value REAL,
-  step INTEGER NOT NULL, timestamp_ms INTEGER NOT NULL);
+  run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL, value DOUBLE PRECISION,
+  step BIGINT NOT NULL, timestamp_ms BIGINT NOT NULL@SEQ@);
 CREATE INDEX metrics_by_run_key ON metrics(run_id, key, step);
 CREATE TABLE latest_metrics(
-  run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL, value REAL,
-  step INTEGER NOT NULL, timestamp_ms INTEGER NOT NULL, PRIMARY KEY(run_id, key));
+  run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL, value DOUBLE PRECISION,
+  step BIGINT NOT NULL, timestamp_ms BIGINT NOT NULL, PRIMARY KEY(run_id, key));
 CREATE TABLE tags(
   run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL, value TEXT NOT NULL,
   PRIMARY KEY(run_id, key));
 CREATE TABLE artifacts(
   run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, path TEXT NOT NULL, kind TEXT NOT NULL,
-  sha256 TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY(run_id, path));
+  sha256 TEXT NOT NULL, size BIGINT NOT NULL, PRIMARY KEY(run_id, path));
 CREATE TABLE registered_models(
-  name TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
-  last_version INTEGER NOT NULL DEFAULT 0);
+  name TEXT PRIMARY KEY, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL,
+  last_version BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE model_versions(
-  name TEXT NOT NULL REFERENCES registered_models(name) ON DELETE CASCADE, version INTEGER NOT NULL,
-  created_ms INTEGER NOT NULL, file TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+  name TEXT NOT NULL REFERENCES registered_models(name) ON DELETE CASCADE, version BIGINT NOT NULL,
+  created_ms BIGINT NOT NULL, file TEXT NOT NULL, sha256 TEXT NOT NULL, size BIGINT NOT NULL,
   run_id TEXT NOT NULL DEFAULT '', dataset_id TEXT NOT NULL DEFAULT '', arch TEXT NOT NULL DEFAULT '',
-  task TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '', metrics_json TEXT NOT NULL DEFAULT '{}',
-  info_json TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '', PRIMARY KEY(name, version));
+  task TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '',
+  metrics_json TEXT NOT NULL DEFAULT '{}', info_json TEXT NOT NULL DEFAULT '',
+  source TEXT NOT NULL DEFAULT '', PRIMARY KEY(name, version));
 CREATE INDEX model_versions_by_hash ON model_versions(name, sha256);
 CREATE TABLE model_aliases(
-  name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+  name TEXT NOT NULL, alias TEXT NOT NULL, version BIGINT NOT NULL, updated_ms BIGINT NOT NULL,
   PRIMARY KEY(name, alias), FOREIGN KEY(name, version) REFERENCES model_versions(name, version));
 )sql";
 
-int pragma_int(detail::Database& db, const std::string& name) {
-  auto s = db.prepare("PRAGMA " + name);
-  return s.step() ? static_cast<int>(s.int_at(0)) : 0;
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
+    s.replace(pos, from.size(), to);
+  return s;
+}
+
+/// Migration k brings a store from schema version k to k + 1; a store at version v applies v, v+1, ...
+/// Each later step is ALTER/CREATE SQL valid for both engines (or spelled with Dialect fragments).
+std::vector<std::string> migrations(const detail::Dialect& d) {
+  std::string v1 = kSchemaV1;
+  v1 = replace_all(v1, "@IDENTITY@", d.identity_key);
+  v1 = replace_all(v1, "@SEQ@", d.insertion_order_column);
+  return {v1};
+}
+
+/// Inserts or replaces one (run_id, key, value) row of params or tags.
+std::string upsert_key_value(const char* table) {
+  return fmt::format(
+      "INSERT INTO {}(run_id, key, value) VALUES(?, ?, ?) ON CONFLICT(run_id, key) DO UPDATE SET value = "
+      "excluded.value",
+      table);
 }
 
 std::string read_small_file(const fs::path& p) {
@@ -146,27 +165,32 @@ void StoreOptions::validate() const {
 // ---- opening ---------------------------------------------------------------------------------------------
 
 void Store::Impl::migrate() {
-  const int app = pragma_int(*db, "application_id");
-  const int version = pragma_int(*db, "user_version");
-  if (app != kApplicationId && app != 0) {
-    throw DataError(fmt::format("{} is not a vigil database (application id {:#x})", db->file(), app));
-  }
-  if (version > kSchemaVersion) {
-    throw DataError(fmt::format("{} was written by a newer vigil (schema {}; this vigil knows up to {})",
-                                db->file(), version, kSchemaVersion));
-  }
-  if (version == kSchemaVersion) return;
-  db->write([&] {
-    // Re-read inside the lock: another process may have created the schema meanwhile.
-    if (pragma_int(*db, "user_version") == kSchemaVersion) return;
-    auto tables = db->prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table'");
-    tables.step();
-    if (tables.int_at(0) > 0 && pragma_int(*db, "application_id") != kApplicationId) {
-      throw DataError(fmt::format("{} is an SQLite database but not a vigil store", db->file()));
+  const auto steps = migrations(db->dialect());
+  const int latest = static_cast<int>(steps.size());
+  auto check = [&](const detail::SchemaStamp& stamp) {
+    if (stamp.application_id != kApplicationId && stamp.application_id != 0) {
+      throw DataError(
+          fmt::format("{} is not a vigil database (application id {:#x})", db->name(), stamp.application_id));
     }
-    db->exec(kSchema);
-    db->exec(fmt::format("PRAGMA application_id = {}", kApplicationId));
-    db->exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion));
+    if (stamp.version > latest) {
+      throw DataError(fmt::format("{} was written by a newer vigil (schema {}; this vigil knows up to {})",
+                                  db->name(), stamp.version, latest));
+    }
+  };
+  const auto first = db->read_stamp();
+  check(first);
+  if (first.version == latest) return;
+  db->write_schema([&] {
+    // Re-read under the lock: another process may have migrated meanwhile.
+    const auto stamp = db->read_stamp();
+    check(stamp);
+    if (stamp.version == latest) return;
+    if (stamp.version == 0 && stamp.has_tables && stamp.application_id != kApplicationId) {
+      throw DataError(
+          fmt::format("{} is a {} database but not a vigil store", db->name(), db->dialect().name));
+    }
+    for (int v = stamp.version; v < latest; ++v) db->exec(steps[v]);
+    db->write_stamp(kApplicationId, latest);
   });
 }
 
@@ -176,21 +200,10 @@ Store::Store(const Workspace& ws, StoreOptions options) : impl_(std::make_unique
   m.options = options;
   m.root = ws.root();
   ws.ensure();
-  m.db_file = ws.root() / "vigil.db";
   m.registry_dir = ws.root() / "registry";
-  m.db = std::make_unique<detail::Database>(m.db_file, options.busy_timeout_ms, options.max_retries);
-  // WAL: readers never block the writer and a killed writer loses only its uncommitted transaction.
-  // synchronous=NORMAL is durable against process crashes in WAL mode (only power loss can drop the tail).
-  for (int attempt = 0;; ++attempt) {
-    try {
-      m.db->exec("PRAGMA journal_mode = WAL");
-      break;
-    } catch (const detail::BusyError&) {
-      if (attempt >= options.max_retries) throw;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20 * (attempt + 1)));
-    }
-  }
-  m.db->exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON");
+  const auto url = detail::resolve_store_url(ws, options);
+  m.db_file = url.shown;
+  m.db = detail::open_database(url, options);
   m.migrate();
   if (options.reap_on_open) reap_dead_runs();
 }
@@ -208,8 +221,7 @@ const fs::path& Store::registry_dir() const {
 
 void Store::Impl::touch(const std::string& run_id, int64_t now) {
   auto s = db->prepare("UPDATE runs SET last_write_ms = ? WHERE id = ?");
-  s.bind_all({now, run_id}).run();
-  if (sqlite3_changes(db->handle()) == 0) throw NotFound(fmt::format("no run with id {}", run_id));
+  if (s.bind_all({now, run_id}).run() == 0) throw NotFound(fmt::format("no run with id {}", run_id));
 }
 
 std::string Store::create_run(const NewRun& run) {
@@ -229,7 +241,7 @@ std::string Store::create_run(const NewRun& run) {
   auto& db = *impl_->db;
   db.write([&] {
     const int64_t now = now_ms();
-    db.prepare("INSERT OR IGNORE INTO experiments(name, created_ms) VALUES(?, ?)")
+    db.prepare("INSERT INTO experiments(name, created_ms) VALUES(?, ?) ON CONFLICT DO NOTHING")
         .bind_all({experiment, now})
         .run();
     db.prepare(
@@ -241,10 +253,8 @@ std::string Store::create_run(const NewRun& run) {
                    run.dataset_id, run.parent_id, run.run_dir, code.commit, int64_t{code.dirty}, code.vigil,
                    host, pid, identity})
         .run();
-    for (const auto& [k, v] : run.params)
-      db.prepare("INSERT OR REPLACE INTO params VALUES(?, ?, ?)").bind_all({id, k, v}).run();
-    for (const auto& [k, v] : run.tags)
-      db.prepare("INSERT OR REPLACE INTO tags VALUES(?, ?, ?)").bind_all({id, k, v}).run();
+    for (const auto& [k, v] : run.params) db.prepare(upsert_key_value("params")).bind_all({id, k, v}).run();
+    for (const auto& [k, v] : run.tags) db.prepare(upsert_key_value("tags")).bind_all({id, k, v}).run();
   });
   return id;
 }
@@ -269,7 +279,7 @@ void Store::log_params(const std::string& run_id, const std::map<std::string, st
   impl_->db->write([&] {
     impl_->touch(run_id, now_ms());
     for (const auto& [k, v] : params)
-      impl_->db->prepare("INSERT OR REPLACE INTO params VALUES(?, ?, ?)").bind_all({run_id, k, v}).run();
+      impl_->db->prepare(upsert_key_value("params")).bind_all({run_id, k, v}).run();
   });
 }
 
@@ -280,11 +290,14 @@ void Store::log_metrics(const std::string& run_id, const std::vector<MetricPoint
   db.write([&] {
     const int64_t now = now_ms();
     impl_->touch(run_id, now);
-    auto insert = db.prepare("INSERT INTO metrics VALUES(?, ?, ?, ?, ?)");
+    auto insert =
+        db.prepare("INSERT INTO metrics(run_id, key, value, step, timestamp_ms) VALUES(?, ?, ?, ?, ?)");
     // The latest value is the one with the largest step (the newest when steps tie), as MLflow keeps it.
     auto latest = db.prepare(
-        "INSERT INTO latest_metrics VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(run_id, key) DO UPDATE SET "
-        "value = ?3, step = ?4, timestamp_ms = ?5 WHERE ?4 > step OR (?4 = step AND ?5 >= timestamp_ms)");
+        "INSERT INTO latest_metrics(run_id, key, value, step, timestamp_ms) VALUES(?, ?, ?, ?, ?) "
+        "ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value, step = excluded.step, "
+        "timestamp_ms = excluded.timestamp_ms WHERE excluded.step > latest_metrics.step OR "
+        "(excluded.step = latest_metrics.step AND excluded.timestamp_ms >= latest_metrics.timestamp_ms)");
     for (const auto& p : points) {
       VIGIL_CHECK(!p.key.empty(), "expected a metric name, got an empty one");
       const int64_t t = p.timestamp_ms > 0 ? p.timestamp_ms : now;
@@ -303,7 +316,7 @@ void Store::set_tag(const std::string& run_id, const std::string& key, const std
   std::lock_guard lock(impl_->mutex);
   impl_->db->write([&] {
     impl_->touch(run_id, now_ms());
-    impl_->db->prepare("INSERT OR REPLACE INTO tags VALUES(?, ?, ?)").bind_all({run_id, key, value}).run();
+    impl_->db->prepare(upsert_key_value("tags")).bind_all({run_id, key, value}).run();
   });
 }
 
@@ -311,7 +324,11 @@ void Store::log_artifact(const std::string& run_id, const Artifact& a) {
   std::lock_guard lock(impl_->mutex);
   impl_->db->write([&] {
     impl_->touch(run_id, now_ms());
-    impl_->db->prepare("INSERT OR REPLACE INTO artifacts VALUES(?, ?, ?, ?, ?)")
+    impl_->db
+        ->prepare(
+            "INSERT INTO artifacts(run_id, path, kind, sha256, size) VALUES(?, ?, ?, ?, ?) ON "
+            "CONFLICT(run_id, "
+            "path) DO UPDATE SET kind = excluded.kind, sha256 = excluded.sha256, size = excluded.size")
         .bind_all({run_id, a.path, a.kind, a.sha256, a.size})
         .run();
   });

@@ -7,14 +7,14 @@
 #include <mutex>
 #include <string>
 
-#include "sqlite_db.h"
+#include "db.h"
 #include "vigil/store/store.h"
 
 namespace vigil::store {
 
 struct Store::Impl {
   StoreOptions options;
-  std::filesystem::path root, db_file, registry_dir;
+  std::filesystem::path root, db_file, registry_dir;  ///< db_file: the SQLite file or the redacted URL
   std::unique_ptr<detail::Database> db;
   std::mutex mutex;  ///< one statement sequence at a time per Store object (the server shares one)
 
@@ -38,11 +38,10 @@ inline constexpr const char* kVersionColumns =
     "name, version, created_ms, file, sha256, size, run_id, dataset_id, arch, task, description, "
     "metrics_json, info_json, source";
 
-/// Opens the workspace database for a table that lives beside runs and the registry (events, predictions): a
+/// Opens the workspace store for a table that lives beside runs and the registry (events, predictions): a
 /// Store opens it first (creating, checking and migrating it), then `schema` (CREATE ... IF NOT EXISTS only,
-/// so the schema version stays and older vigils keep opening the file) is applied. Appends and upserts are
-/// frequent and rebuildable in spirit, so commits use synchronous=NORMAL under WAL: consistent after a crash,
-/// at most the last moments lost.
+/// so the schema version stays and older vigils keep opening the store) is applied. Under SQLite, commits
+/// use synchronous=NORMAL under WAL: consistent after a crash, at most the last moments lost.
 std::unique_ptr<Database> open_side_table(const Workspace& ws, StoreOptions options, const char* schema);
 
 /// A WHERE clause built condition by condition with its bound values, and the page query the side tables
@@ -98,7 +97,7 @@ struct RunQuery {
   std::string order_by;  ///< "ORDER BY ..."
   std::vector<SqlValue> where_values, order_values;
 };
-RunQuery build_run_query(const RunFilter& filter);
+RunQuery build_run_query(const RunFilter& filter, const Dialect& dialect);
 
 }  // namespace detail
 }  // namespace vigil::store

@@ -1,9 +1,9 @@
 #pragma once
 // Internal to the trainer: its own outputs, one observer each (vigil/train/observer.h). The trainer adds them
-// in this order: progress, results.csv, its curves, tracking, log, checkpoints, TensorBoard. The order keeps the
-// writes of an epoch where they always were: the results.csv row and the tracking metrics before the checkpoints
-// (a kill between them redoes the epoch, which rewrites both), best.ckpt before last.ckpt, and TensorBoard's
-// flush after the checkpoints.
+// in this order: progress, results.csv, its curves, tracking, log, checkpoints, TensorBoard. The order keeps
+// the writes of an epoch where they always were: the results.csv row and the tracking metrics before the
+// checkpoints (a kill between them redoes the epoch, which rewrites both), best.ckpt before last.ckpt, and
+// TensorBoard's flush after the checkpoints.
 
 #include <chrono>
 #include <filesystem>
@@ -63,10 +63,10 @@ class TrackingObserver : public TrainObserver {
   std::filesystem::path run_dir_;
 };
 
-/// The training curves as PNG beside results.csv, redrawn after every epoch from the whole file (a resumed run's
-/// earlier epochs included), as the seeds' scripts plot them: curves_loss.png (every loss column, training and
-/// validation) and curves_metrics.png (accuracy, precision, recall, mAP...). A failed drawing is logged, never
-/// fatal: the curves are a view of results.csv, which is the record.
+/// The training curves as PNG beside results.csv, redrawn after every epoch from the whole file (a resumed
+/// run's earlier epochs included), as the seeds' scripts plot them: curves_loss.png (every loss column,
+/// training and validation) and curves_metrics.png (accuracy, precision, recall, mAP...). A failed drawing is
+/// logged, never fatal: the curves are a view of results.csv, which is the record.
 class CurvesObserver : public TrainObserver {
  public:
   void on_train_start(const RunStart& start) override;

@@ -34,6 +34,7 @@ void ModelSection::validate() const {
               dropout);
   check_one_of("model.weights_scope", weights_scope, {"auto", "full", "backbone"});
   VIGIL_CHECK(trainable_stages >= -1, "expected model.trainable_stages >= -1, got {}", trainable_stages);
+  check_one_of("model.batch_norm", batch_norm, {"train", "frozen"});
 }
 
 void DataSection::validate() const {

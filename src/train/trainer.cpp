@@ -8,9 +8,12 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <map>
 #include <numeric>
+#include <optional>
 #include <set>
 
+#include "distributed.h"
 #include "observers.h"
 #include "trainer_data.h"
 #include "trainer_model.h"
@@ -18,6 +21,7 @@
 #include "vigil/core/config.h"
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
+#include "vigil/core/hash.h"
 #include "vigil/core/interrupt.h"
 #include "vigil/core/strings.h"
 #include "vigil/model/checkpoint.h"
@@ -110,6 +114,44 @@ TrainOptions resumed_options(const model::Checkpoint& meta, const std::vector<st
   return options;
 }
 
+/// What a data-parallel run cannot do (yet), refused before anything starts.
+void check_distributed(const TrainOptions& opt, const DistributedOptions& d) {
+  if (!d.enabled()) return;
+  d.validate();
+  VIGIL_CHECK(opt.data.batch_size % d.world_size == 0,
+              "expected data.batch_size (the global batch, split over the processes) to be a multiple of "
+              "the {} processes, got {}",
+              d.world_size, opt.data.batch_size);
+  // Each rank measures its own step time: a budget would fit a different schedule on every rank.
+  VIGIL_CHECK(
+      opt.time.empty(),
+      "expected no time budget (time) in a data-parallel run ({} processes), got time: {}; set epochs "
+      "instead",
+      d.world_size, opt.time);
+}
+
+/// Metrics as text lines ("name<TAB>value"): NaN and infinities survive, which JSON would not carry.
+std::string encode_metrics(const std::map<std::string, double>& metrics, bool stop) {
+  std::string out = fmt::format("stop\t{}\n", stop ? 1 : 0);
+  for (const auto& [name, value] : metrics) out += fmt::format("{}\t{:.17g}\n", name, value);
+  return out;
+}
+
+std::map<std::string, double> decode_metrics(const std::string& text, bool& stop) {
+  std::map<std::string, double> out;
+  for (const auto& line : split(text, '\n')) {
+    const auto tab = line.find('\t');
+    if (tab == std::string::npos) continue;
+    const double v = std::strtod(line.c_str() + tab + 1, nullptr);
+    if (line.compare(0, tab, "stop") == 0) {
+      stop = v != 0;
+    } else {
+      out[line.substr(0, tab)] = v;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 /// The unfinished epoch: what last.ckpt needs to continue it exactly.
@@ -164,6 +206,15 @@ struct Trainer::Impl {
   /// Also in `observers`; knows whether best.ckpt was written.
   std::shared_ptr<detail::CheckpointWriter> checkpoints;
 
+  /// Data-parallel runs: this rank's process group (null for a single process). Rank 0 validates and writes
+  /// every output; the others train their shard and follow its decisions.
+  std::unique_ptr<detail::Distributed> dist;
+  bool step_stop = false;   ///< data-parallel: some rank asked to stop at the last step
+  bool epoch_stop = false;  ///< data-parallel: rank 0's stop decision at the last epoch's end
+
+  bool main_rank() const { return !dist || dist->is_main(); }
+  void join_group();
+  double all_reduce_step(std::map<std::string, double>& losses, int64_t& images);
   void setup(bool load_weights);
   void create_run_dir();
   std::vector<std::string> columns() const;
@@ -206,6 +257,7 @@ void Trainer::Impl::setup(bool load_weights) {
 
   torch::manual_seed(opt.seed);
   model = detail::make_task_model(opt, data.ds.classes, input_size, data.weights, device, load_weights);
+  model->frozen_norm_stats = opt.model.batch_norm == "frozen";
   params = model->trainable_parameters();
   VIGIL_CHECK(!params.empty(),
               "expected some trainable parameters, got every one frozen (model.trainable_stages "
@@ -215,7 +267,15 @@ void Trainer::Impl::setup(bool load_weights) {
 
   train_lo = detail::loader_options(opt, *spec, true, data.train.size());
   val_lo = detail::loader_options(opt, *spec, false, data.val.size());
-  const auto n = static_cast<int64_t>(data.train.size()), bs = static_cast<int64_t>(train_lo.batch_size);
+  const auto& d = control.distributed;
+  if (d.enabled()) {
+    // data.batch_size is the global batch: each rank takes its share of every batch of the shuffled epoch.
+    train_lo.batch_size = opt.data.batch_size / d.world_size;
+    train_lo.shard_rank = d.rank;
+    train_lo.shard_count = d.world_size;
+  }
+  const auto n = static_cast<int64_t>(data::shard_size(data.train.size(), train_lo.shard_count)),
+             bs = static_cast<int64_t>(train_lo.batch_size);
   batches_per_epoch = train_lo.drop_last ? n / bs : (n + bs - 1) / bs;
   budget = time_budget_seconds(opt.time);
   planned_iterations = opt.epochs * batches_per_epoch;
@@ -264,6 +324,60 @@ void Trainer::Impl::create_run_dir() {
   info.run_id = opt.name;
 }
 
+/// Data-parallel: joins the process group and starts every rank from rank 0's parameters and buffers (a
+/// resumed run's included).
+void Trainer::Impl::join_group() {
+  const auto& d = control.distributed;
+  if (!d.enabled()) return;
+  dist = std::make_unique<detail::Distributed>(d);
+  std::vector<torch::Tensor> state_tensors = model->module().parameters();
+  for (const auto& b : model->module().buffers()) state_tensors.push_back(b);
+  dist->broadcast(state_tensors, "broadcasting rank 0's starting weights");
+  if (!dist->is_main()) {
+    spdlog::info("rank {} of {}: training {} batches of {} per epoch; rank 0 validates and writes the run",
+                 d.rank, d.world_size, batches_per_epoch, train_lo.batch_size);
+  }
+}
+
+/// Data-parallel: averages the gradients over the ranks in one all-reduce that also carries the step's
+/// losses, its image count and whether any rank was asked to stop, so every rank takes the same step and
+/// stops after the same one. Replaces `losses` and `images` by their global values; returns the mean loss.
+double Trainer::Impl::all_reduce_step(std::map<std::string, double>& losses, int64_t& images) {
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : params) {
+    if (p.grad().defined()) grads.push_back(p.grad());
+  }
+  const auto names = model->loss_names();
+  std::vector<double> extras;
+  for (const auto& name : names) extras.push_back(losses.count(name) ? losses.at(name) : 0.0);
+  const bool stop = interrupt_requested() ||
+                    (control.stop_after_iterations >= 0 && iteration + 1 >= control.stop_after_iterations);
+  extras.push_back(static_cast<double>(images));
+  extras.push_back(stop ? 1.0 : 0.0);
+  std::vector<torch::Tensor> parts;
+  parts.reserve(grads.size() + 1);
+  for (const auto& g : grads) parts.push_back(g.reshape(-1).to(torch::kCPU, torch::kFloat));
+  parts.push_back(torch::tensor(extras, torch::kDouble).to(torch::kFloat));
+  torch::Tensor flat = torch::cat(parts);
+  dist->all_reduce_sum(flat, "the gradient all-reduce");
+  const double w = static_cast<double>(dist->world_size());
+  int64_t offset = 0;
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& g : grads) {
+      const int64_t n = g.numel();
+      g.copy_(flat.slice(0, offset, offset + n).view(g.sizes()).div(w));
+      offset += n;
+    }
+  }
+  const auto tail = flat.slice(0, offset).to(torch::kDouble);
+  const auto* v = tail.data_ptr<double>();
+  for (size_t i = 0; i < names.size(); ++i) losses[names[i]] = v[i] / w;
+  images = static_cast<int64_t>(std::llround(v[names.size()]));
+  step_stop = v[names.size() + 1] > 0;
+  return losses.count("loss") ? losses.at("loss") : 0.0;
+}
+
 std::vector<std::string> Trainer::Impl::columns() const {
   std::vector<std::string> cols = {"epoch"};
   for (const auto& n : model->loss_names()) cols.push_back("train/" + n);
@@ -288,6 +402,7 @@ void Trainer::Impl::attach_outputs(std::unique_ptr<TrackedRun> tracked, bool bes
 }
 
 bool Trainer::Impl::stop_requested() const {
+  if (dist) return step_stop;  // every rank's request, gathered by the step's all-reduce
   return interrupt_requested() ||
          (control.stop_after_iterations >= 0 && iteration >= control.stop_after_iterations);
 }
@@ -373,25 +488,40 @@ void Trainer::Impl::step(const data::Batch& batch) {
   const double lr = schedule->lr_at(iteration);
   set_lr(*optimizer, lr);
   optimizer->zero_grad();
+  if (dist && !dist->is_main()) {
+    // Rank 0 draws dropout from the run's stream (saved in last.ckpt); every other rank from its own stream
+    // per step, so its masks differ from rank 0's and a resumed run draws the same ones again.
+    torch::manual_seed(splitmix64(splitmix64(opt.seed, static_cast<uint64_t>(dist->rank())),
+                                  static_cast<uint64_t>(iteration)));
+  }
   auto losses = model->train_losses(batch);
   const torch::Tensor& total = losses.at("loss");
-  const double value = total.item<double>();
+  double value = total.item<double>();
+  std::map<std::string, double> loss_values;
+  for (const auto& name : model->loss_names()) {
+    auto it = losses.find(name);
+    if (it != losses.end()) loss_values[name] = it->second.item<double>();
+  }
+  auto images = static_cast<int64_t>(batch.size());
+  // A data-parallel rank checks the loss after the all-reduce: every rank then sees the same mean and fails
+  // together instead of leaving the others waiting in the collective.
+  if (dist) {
+    total.backward();
+    value = all_reduce_step(loss_values, images);
+  }
   if (!std::isfinite(value)) {
     throw DataError(
         fmt::format("training loss is {} at epoch {}, iteration {}; lower optimizer.lr or set "
                     "grad_clip_norm",
                     value, epoch + 1, iteration + 1));
   }
-  total.backward();
+  if (!dist) total.backward();
   if (opt.grad_clip_norm > 0) clip_grad_norm(params, opt.grad_clip_norm);
   optimizer->step();
   ++iteration;
   ++state.batches_done;
-  state.images += static_cast<int64_t>(batch.size());
-  for (const auto& name : model->loss_names()) {
-    auto it = losses.find(name);
-    if (it != losses.end()) state.loss_sums[name] += it->second.item<double>();
-  }
+  state.images += images;
+  for (const auto& [name, v] : loss_values) state.loss_sums[name] += v;
   last_lr = lr;
 
   BatchReport report;
@@ -399,7 +529,7 @@ void Trainer::Impl::step(const data::Batch& batch) {
   report.iteration = iteration;
   report.batch = state.batches_done;
   report.batches_per_epoch = batches_per_epoch;
-  report.images = static_cast<int64_t>(batch.size());
+  report.images = images;
   report.loss = value;
   report.lr = lr;
   report.time_left = budget > 0 ? std::max(0.0, budget - elapsed()) : -1;
@@ -421,12 +551,13 @@ bool Trainer::Impl::train_epoch() {
   auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
   auto last = Clock::now();
   while (auto batch = loader.next()) {
+    const int64_t before = state.images;
     step(*batch);
     const auto now = Clock::now();
     step_seconds += std::chrono::duration<double>(now - last).count();
     last = now;
     ++steps;
-    step_images += static_cast<int64_t>(batch->size());
+    step_images += state.images - before;  // every rank's images in a data-parallel run
     if (budget > 0 && steps == kFirstFitIterations) fit_schedule();
     // The last batch of an epoch is not a stopping point: validation follows, then last.ckpt at the boundary.
     if (state.batches_done < batches_per_epoch && stop_requested()) {
@@ -504,9 +635,22 @@ std::map<std::string, double> Trainer::Impl::validate() {
 /// tells the observers, which write the epoch's outputs.
 EpochReport Trainer::Impl::finish_epoch() {
   EpochReport r;
-  const auto val_start = Clock::now();
-  r.metrics = validate();
-  last_val_seconds = std::chrono::duration<double>(Clock::now() - val_start).count();
+  if (dist) {
+    // Rank 0's batch-norm statistics are the model's (DDP's broadcast_buffers, once an epoch); only rank 0
+    // validates, and every rank takes its metrics and its stop decision, so early stopping and the end of
+    // the run agree everywhere.
+    dist->broadcast(model->module().buffers(), "broadcasting rank 0's buffers");
+  }
+  if (main_rank()) {
+    const auto val_start = Clock::now();
+    r.metrics = validate();
+    last_val_seconds = std::chrono::duration<double>(Clock::now() - val_start).count();
+  }
+  if (dist) {
+    const std::string shared = dist->share(fmt::format("epoch/{}", epoch + 1),
+                                           encode_metrics(r.metrics, step_stop || interrupt_requested()));
+    r.metrics = decode_metrics(shared, epoch_stop);
+  }
   r.epoch = epoch + 1;
   r.metrics["epoch"] = r.epoch;
   const double batches = static_cast<double>(std::max<int64_t>(state.batches_done, 1));
@@ -540,13 +684,16 @@ EpochReport Trainer::Impl::finish_epoch() {
 
 Trainer::Trainer(Workspace ws, TrainOptions options, TrainControl control) : impl_(std::make_unique<Impl>()) {
   options.validate();
+  check_distributed(options, control.distributed);
   Impl& m = *impl_;
   m.ws = std::move(ws);
   m.opt = std::move(options);
   m.control = std::move(control);
   m.data = detail::load_run_data(m.ws, m.opt, m.opt.data.dataset);
   m.setup(/*load_weights=*/true);
-  m.create_run_dir();  // after every check: a run that cannot start leaves no folder behind
+  m.join_group();
+  if (!m.main_rank()) return;  // rank 0 writes the run folder and tracks the run
+  m.create_run_dir();          // after every check: a run that cannot start leaves no folder behind
   config::write_resolved(config::to_yaml(m.opt), m.run_dir);
   m.attach_outputs(m.start_tracking(""), /*best_written=*/false);
 }
@@ -573,6 +720,7 @@ std::unique_ptr<Trainer> Trainer::resume(Workspace ws, const fs::path& run_or_ch
               kLastName, to_utf8(file));
   m->ws = std::move(ws);
   m->opt = resumed_options(meta, overrides, file);
+  check_distributed(m->opt, control.distributed);
   m->control = std::move(control);
   json extra;
   try {
@@ -590,9 +738,11 @@ std::unique_ptr<Trainer> Trainer::resume(Workspace ws, const fs::path& run_or_ch
   if (!meta.model_json.empty()) m->info = model::ModelInfo::from_json(meta.model_json);
   m->run_dir = file.parent_path().filename() == "weights" ? file.parent_path().parent_path()
                                                           : m->ws.runs_dir() / m->opt.name;
+  m->join_group();  // every rank read the same checkpoint; the broadcast makes sure of it
+  m->resumed_from = file;
+  if (!m->main_rank()) return std::unique_ptr<Trainer>(new Trainer(std::move(m)));
   ensure_dir(m->run_dir / "weights");
   config::write_resolved(config::to_yaml(m->opt), m->run_dir);
-  m->resumed_from = file;
   m->attach_outputs(m->start_tracking(m->info.run_id), best_written);
   return std::unique_ptr<Trainer>(new Trainer(std::move(m)));
 }
@@ -638,7 +788,8 @@ TrainResult Trainer::run() {
     TrainResult r;
     {
       // Closed before on_finish: the tracking store records train.log as an artifact then.
-      RunLog log(m.run_dir / "train.log");
+      std::optional<RunLog> log;
+      if (m.main_rank()) log.emplace(m.run_dir / "train.log");
       r = m.train_all();
     }
     m.notify(&TrainObserver::on_finish, r);
@@ -681,7 +832,7 @@ RunStart Trainer::Impl::run_start() const {
 }
 
 TrainResult Trainer::Impl::train_all() {
-  val_loader = detail::make_run_loader(data, opt, val_lo, /*train=*/false);
+  if (main_rank()) val_loader = detail::make_run_loader(data, opt, val_lo, /*train=*/false);
   started = Clock::now();
   notify(&TrainObserver::on_train_start, run_start());
   TrainEnd end;
@@ -700,7 +851,7 @@ TrainResult Trainer::Impl::train_all() {
       end.early_stopped = true;
       break;
     }
-    if ((budget > 0 || epoch < opt.epochs) && stop_requested()) {
+    if ((budget > 0 || epoch < opt.epochs) && (dist ? epoch_stop : stop_requested())) {
       end.interrupted = true;  // last.ckpt was just written at the epoch boundary
       break;
     }
@@ -717,6 +868,8 @@ TrainResult Trainer::Impl::train_all() {
   end.best_stop_epoch = stopper.best_epoch();
   end.patience = opt.early_stopping.patience;
   notify(&TrainObserver::on_train_end, end);
+  // Rank 0 hosts the rendezvous store: no rank leaves before every other has read the last decision.
+  if (dist) dist->barrier();
   train_loader.reset();
   val_loader.reset();
   return result(end, std::move(last_metrics));
@@ -727,8 +880,10 @@ TrainResult Trainer::Impl::result(const TrainEnd& end, std::map<std::string, dou
   r.run_name = opt.name;
   r.run_id = control.track ? info.run_id : "";
   r.run_dir = run_dir;
-  r.last_checkpoint = checkpoints->last_checkpoint();
-  r.best_checkpoint = checkpoints->best_checkpoint();
+  if (checkpoints) {  // rank 0 of a data-parallel run or a single process
+    r.last_checkpoint = checkpoints->last_checkpoint();
+    r.best_checkpoint = checkpoints->best_checkpoint();
+  }
   r.interrupted = end.interrupted;
   r.early_stopped = end.early_stopped;
   r.time_budget_reached = end.time_budget_reached;

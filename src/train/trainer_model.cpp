@@ -275,6 +275,14 @@ void keep_frozen_norm_in_eval(torch::nn::Module& m) {
 
 void TaskModel::set_train_mode() {
   module().train();
+  if (frozen_norm_stats) {
+    for (const auto& m : module().modules(/*include_self=*/false)) {
+      if (dynamic_cast<torch::nn::BatchNorm1dImpl*>(m.get()) ||
+          dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get()))
+        m->eval();
+    }
+    return;
+  }
   if (dynamic_cast<nn::Classifier*>(&module()) == nullptr) return;  // detectors follow torchvision
   for (const auto& m : module().modules(/*include_self=*/false)) {
     keep_frozen_norm_in_eval<torch::nn::BatchNorm1dImpl>(*m);

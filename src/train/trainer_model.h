@@ -41,7 +41,9 @@ class TaskModel {
   virtual std::vector<std::string> val_names() const = 0;
   /// Train mode, except batch norms whose parameters are all frozen: those keep their running statistics
   /// (Keras' frozen base, which runs in inference mode).
+  /// With `frozen_norm_stats` (model.batch_norm: frozen) every batch norm stays in eval mode.
   void set_train_mode();
+  bool frozen_norm_stats = false;
   void set_eval_mode() { module().eval(); }
   /// Parameters the optimizer updates (requires_grad).
   std::vector<torch::Tensor> trainable_parameters();

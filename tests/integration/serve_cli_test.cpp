@@ -581,6 +581,57 @@ TEST_F(ServeTest, CommandLineErrorsAreClear) {
   EXPECT_THAT(out, HasSubstr("cannot listen"));
 }
 
+/// Sets environment variables for the servers a test starts (they inherit them) and removes them after.
+class ScopedEnv {
+ public:
+  using Vars = std::vector<std::pair<std::string, std::string>>;
+  explicit ScopedEnv(Vars vars) : vars_(std::move(vars)) {
+    for (const auto& [k, v] : vars_) setenv(k.c_str(), v.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    for (const auto& [k, v] : vars_) unsetenv(k.c_str());
+  }
+
+ private:
+  Vars vars_;
+};
+
+TEST_F(ServeTest, EnvironmentConfiguresEveryFlagAndTheCommandLineWins) {
+  {
+    // VIGIL_MAX_BODY_MB and VIGIL_API_KEY act; --name beats VIGIL_NAME; --set beats VIGIL_MAX_PIXELS.
+    ScopedEnv env(ScopedEnv::Vars{{"VIGIL_MAX_BODY_MB", "1"},
+                                  {"VIGIL_API_KEY", "k1, k2"},
+                                  {"VIGIL_NAME", "from_env"},
+                                  {"VIGIL_MAX_PIXELS", "100"},
+                                  {"VIGIL_SCORE_TRESHOLD", "0.1"}});
+    auto s = start("--set max_pixels=40000000");
+    ASSERT_TRUE(s->running());
+    auto c = client(*s);
+    auto big = c.Post("/v1/predict", {{"X-API-Key", "k2"}}, std::string(2 * 1024 * 1024, 'x'), "image/jpeg");
+    ASSERT_TRUE(big);
+    EXPECT_EQ(big->status, 413) << big->body;
+    const std::string img = jpeg_bytes(320, 240, 21);
+    auto anonymous = c.Post("/v1/predict", img, "image/jpeg");
+    ASSERT_TRUE(anonymous);
+    EXPECT_EQ(anonymous->status, 401);
+    auto ok = c.Post("/v1/predict", {{"X-API-Key", "k2"}}, img, "image/jpeg");
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->status, 200) << ok->body;  // 76800 pixels: --set's limit, not the variable's 100
+    auto models = body_json(c.Get("/v1/models", {{"X-API-Key", "k1"}}));
+    EXPECT_THAT(models.dump(), HasSubstr("\"guns\""));
+    EXPECT_THAT(models.dump(), ::testing::Not(HasSubstr("from_env")));
+    // A misspelt variable is said, not silently ignored.
+    EXPECT_THAT(s->log(), HasSubstr("VIGIL_SCORE_TRESHOLD is set but vigil reads no such variable"));
+  }
+  {
+    // A bad variable is refused by its name, like a bad flag.
+    ScopedEnv env(ScopedEnv::Vars{{"VIGIL_RATE_LIMIT", "often"}});
+    ServerProcess bad(fmt::format("--model '{}'", model("guns.ckpt").string()), tmp_ / "bad_env");
+    EXPECT_EQ(bad.exit_code(), 2) << bad.log();
+    EXPECT_THAT(bad.log(), HasSubstr("VIGIL_RATE_LIMIT=often"));
+  }
+}
+
 /// Sends raw bytes on a fresh connection and returns whatever comes back (the server may also just close).
 std::string raw_exchange(int port, const std::string& bytes) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -18,17 +18,7 @@ namespace fs = std::filesystem;
 
 /// A registry with two versions of `masks` (different weights) and production -> 1.
 void seed_registry(const TempDir& tmp, const fs::path& ws) {
-  vigil::store::Store s{vigil::Workspace(ws)};
-  for (int k = 1; k <= 2; ++k) {
-    const auto file = vigil::testing::make_model_file(tmp / fmt::format("m{}.ckpt", k), "mask_small_cnn",
-                                                      {"with_mask", "without_mask"}, 10 + k);
-    vigil::store::NewModelVersion v;
-    v.name = "masks";
-    v.arch = "mask_small_cnn";
-    v.task = "classification";
-    s.register_model_file(v, file);
-  }
-  s.set_alias("masks", "production", 1);
+  vigil::testing::seed_masks_registry(tmp.path(), ws, 10);
 }
 
 json served_model(httplib::Client& c) {
@@ -41,7 +31,7 @@ TEST(ServeRegistry, FollowsTheAliasOnReload) {
   TempDir tmp;
   const fs::path ws = tmp / "ws";
   seed_registry(tmp, ws);
-  ServerProcess server("--model masks@production", tmp / "server", "serve", ws);
+  ServerProcess server("--model masks@production --follow-alias-s 0", tmp / "server", "serve", ws);
   ASSERT_GT(server.port(), 0) << server.log();
   httplib::Client c("127.0.0.1", server.port());
   json m = served_model(c);
@@ -92,6 +82,35 @@ TEST(ServeRegistry, BadReferencesExitWithAClearMessage) {
   ServerProcess name("--model maskz@production", tmp / "c", "serve", ws);
   EXPECT_EQ(name.exit_code(), 4);
   EXPECT_NE(name.log().find("did you mean 'masks'"), std::string::npos) << name.log();
+}
+
+/// `vigil predict` takes the same references as `vigil serve` (a sharded batch Job names guns@production):
+/// the registry's copy of the version the alias means, and the same clear error for a missing alias.
+TEST(ServeRegistry, PredictResolvesRegisteredModels) {
+  TempDir tmp;
+  const fs::path ws = tmp / "ws";
+  seed_registry(tmp, ws);
+  vigil::testing::write_image(tmp / "face.png", 100, 100, 3);
+  auto predict = [&](const std::string& model) {
+    return vigil::testing::run_shell(fmt::format("'{}' --workspace '{}' predict --model '{}' '{}' 2>&1",
+                                                 VIGIL_BINARY, ws.string(), model,
+                                                 (tmp / "face.png").string()));
+  };
+  const auto [rc_alias, by_alias] = predict("masks@production");
+  const auto [rc_file, by_file] = predict((tmp / "m1.ckpt").string());
+  const auto [rc_other, by_other] = predict("masks/2");
+  ASSERT_EQ(rc_alias, 0) << by_alias;
+  ASSERT_EQ(rc_file, 0) << by_file;
+  ASSERT_EQ(rc_other, 0) << by_other;
+  auto scores = [](const std::string& out) {
+    const auto line = out.substr(out.find('{'));
+    return json::parse(line.substr(0, line.find('\n')))["probs"].dump();
+  };
+  EXPECT_EQ(scores(by_alias), scores(by_file));   // production -> 1: version 1's weights
+  EXPECT_NE(scores(by_alias), scores(by_other));  // version 2 has other weights
+  const auto [rc_bad, bad] = predict("masks@canary");
+  EXPECT_EQ(rc_bad, 4) << bad;
+  EXPECT_NE(bad.find("no alias 'canary'"), std::string::npos) << bad;
 }
 
 }  // namespace

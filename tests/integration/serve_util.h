@@ -19,6 +19,7 @@
 #include "vigil/core/fs.h"
 #include "vigil/model/model_file.h"
 #include "vigil/nn/zoo.h"
+#include "vigil/store/store.h"
 
 namespace vigil::testing {
 
@@ -32,6 +33,22 @@ inline fs::path make_model_file(const fs::path& file, const std::string& arch,
   auto module = nn::make_model(arch, args);
   model::save_model(file, info, *module);
   return file;
+}
+
+/// A registry in workspace `ws` with two versions of `masks` (mask_small_cnn with different weights, seeds
+/// seed + 1 and seed + 2, written to dir/m1.ckpt and dir/m2.ckpt) and production -> 1.
+inline void seed_masks_registry(const fs::path& dir, const fs::path& ws, uint64_t seed) {
+  store::Store s{Workspace(ws)};
+  for (int k = 1; k <= 2; ++k) {
+    const auto file = make_model_file(dir / fmt::format("m{}.ckpt", k), "mask_small_cnn",
+                                      {"with_mask", "without_mask"}, seed + static_cast<uint64_t>(k));
+    store::NewModelVersion v;
+    v.name = "masks";
+    v.arch = "mask_small_cnn";
+    v.task = "classification";
+    s.register_model_file(v, file);
+  }
+  s.set_alias("masks", "production", 1);
 }
 
 /// `vigil serve ARGS --port 0` (or another serving `command`, e.g. `ui`) in the background, in `workspace`

@@ -113,7 +113,8 @@ TEST_F(TrainCli, TrainsIntoATrackedRunFolder) {
   EXPECT_EQ(csv_header(run / "results.csv"),
             (std::vector<std::string>{"epoch", "train/loss", "metrics/accuracy_top1", "val/loss", "lr/pg0"}));
   EXPECT_EQ(csv_rows(run / "results.csv"), 3u);
-  for (const char* png : {"curves_loss.png", "curves_metrics.png"})  // drawn from results.csv after each epoch
+  for (const char* png :
+       {"curves_loss.png", "curves_metrics.png"})  // drawn from results.csv after each epoch
     EXPECT_GT(fs::file_size(run / png), 5000u) << png;
   const std::string resolved = vigil::read_file(run / "config.yaml");
   EXPECT_NE(resolved.find("arch: mask_small_cnn"), std::string::npos) << resolved;

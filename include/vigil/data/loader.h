@@ -39,6 +39,9 @@ struct LoaderOptions {
   std::string cache = "auto";
   int cache_mb = 0;  ///< memory budget of the cache; 0 = a quarter of the memory available at start
   int cache_min_size = 0, cache_max_size = 0;  ///< detection with augmentation: the shrink (0 = none)
+  /// Data-parallel training: this process reads shard `shard_rank` of `shard_count` of every epoch's
+  /// order (shard_of()), so the processes of one run see disjoint parts of the same shuffled epoch.
+  int shard_rank = 0, shard_count = 1;
 
   template <class V>
   void visit(V& v) {
@@ -62,6 +65,8 @@ struct LoaderOptions {
     v("cache_min_size", cache_min_size,
       "detection: cached training images shrunk to this short side (0 = no)");
     v("cache_max_size", cache_max_size, "detection: ... and this long side at most (0 = no bound)");
+    v("shard_rank", shard_rank, "data-parallel training: the shard this process reads");
+    v("shard_count", shard_count, "data-parallel training: the number of shards (processes)");
   }
   void validate() const;
   /// The preprocessing part of these options, as a model file records it: classification keeps the image
@@ -107,6 +112,13 @@ class DataLoader {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// Shard `rank` of `count` of an epoch's `order`, with torch's DistributedSampler semantics: the order is
+/// padded to a multiple of `count` by repeating its start, and shard r takes positions r, r + count, ...
+/// So consecutive global batches of B = count * b samples are split across the shards' batches of b.
+std::vector<int> shard_of(const std::vector<int>& order, int rank, int count);
+/// The length of every shard of `n` items (shard_of()): n rounded up to a multiple of `count`, divided by it.
+size_t shard_size(size_t n, int count);
 
 /// An 8-bit BGR image as the loader hands it to models: RGB float [3, H, W] on 0..1, normalised with
 /// o.mean / o.std when o.normalize (no resizing).

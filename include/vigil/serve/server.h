@@ -72,6 +72,10 @@ struct ServeOptions {
   std::string retrain_config;
   std::string retrain_model;
   std::string retrain_alias;
+  /// A registered model served by reference (NAME@alias, NAME = latest) is resolved again every this many
+  /// seconds and reloaded when it means another version: replicas sharing a store follow an alias move
+  /// (0 = only on SIGHUP or POST /v1/models/NAME/load).
+  double follow_alias_s = 5;
   /// Serve the UI and the tracking/registry API without a model (`vigil ui`): predict routes then answer
   /// 503. Set in code only (not a config key), so `vigil serve` without a model (or cameras) stays an error.
   bool allow_no_model = false;
@@ -125,6 +129,8 @@ struct ServeOptions {
     v("retrain_config", retrain_config, "training config of POST /v1/retrain jobs ('' = retraining off)");
     v("retrain_model", retrain_model, "registered model challengers join (default: the served NAME@alias's)");
     v("retrain_alias", retrain_alias, "the champion's alias (default: the served alias, else production)");
+    v("follow_alias_s", follow_alias_s,
+      "seconds between re-resolving a served NAME@alias; another version is hot-reloaded (0 = off)");
   }
   /// Throws InvalidArgument naming the field.
   void validate() const;

@@ -1,9 +1,12 @@
 #pragma once
-/// The workspace's tracking store and model registry (DESIGN.md section 3, store/): one SQLite database,
-/// <workspace>/vigil.db, in WAL mode so several processes (a training run, an evaluation, `vigil serve`,
-/// `vigil runs list`) read and write it at once. Every write is one short transaction taken with BEGIN
-/// IMMEDIATE under a busy timeout and retried on SQLITE_BUSY, so concurrent writers lose nothing; a row is
-/// either committed whole or not at all, so a writer killed mid-run leaves every committed row intact.
+/// The workspace's tracking store and model registry (DESIGN.md section 3, store/): by default one SQLite
+/// database, <workspace>/vigil.db, in WAL mode so several processes (a training run, an evaluation, `vigil
+/// serve`, `vigil runs list`) read and write it at once. Every write is one short transaction taken with
+/// BEGIN IMMEDIATE under a busy timeout and retried on SQLITE_BUSY, so concurrent writers lose nothing; a row
+/// is either committed whole or not at all, so a writer killed mid-run leaves every committed row intact. The
+/// same tables live in PostgreSQL when the store URL says so (StoreOptions::url, `--store`, $VIGIL_STORE):
+/// each Store is one connection, write transactions are retried on serialization failures and deadlocks, and
+/// the schema version is kept in a vigil_meta table.
 ///
 /// Registered model files live under <workspace>/registry/<name>/<version>/, read-only, named by the store
 /// and checked against their SHA-256.
@@ -19,6 +22,9 @@
 namespace vigil::store {
 
 struct StoreOptions {
+  /// Where the tables live: `sqlite:PATH`, `postgresql://...` or `postgres://...` (libpq URLs). Empty:
+  /// $VIGIL_STORE, else sqlite:<workspace>/vigil.db. Registered model files stay in the workspace either way.
+  std::string url;
   int busy_timeout_ms = 30000;  ///< how long one statement waits for another process's lock
   int max_retries = 20;         ///< whole-transaction retries after the busy timeout (with back-off)
   /// Mark runs of this host whose process is gone as killed when the store is opened.
@@ -29,12 +35,14 @@ struct StoreOptions {
 class Store {
  public:
   /// Opens (creating and migrating as needed) the store of `ws`. IoError names the file when it cannot be
-  /// opened, DataError when it is not a vigil database or is newer than this vigil.
+  /// opened, DataError when it is not a vigil database or is newer than this vigil, Unavailable when the
+  /// PostgreSQL server cannot be reached, InvalidArgument for a store URL of no known kind.
   explicit Store(const Workspace& ws, StoreOptions options = {});
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
+  /// The SQLite file, or the PostgreSQL URL with its password hidden (for messages).
   const std::filesystem::path& db_file() const;
   const std::filesystem::path& registry_dir() const;
 

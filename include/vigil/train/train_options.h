@@ -35,6 +35,11 @@ struct ModelSection {
   /// backbone frozen, Keras' `base.trainable = False`). -1: every stage (classification) or torchvision's
   /// default (detection).
   int trainable_stages = -1;
+  /// train: batch norms normalise with each batch's statistics and update their running ones (PyTorch's
+  /// train mode). frozen: every batch norm normalises with its running statistics, which stay as initialised
+  /// or loaded, while its scale and shift still train (detectron2's FrozenBN for small per-process batches).
+  /// A data-parallel run with `frozen` follows the arithmetic of one process with the same global batch.
+  std::string batch_norm = "train";
 
   template <class V>
   void visit(V& v) {
@@ -47,6 +52,9 @@ struct ModelSection {
       "which tensors of `weights` to load: auto, full (every matching one) or backbone");
     v("trainable_stages", trainable_stages,
       "backbone stages left trainable, the rest frozen (-1: all / the detector's default; 0: frozen base)");
+    v("batch_norm", batch_norm,
+      "train (batch statistics) or frozen (running statistics kept as initialised or loaded; scale and "
+      "shift still train)");
   }
   void validate() const;
 };

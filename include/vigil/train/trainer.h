@@ -29,6 +29,31 @@
 
 namespace vigil::train {
 
+/// Data-parallel training over LibTorch's c10d with the Gloo backend, started torchrun-style: every process
+/// runs the same command with its own rank. Rank 0 hosts the rendezvous (a c10d TCP store) at
+/// master_addr:master_port; parameters and buffers start as rank 0's; each step averages the gradients of
+/// all ranks, each of which trains on its shard of the epoch with data.batch_size / world_size samples, so
+/// data.batch_size stays the global batch. Only rank 0 validates and writes (run folder, checkpoints,
+/// tracking); the others follow its decisions.
+struct DistributedOptions {
+  int rank = 0;
+  int world_size = 1;  ///< 1: not distributed
+  int local_rank = 0;  ///< rank on this machine (informational on CPU)
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  /// A rank that does not answer within this long fails the job with a message naming it (the
+  /// rendezvous and every collective); a dead peer's closed connection fails it at once.
+  double timeout_seconds = 300;
+
+  bool enabled() const { return world_size > 1; }
+  bool is_main() const { return rank == 0; }
+  /// Throws InvalidArgument naming the variable for a rank outside [0, world_size), a bad port or timeout.
+  void validate() const;
+  /// torchrun's variables: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT (absent: not
+  /// distributed). A malformed value is an InvalidArgument naming the variable.
+  static DistributedOptions from_env();
+};
+
 /// How a run is driven, beyond its options (not part of config.yaml).
 struct TrainControl {
   /// Tests: behave as if interrupted once this many optimizer steps have been taken in total (< 0: never).
@@ -37,6 +62,7 @@ struct TrainControl {
   std::string code_version;  ///< recorded in the model's lineage (the CLI passes its version)
   /// Record the run in the workspace's tracking store (params, per-epoch metrics, artifacts, status).
   bool track = true;
+  DistributedOptions distributed;  ///< world_size 1: a single process
 };
 
 /// One training run. Construction checks everything (options, dataset, split, model, starting weights) and

@@ -27,8 +27,8 @@ struct WatchEventRecord {
 
 /// {"type": "start"|"update"|"end", "event": {id, camera, label, class_id, track_id, zones, current_zones,
 ///  start_time, last_time, end_time (null while open), end_reason, top_score, best: {frame, time, box,
-///  score}, stationary, updates, snapshot, clip, model[, boxes: [{frame, time, box, score}]]}}. Times are Unix
-///  seconds.
+///  score}, stationary, updates, snapshot, clip, model[, boxes: [{frame, time, box, score}]]}}. Times are
+///  Unix seconds.
 nlohmann::ordered_json event_json(const WatchEventRecord& r, bool with_boxes);
 
 /// The record's event as the store keeps it (store/events.h): times in Unix milliseconds, the whole

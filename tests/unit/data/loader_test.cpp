@@ -176,6 +176,51 @@ TEST(Loader, EverySampleExactlyOncePerEpochAndShuffledPerEpoch) {
   EXPECT_FALSE(loader.next().has_value()) << "the epoch is over";
 }
 
+TEST(Loader, ShardOfFollowsDistributedSampler) {
+  const std::vector<int> order = {7, 3, 9, 1, 4};
+  // Padded to 6 by repeating the start (7), then every second position: torch's DistributedSampler.
+  EXPECT_EQ(shard_of(order, 0, 2), (std::vector<int>{7, 9, 4}));
+  EXPECT_EQ(shard_of(order, 1, 2), (std::vector<int>{3, 1, 7}));
+  EXPECT_EQ(shard_of(order, 0, 1), order);
+  EXPECT_EQ(shard_size(5, 2), 3u);
+  EXPECT_EQ(shard_size(6, 3), 2u);
+}
+
+TEST(Loader, ShardsSplitEachGlobalBatchOfTheSameShuffle) {
+  TempDir dir;
+  const Dataset ds = classification_dataset(dir, 24);
+  LoaderOptions o;
+  o.batch_size = 6;
+  o.threads = 2;
+  o.image_width = o.image_height = 16;
+  o.seed = 4;
+  DataLoader whole(ds, {}, all_indices(ds), o);
+  const auto global = drain(whole, 1);
+  o.batch_size = 3;
+  o.shard_count = 2;
+  std::vector<std::vector<Batch>> shards;
+  for (int r = 0; r < 2; ++r) {
+    o.shard_rank = r;
+    DataLoader shard(ds, {}, all_indices(ds), o);
+    EXPECT_EQ(shard.batches_per_epoch(), 4u);
+    shards.push_back(drain(shard, 1));
+  }
+  ASSERT_EQ(global.size(), 4u);
+  for (size_t b = 0; b < global.size(); ++b) {
+    ASSERT_EQ(shards[0].size(), 4u);
+    ASSERT_EQ(shards[1].size(), 4u);
+    // Global batch b = positions 6b..6b+5 of the epoch; rank r holds the positions of its parity.
+    std::vector<int> merged;
+    for (size_t j = 0; j < 3; ++j) {
+      merged.push_back(shards[0][b].indices[j]);
+      merged.push_back(shards[1][b].indices[j]);
+    }
+    EXPECT_EQ(merged, global[b].indices) << "batch " << b;
+    // The same sample gets the same pixels whichever shard reads it (per-sample streams).
+    EXPECT_TRUE(torch::equal(shards[1][b].images[0], global[b].images[1])) << "batch " << b;
+  }
+}
+
 TEST(Loader, SameBatchesForOneAndTwoThreads) {
   TempDir dir;
   const Dataset ds = detection_dataset(dir, 12);

@@ -1,5 +1,5 @@
-// Several real processes write into one store at once and lose nothing; a writer killed with SIGKILL leaves
-// every row it committed, and its run is found and marked killed.
+// On SQLite and on PostgreSQL: several real processes write into one store at once and lose nothing; a writer
+// killed with SIGKILL leaves every row it committed, and its run is found and marked killed.
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "store_backends.h"
 #include "tests_util.h"
 #include "vigil/store/store.h"
 
@@ -61,7 +62,10 @@ struct Writer {
   }
 };
 
-TEST(StoreConcurrency, ParallelWritersLoseNothing) {
+class StoreConcurrencyTest : public vigil::testing::StoreBackendTest {};
+VIGIL_STORE_BACKENDS(StoreConcurrencyTest);
+
+TEST_P(StoreConcurrencyTest, ParallelWritersLoseNothing) {
   TempDir dir;
   const int kWriters = 4, kPoints = 150;
   std::vector<std::unique_ptr<Writer>> writers;
@@ -107,7 +111,7 @@ TEST(StoreConcurrency, ParallelWritersLoseNothing) {
   }
 }
 
-TEST(StoreConcurrency, AWriterKilledMidRunKeepsItsCommittedRowsAndIsMarkedKilled) {
+TEST_P(StoreConcurrencyTest, AWriterKilledMidRunKeepsItsCommittedRowsAndIsMarkedKilled) {
   TempDir dir;
   Writer w(dir.path(), "doomed", 1000000, 2);
   // A neighbour writing at the same time must be unaffected by the kill.

@@ -1,11 +1,13 @@
-// The events table on a real SQLite file: an event's records fold into one row, filters by camera, label,
-// zone, time and open/ended, paging with a total, a second connection seeing the rows, and an older store
-// (runs only) gaining the table without a schema change.
+// The events table on a real SQLite file and a real PostgreSQL database (each test runs on both): an event's
+// records fold into one row, filters by camera, label, zone, time and open/ended, paging with a total, a
+// second connection seeing the rows, and an older store (runs only) gaining the table without a schema
+// change.
 
 #include "vigil/store/events.h"
 
 #include <gtest/gtest.h>
 
+#include "store_backends.h"
 #include "tests_util.h"
 #include "vigil/core/error.h"
 
@@ -34,7 +36,10 @@ std::vector<std::string> ids(const EventPage& p) {
   return out;
 }
 
-TEST(EventLog, RecordsOfOneEventFoldIntoOneRowAndFiltersSelect) {
+class EventLogTest : public vigil::testing::StoreBackendTest {};
+VIGIL_STORE_BACKENDS(EventLogTest);
+
+TEST_P(EventLogTest, RecordsOfOneEventFoldIntoOneRowAndFiltersSelect) {
   TempDir tmp;
   Workspace ws(tmp / "ws");
   EventLog log(ws);
@@ -89,7 +94,7 @@ TEST(EventLog, RecordsOfOneEventFoldIntoOneRowAndFiltersSelect) {
   EXPECT_THROW(log.search(f), InvalidArgument);
 }
 
-TEST(EventLog, ExistingStoreGainsTheTableAndKeepsItsRuns) {
+TEST_P(EventLogTest, ExistingStoreGainsTheTableAndKeepsItsRuns) {
   TempDir tmp;
   Workspace ws(tmp / "ws");
   std::string run;

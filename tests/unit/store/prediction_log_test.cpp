@@ -1,7 +1,7 @@
-// The prediction log on a real SQLite file: batches append in one transaction (a duplicate id writes nothing
-// of its batch), filters by model, version, time and feedback, paging with a total, feedback set and refused
-// for a missing id, pruning by age, a second connection (another replica) seeing the rows, and invalid JSON
-// refused.
+// The prediction log on a real SQLite file and a real PostgreSQL database (each test runs on both): batches
+// append in one transaction (a duplicate id writes nothing of its batch), filters by model, version, time and
+// feedback, paging with a total, feedback set and refused for a missing id, pruning by age, a second
+// connection (another replica) seeing the rows, and invalid JSON refused.
 
 #include "vigil/store/prediction_log.h"
 
@@ -10,6 +10,7 @@
 
 #include <thread>
 
+#include "store_backends.h"
 #include "tests_util.h"
 #include "vigil/core/error.h"
 
@@ -39,7 +40,10 @@ std::vector<std::string> ids(const PredictionPage& p) {
   return out;
 }
 
-TEST(PredictionLog, AppendsBatchesAndFiltersSelect) {
+class PredictionLogTest : public vigil::testing::StoreBackendTest {};
+VIGIL_STORE_BACKENDS(PredictionLogTest);
+
+TEST_P(PredictionLogTest, AppendsBatchesAndFiltersSelect) {
   TempDir tmp;
   Workspace ws(tmp / "ws");
   PredictionLog log(ws);
@@ -75,7 +79,7 @@ TEST(PredictionLog, AppendsBatchesAndFiltersSelect) {
   EXPECT_THROW(log.get("d"), NotFound);
 }
 
-TEST(PredictionLog, FeedbackIsSetAndFilteredAndAMissingIdIsNotFound) {
+TEST_P(PredictionLogTest, FeedbackIsSetAndFilteredAndAMissingIdIsNotFound) {
   TempDir tmp;
   Workspace ws(tmp / "ws");
   PredictionLog log(ws);
@@ -99,7 +103,7 @@ TEST(PredictionLog, FeedbackIsSetAndFilteredAndAMissingIdIsNotFound) {
   EXPECT_THROW(log.append({bad}), InvalidArgument);
 }
 
-TEST(PredictionLog, PrunesByAgeAndASecondConnectionSeesEveryCommittedRow) {
+TEST_P(PredictionLogTest, PrunesByAgeAndASecondConnectionSeesEveryCommittedRow) {
   TempDir tmp;
   Workspace ws(tmp / "ws");
   PredictionLog log(ws);

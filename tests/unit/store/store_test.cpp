@@ -1,5 +1,6 @@
-// The tracking store and registry on a real SQLite file: runs, params, metric history, the search language,
-// references, aliases, immutability, export/import.
+// The tracking store and registry on a real SQLite file and on a real PostgreSQL database (each test runs
+// on both): runs, params, metric history, the search language, references, aliases, immutability,
+// export/import, schema checks.
 
 #include "vigil/store/store.h"
 
@@ -8,6 +9,7 @@
 
 #include <fstream>
 
+#include "store_backends.h"
 #include "tests_util.h"
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
@@ -35,13 +37,31 @@ std::string new_run(Store& s, const std::string& name, const std::string& exp, d
   return id;
 }
 
+class StoreTest : public testing::StoreBackendTest {};
+class MlflowExportTest : public testing::StoreBackendTest {};
+class RegistryTest : public testing::StoreBackendTest {};
+class ModelArchiveTest : public testing::StoreBackendTest {};
+VIGIL_STORE_BACKENDS(StoreTest);
+VIGIL_STORE_BACKENDS(MlflowExportTest);
+VIGIL_STORE_BACKENDS(RegistryTest);
+VIGIL_STORE_BACKENDS(ModelArchiveTest);
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
 std::vector<std::string> names(const RunPage& p) {
   std::vector<std::string> out;
   for (const auto& r : p.runs) out.push_back(r.info.name);
   return out;
 }
 
-TEST(Store, RecordsARunWithHistoryAndLatestValues) {
+TEST_P(StoreTest, RecordsARunWithHistoryAndLatestValues) {
   TempDir dir;
   Store s{Workspace(dir.path())};
   NewRun r;
@@ -82,7 +102,7 @@ TEST(Store, RecordsARunWithHistoryAndLatestValues) {
   EXPECT_THROW(s.log_metric("nope", "loss", 1, 1), NotFound);
 }
 
-TEST(Store, SearchFiltersSortsAndPages) {
+TEST_P(StoreTest, SearchFiltersSortsAndPages) {
   TempDir dir;
   Store s{Workspace(dir.path())};
   new_run(s, "mask-a", "masks", 0.01, 0.80);
@@ -118,7 +138,7 @@ TEST(Store, SearchFiltersSortsAndPages) {
   EXPECT_EQ(s.experiments(), (std::vector<std::string>{"guns", "masks"}));
 }
 
-TEST(Store, BadSearchesNameTheProblem) {
+TEST_P(StoreTest, BadSearchesNameTheProblem) {
   TempDir dir;
   Store s{Workspace(dir.path())};
   auto message = [&](std::vector<std::string> conditions, std::string order = "start_time DESC") {
@@ -144,7 +164,7 @@ TEST(Store, BadSearchesNameTheProblem) {
   EXPECT_THROW(s.search_runs(f), InvalidArgument);
 }
 
-TEST(Store, DeleteRunRemovesEverythingRecorded) {
+TEST_P(StoreTest, DeleteRunRemovesEverythingRecorded) {
   TempDir dir;
   Store s{Workspace(dir.path())};
   const auto id = new_run(s, "gone", "x", 0.1, 0.5);
@@ -155,13 +175,74 @@ TEST(Store, DeleteRunRemovesEverythingRecorded) {
   EXPECT_EQ(s.search_runs({}).total, 1);
 }
 
-TEST(Store, ANonStoreFileIsRefused) {
+TEST_P(StoreTest, ANonStoreDatabaseIsRefused) {
   TempDir dir;
-  write_text(dir / "vigil.db", "this is not a database at all, just text long enough to be looked at");
-  EXPECT_THROW(Store{Workspace(dir.path())}, Error);
+  if (postgres()) {
+    ASSERT_EQ(pg_->psql(url_, "CREATE TABLE customers(id INT)").first, 0);
+    EXPECT_THROW(Store{Workspace(dir.path())}, DataError);
+    EXPECT_NE(error_of([&] { Store{Workspace(dir.path())}; }).find("but not a vigil store"),
+              std::string::npos);
+  } else {
+    write_text(dir / "vigil.db", "this is not a database at all, just text long enough to be looked at");
+    EXPECT_THROW(Store{Workspace(dir.path())}, Error);
+  }
 }
 
-TEST(MlflowExport, WritesTheFileStoreLayout) {
+TEST_P(StoreTest, ANewerSchemaIsRefusedAndLeftAlone) {
+  TempDir dir;
+  { Store s{Workspace(dir.path())}; }
+  if (postgres()) {
+    ASSERT_EQ(pg_->psql(url_, "UPDATE vigil_meta SET value = '99' WHERE key = 'schema_version'").first, 0);
+  } else {
+    const auto [rc, out] =
+        testing::run_shell("sqlite3 '" + (dir / "vigil.db").string() + "' 'PRAGMA user_version = 99'");
+    if (rc != 0) GTEST_SKIP() << "the sqlite3 command line is absent: " << out;
+  }
+  const std::string msg = error_of([&] { Store{Workspace(dir.path())}; });
+  EXPECT_NE(msg.find("written by a newer vigil (schema 99; this vigil knows up to 1)"), std::string::npos)
+      << msg;
+  EXPECT_THROW(Store{Workspace(dir.path())}, DataError);
+}
+
+TEST_P(StoreTest, ABadStoreUrlIsAClearError) {
+  TempDir dir;
+  StoreOptions o;
+  o.url = "mysql://root:hunter2@db/vigil";
+  const std::string msg = error_of([&] { Store{Workspace(dir.path()), o}; });
+  EXPECT_NE(msg.find("expected sqlite:PATH, postgresql://"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("hunter2"), std::string::npos) << "the password must not be shown: " << msg;
+  // A server that is not there: Unavailable, naming the URL without its password.
+  o.url = "postgresql://vigil:hunter2@/nowhere?host=" + (dir / "no-socket").string() + "&port=1";
+  try {
+    Store s(Workspace(dir.path()), o);
+    ADD_FAILURE() << "opened a store at a server that does not exist";
+  } catch (const Unavailable& e) {
+    EXPECT_NE(std::string(e.what()).find("postgresql://vigil:***@/nowhere"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();
+  }
+}
+
+TEST_P(StoreTest, AConnectionLostBetweenWritesIsReopened) {
+  if (!postgres()) GTEST_SKIP() << "PostgreSQL only: an SQLite store has no connection to lose";
+  TempDir dir;
+  Store s{Workspace(dir.path())};
+  NewRun r;
+  r.name = "survivor";
+  r.kind = "train";
+  const auto id = s.create_run(r);
+  // As a server restart or a proxy's idle timeout would: the store's connection is closed under it.
+  const std::string kill =
+      "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity WHERE datname = "
+      "current_database() AND pid <> pg_backend_pid()";
+  ASSERT_EQ(pg_->psql(url_, kill), (std::pair<int, std::string>{0, "1\n"}));
+  s.log_metric(id, "loss", 0.5, 1);  // BEGIN finds the connection gone: re-opened, nothing lost
+  ASSERT_EQ(pg_->psql(url_, kill), (std::pair<int, std::string>{0, "1\n"}));
+  const auto hist = s.metric_history(id, "loss");  // a read re-opens it too
+  ASSERT_EQ(hist.size(), 1u);
+  EXPECT_DOUBLE_EQ(hist[0].value, 0.5);
+}
+
+TEST_P(MlflowExportTest, WritesTheFileStoreLayout) {
   TempDir dir;
   Store s{Workspace(dir / "ws")};
   write_text(dir / "run" / "weights/best.ckpt", "weights");
@@ -221,7 +302,7 @@ NewModelVersion version_of(const std::string& name, double map50) {
   return v;
 }
 
-TEST(Registry, VersionsAliasesAndResolution) {
+TEST_P(RegistryTest, VersionsAliasesAndResolution) {
   TempDir dir;
   Store s{Workspace(dir / "ws")};
   const auto v1 = s.register_model_file(version_of("guns", 0.4), model_file(dir, "a.ckpt", "weights one"));
@@ -251,16 +332,7 @@ TEST(Registry, VersionsAliasesAndResolution) {
   EXPECT_EQ(models[0].aliases.at("production"), 2);
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
-
-TEST(Registry, BadReferencesAreClearErrors) {
+TEST_P(RegistryTest, BadReferencesAreClearErrors) {
   TempDir dir;
   Store s{Workspace(dir / "ws")};
   s.register_model_file(version_of("guns", 0.4), model_file(dir, "a.ckpt", "one"));
@@ -289,7 +361,7 @@ TEST(Registry, BadReferencesAreClearErrors) {
   EXPECT_EQ(s.register_model_file(version_of("guns", 0.5), model_file(dir, "c.ckpt", "three")).version, 2);
 }
 
-TEST(Registry, ATamperedFileFailsVerification) {
+TEST_P(RegistryTest, ATamperedFileFailsVerification) {
   TempDir dir;
   Store s{Workspace(dir / "ws")};
   const auto v = s.register_model_file(version_of("guns", 0.4), model_file(dir, "a.ckpt", "one"));
@@ -298,7 +370,7 @@ TEST(Registry, ATamperedFileFailsVerification) {
   EXPECT_NE(error_of([&] { s.verify_model_version(v); }).find("was changed"), std::string::npos);
 }
 
-TEST(ModelArchive, ExportImportMovesAVersionIntact) {
+TEST_P(ModelArchiveTest, ExportImportMovesAVersionIntact) {
   TempDir dir;
   std::string weights(3 << 20, '\0');  // > 1 MiB: streamed in several chunks, not a multiple of 512
   for (size_t i = 0; i < weights.size(); ++i) weights[i] = static_cast<char>((i * 2654435761u) >> 13);
@@ -314,7 +386,7 @@ TEST(ModelArchive, ExportImportMovesAVersionIntact) {
   EXPECT_NE(listing.find("vigil-model.json"), std::string::npos);
   EXPECT_NE(listing.find("model.ckpt"), std::string::npos);
 
-  Store b{Workspace(dir / "machine-b")};
+  Store b{Workspace(dir / "machine-b"), other_store()};
   const auto r = import_model_archive(b, dir / "guns-2.tar");
   EXPECT_FALSE(r.already_present);
   EXPECT_EQ(r.original, "guns/2");
@@ -327,12 +399,12 @@ TEST(ModelArchive, ExportImportMovesAVersionIntact) {
   EXPECT_EQ(import_model_archive(b, dir / "guns-2.tar", "guns-copy").version.name, "guns-copy");
 }
 
-TEST(ModelArchive, DamagedArchivesAreRefused) {
+TEST_P(ModelArchiveTest, DamagedArchivesAreRefused) {
   TempDir dir;
   Store a{Workspace(dir / "a")};
   a.register_model_file(version_of("guns", 0.4), model_file(dir, "w.ckpt", std::string(5000, 'w')));
   export_model_version(a, "guns/1", dir / "ok.tar");
-  Store b{Workspace(dir / "b")};
+  Store b{Workspace(dir / "b"), other_store()};
   // One byte of the model flipped: the recorded hash no longer matches.
   std::string bytes = testing::run_shell("cat '" + (dir / "ok.tar").string() + "'").second;
   auto flipped = bytes;

@@ -550,8 +550,9 @@ TEST(WatchConfig, ErrorsNameTheCameraAndKey) {
   EXPECT_THAT(
       config_error("cameras: {door: {source: a.mp4, detect: {model: m.vgm}, clips: {pre_capture: -1}}}"),
       HasSubstr("cameras.door.clips.pre_capture"));
-  EXPECT_THAT(config_error("cameras: {door: {source: a.mp4, detect: {model: m.vgm}, clips: {pre_captur: 2}}}"),
-              HasSubstr("did you mean 'cameras.door.clips.pre_capture'"));
+  EXPECT_THAT(
+      config_error("cameras: {door: {source: a.mp4, detect: {model: m.vgm}, clips: {pre_captur: 2}}}"),
+      HasSubstr("did you mean 'cameras.door.clips.pre_capture'"));
   EXPECT_THAT(config_error("cameras: {door: {source: a.mp4, detect: {model: m.vgm}, classify: {margin: 9}}}"),
               HasSubstr("cameras.door.classify.margin"));
   EXPECT_THAT(config_error("cameras: {door: {source: a.mp4, detect: {model: m.vgm}}}\noutputs: {webhooks: "
