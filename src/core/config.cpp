@@ -16,6 +16,12 @@ void set_path(YAML::Node& tree, const std::string& dotted_key, const std::string
   } catch (const YAML::Exception&) {
     parsed = YAML::Node(value);  // not valid YAML: keep it as a plain string
   }
+  // A one-line value is a list or mapping only in flow syntax ([1, 2], {a: 1}); "-" (stderr for --access-log)
+  // or "a: b" read as block YAML would turn a plain string into a structure.
+  const std::string_view text = trim(value);
+  if ((parsed.IsSequence() || parsed.IsMap()) &&
+      (text.empty() || (text.front() != '[' && text.front() != '{')))
+    parsed = YAML::Node(value);
   // yaml-cpp nodes are handles; walk down with fresh handles so assignment never rebinds the parent.
   std::vector<YAML::Node> chain{tree};
   for (size_t i = 0; i + 1 < parts.size(); ++i) {

@@ -144,3 +144,17 @@ TEST(Config, ListKeys) {
 }
 
 }  // namespace
+
+TEST(Config, OneLineOverridesAreListsOnlyInFlowSyntax) {
+  YAML::Node tree(YAML::NodeType::Map);
+  vigil::config::set_path(tree, "access_log", "-");  // `--access-log -` means stderr, not a YAML sequence
+  ASSERT_TRUE(tree["access_log"].IsScalar());
+  EXPECT_EQ(tree["access_log"].as<std::string>(), "-");
+  vigil::config::set_path(tree, "note", "a: b");
+  EXPECT_EQ(tree["note"].as<std::string>(), "a: b");
+  vigil::config::set_path(tree, "sizes", "[1, 2]");
+  ASSERT_TRUE(tree["sizes"].IsSequence());
+  EXPECT_EQ(tree["sizes"].size(), 2u);
+  vigil::config::set_path(tree, "thresholds", "{gun: 0.5}");
+  EXPECT_TRUE(tree["thresholds"].IsMap());
+}
