@@ -23,7 +23,7 @@
 #include "vigil/model/faceapi.h"
 #include "vigil/model/predict.h"
 #include "vigil/nn/zoo.h"
-#include "vigil/store/store.h"
+#include "vigil/store/model_ref.h"
 
 namespace vigil::video {
 namespace {
@@ -32,12 +32,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 const char* const kCascadeDirs[] = {"/usr/share/opencv4/haarcascades", "/usr/share/opencv4/lbpcascades"};
-
-bool looks_like_file(const std::string& spec) {
-  const std::string ext = lower_extension(spec);
-  return ext == ".vgm" || ext == ".ckpt" || ext == ".pth" || ext == ".pt" || spec.find('/') == 0 ||
-         starts_with(spec, "./") || starts_with(spec, "../") || std::count(spec.begin(), spec.end(), '/') > 1;
-}
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -379,26 +373,17 @@ ResolvedModel resolve_model_spec(const std::string& spec, const std::string& wor
                                close ? fmt::format(" (did you mean opencv:{}?)", *close) : "",
                                join(names, ", ")));
   }
-  if (workspace.empty() || fs::exists(spec, ec) || looks_like_file(spec)) {
+  // A file or a registered model: the rule `vigil serve` and `vigil predict` use too.
+  const store::ResolvedModel m = store::resolve_model_spec(spec, workspace);
+  if (m.version.empty()) {
     if (!fs::exists(spec, ec)) throw NotFound(fmt::format("'{}': no such model file", spec));
     r.file = spec;
     r.name = fs::path(spec).stem().string();
     return r;
   }
-  store::Store registry{Workspace(workspace)};
-  store::ModelVersion v;
-  try {
-    v = registry.resolve_model(spec);
-  } catch (const InvalidArgument& e) {
-    throw NotFound(
-        fmt::format("'{}' is neither a model file nor a registered model reference: {}", spec, e.what()));
-  } catch (const NotFound& e) {
-    throw NotFound(fmt::format("'{}' is not a model file, and the registry says: {}", spec, e.what()));
-  }
-  registry.verify_model_version(v);  // a registered file that changed is refused, never run
-  r.file = v.file;
-  r.name = v.name;
-  r.version = std::to_string(v.version);
+  r.file = m.file;
+  r.name = m.name;
+  r.version = m.version;
   return r;
 }
 
