@@ -18,7 +18,10 @@
 #include "vigil/core/fs.h"
 #include "vigil/core/progress.h"
 #include "vigil/core/strings.h"
+#include "vigil/model/model_file.h"
+#include "vigil/model/predict.h"
 #include "vigil/monitor/report.h"
+#include "vigil/store/model_ref.h"
 #include "vigil/store/prediction_log.h"
 
 namespace vigil::cli {
@@ -28,19 +31,13 @@ namespace {
 namespace fs = std::filesystem;
 
 struct MonitorArgs {
-  std::string data, format = "auto", out;
+  std::string data, format = "auto", out, profile_model;
   size_t max_images = 0;
   std::string model, version, reference, since = "24h", until, test;
   double threshold = 0, drift_share = 0.5;
   size_t min_current = 30;
   bool json = false, fail_on_drift = false;
 };
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 /// "24h", "30m", "7d", "90s" before now, or a time (Unix ms, ISO 8601 UTC); "" = no bound.
 int64_t time_arg(const std::string& flag, const std::string& text) {
@@ -49,7 +46,7 @@ int64_t time_arg(const std::string& flag, const std::string& text) {
   const std::map<char, double> seconds = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
   if (seconds.count(unit)) {
     const auto n = parse_double(text.substr(0, text.size() - 1));
-    if (n && *n >= 0) return now_ms() - static_cast<int64_t>(*n * seconds.at(unit) * 1000);
+    if (n && *n >= 0) return unix_now_ms() - static_cast<int64_t>(*n * seconds.at(unit) * 1000);
   }
   const auto ms = parse_utc_ms(text);
   VIGIL_CHECK(ms.has_value(),
@@ -59,18 +56,51 @@ int64_t time_arg(const std::string& flag, const std::string& text) {
   return *ms;
 }
 
-int run_profile(const MonitorArgs& a) {
+/// `--model`: the model's answer for one reference image, as the server logs it (top-1 class and score, or
+/// the boxes' labels and scores at the model's own thresholds).
+monitor::ProfilePredict profile_predictor(const Context& ctx, const std::string& spec, std::string& name) {
+  if (spec.empty()) return {};
+  const auto resolved = store::resolve_model_spec(spec, to_utf8(ctx.workspace().root()));
+  name = resolved.name.empty() ? spec : resolved.name + "/" + resolved.version;
+  auto predictor =
+      std::make_shared<model::Predictor>(model::load_model(resolved.file), model::PredictOptions{});
+  return [predictor](const cv::Mat& bgr) {
+    model::Prediction p;
+    p.width = bgr.cols;
+    p.height = bgr.rows;
+    predictor->predict({predictor->preprocess(bgr)}, {&p});
+    monitor::ModelOutput o;
+    if (predictor->is_detector()) {
+      for (const auto& b : p.boxes) {
+        o.labels.push_back(b.label);
+        o.scores.push_back(b.score);
+      }
+    } else {
+      o.labels.push_back(p.label);
+      o.scores.push_back(p.score);
+    }
+    return o;
+  };
+}
+
+int run_profile(const Context& ctx, const MonitorArgs& a) {
   VIGIL_CHECK(!a.out.empty(), "--output: expected the profile file to write");
+  std::string model_name;
+  const monitor::ProfilePredict predict = profile_predictor(ctx, a.profile_model, model_name);
   std::unique_ptr<Progress> progress;  // made at the first image, when the count is known
-  const monitor::Profile p =
-      monitor::profile_dataset(a.data, a.format, a.max_images, [&](size_t, size_t total) {
+  monitor::Profile p = monitor::profile_dataset(
+      a.data, a.format, a.max_images,
+      [&](size_t, size_t total) {
         if (!progress) progress = std::make_unique<Progress>("profile", total, "img");
         progress->advance();
-      });
+      },
+      predict);
   if (progress) progress->finish();
+  p.model = model_name;
   write_file_atomic(a.out, monitor::to_json(p).dump() + "\n");
-  fmt::print("profiled {} images of {} ({}, {} classes{}) -> {}\n", p.rows.size(), a.data, p.task,
-             p.classes.size(), p.skipped ? fmt::format(", {} skipped", p.skipped) : "", a.out);
+  fmt::print("profiled {} images of {} ({}, {} classes{}{}) -> {}\n", p.rows.size(), a.data, p.task,
+             p.classes.size(), p.skipped ? fmt::format(", {} skipped", p.skipped) : "",
+             p.model.empty() ? "" : fmt::format(", with the answers of {}", p.model), a.out);
   return 0;
 }
 
@@ -146,7 +176,10 @@ void register_monitor(CLI::App& app, Context& ctx) {
   profile->add_option("--max-images", a.max_images,
                       "profile at most this many images, evenly spread (0 = all)");
   profile->add_option("-o,--output", a.out, "profile file to write (JSON)")->required();
-  profile->callback([&ctx] { ctx.action = [] { return run_profile(a); }; });
+  profile->add_option("--model,-m", a.profile_model,
+                      "also record this model's answers (file, NAME@alias): the output distribution that "
+                      "traffic is compared with; profile the validation split");
+  profile->callback([&ctx] { ctx.action = [&ctx] { return run_profile(ctx, a); }; });
 
   auto* report =
       monitor->add_subcommand("report", "a model's logged traffic against its reference: drift per column");

@@ -208,8 +208,18 @@ void register_serve(CLI::App& app, Context& ctx) {
   add_override(sub, ctx, "--monitor-window-s", "monitor_window_s",
                "seconds of traffic a drift check compares (default 86400)");
   add_override(sub, ctx, "--monitor-webhook", "monitor_webhook", "POST drift and drift_resolved alerts here");
+  add_override(sub, ctx, "--registry-webhook", "registry_webhook",
+               "POST each registry change (new version, alias moved or deleted) here");
+  add_override(sub, ctx, "--retrain-config", "retrain_config",
+               "training config of POST /v1/retrain and /retrain jobs (default: retraining off)");
+  add_override(sub, ctx, "--upload-dataset", "upload_dataset",
+               "dataset POST /upload adds versions to (default uploads)");
+  add_override(sub, ctx, "--positive-class", "positive_class",
+               "class whose probability POST /predict answers (default: the class named like Accident)");
   sub->footer(
-      "Routes: GET / and POST /predict/ (the guns seed's), POST /v1/predict, /v1/predict/batch, GET "
+      "Routes: GET / and POST /predict/ (the guns seed's), POST /predict, /upload, /retrain, GET "
+      "/prediction-stats, /prediction-history, /training-data-sources (the accident seed's), POST "
+      "/v1/predict, /v1/predict/batch, GET "
       "/v1/models, "
       "/v1/stats, /metrics, KServe v2 under /v2, runs and registered models under /v1/runs and "
       "/v1/registry, cameras and events under /v1/cameras and /v1/events (with --cameras), the UI under "

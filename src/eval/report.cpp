@@ -108,33 +108,6 @@ std::string fmt_metric(double v) {
 
 }  // namespace
 
-std::string html_escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 std::vector<LegendEntry> detection_legend() {
   return {{"tp", kTruePositiveColour, "true positive: a prediction matching a ground-truth box"},
           {"fp", kFalsePositiveColour, "false positive: a prediction matching no ground-truth box"},

@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 Profile profile_dataset(const fs::path& root, const std::string& format, size_t max_images,
-                        const std::function<void(size_t, size_t)>& progress) {
+                        const std::function<void(size_t, size_t)>& progress, const ProfilePredict& predict) {
   data::register_builtin_formats();
   const data::Dataset ds = data::read_dataset(root, format);
   Profile p;
@@ -42,6 +42,7 @@ Profile profile_dataset(const fs::path& root, const std::string& format, size_t 
       for (const auto& b : s.boxes)
         if (b.class_id >= 0 && b.class_id < static_cast<int>(ds.classes.size()))
           row.labels.push_back(ds.classes[static_cast<size_t>(b.class_id)]);
+      if (predict) row.output = predict(d.bgr);
       p.rows.push_back(std::move(row));
     }
     if (progress) progress(k + 1, take);
@@ -52,10 +53,15 @@ Profile profile_dataset(const fs::path& root, const std::string& format, size_t 
 
 json to_json(const Profile& p) {
   json rows = json::array();
-  for (const auto& r : p.rows) rows.push_back({{"stats", to_json(r.stats)}, {"labels", r.labels}});
+  for (const auto& r : p.rows) {
+    json row = {{"stats", to_json(r.stats)}, {"labels", r.labels}};
+    if (r.output) row["output"] = {{"labels", r.output->labels}, {"scores", r.output->scores}};
+    rows.push_back(std::move(row));
+  }
   return {{"kind", "vigil.monitor.profile"},
           {"version", 1},
           {"source", p.source},
+          {"model", p.model},
           {"task", p.task},
           {"classes", p.classes},
           {"skipped", p.skipped},
@@ -68,6 +74,7 @@ Profile profile_from_json(const json& j) {
   VIGIL_CHECK(j.contains("rows") && j["rows"].is_array(), "profile: rows: expected an array");
   Profile p;
   p.source = j.value("source", "");
+  p.model = j.value("model", "");
   p.task = j.value("task", "");
   if (j.contains("classes")) p.classes = j["classes"].get<std::vector<std::string>>();
   p.skipped = j.value("skipped", 0);
@@ -78,6 +85,14 @@ Profile profile_from_json(const json& j) {
     ProfileRow row;
     row.stats = image_stats_from_json(r["stats"]);
     if (r.contains("labels")) row.labels = r["labels"].get<std::vector<std::string>>();
+    if (r.contains("output")) {
+      const json& o = r["output"];
+      VIGIL_CHECK(o.is_object() && o.contains("labels") && o["labels"].is_array() && o.contains("scores") &&
+                      o["scores"].is_array(),
+                  "profile: rows[{}].output: expected {{\"labels\": [...], \"scores\": [...]}}", i);
+      row.output =
+          ModelOutput{o["labels"].get<std::vector<std::string>>(), o["scores"].get<std::vector<double>>()};
+    }
     p.rows.push_back(std::move(row));
   }
   VIGIL_CHECK(!p.rows.empty(), "profile: rows: expected at least one image");

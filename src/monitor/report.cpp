@@ -9,7 +9,7 @@
 
 #include "vigil/core/clock.h"
 #include "vigil/core/error.h"
-#include "vigil/eval/report.h"
+#include "vigil/core/html.h"
 
 namespace vigil::monitor {
 
@@ -20,6 +20,7 @@ using nlohmann::json;
 /// What one log row answered: its labels, and how many boxes (detectors).
 struct Answer {
   std::vector<std::string> labels;
+  std::vector<double> scores;  ///< a classifier's top-1 score, a detector's box scores
   std::optional<double> boxes;
 };
 
@@ -28,10 +29,13 @@ Answer answer_of(const store::PredictionRow& row) {
   const json out = json::parse(row.output_json, nullptr, false);
   if (!out.is_object()) return a;
   if (out.contains("label") && out["label"].is_string()) a.labels.push_back(out["label"].get<std::string>());
+  if (out.contains("score") && out["score"].is_number()) a.scores.push_back(out["score"].get<double>());
   if (out.contains("boxes") && out["boxes"].is_array()) {
     a.boxes = static_cast<double>(out["boxes"].size());
-    for (const auto& b : out["boxes"])
+    for (const auto& b : out["boxes"]) {
       if (b.is_object() && b.contains("label") && b["label"].is_string()) a.labels.push_back(b["label"]);
+      if (b.is_object() && b.contains("score") && b["score"].is_number()) a.scores.push_back(b["score"]);
+    }
   }
   return a;
 }
@@ -58,16 +62,15 @@ std::string bars_svg(const ColumnDrift& c) {
     const double hr = (h - pad) * s.reference[i] / top, hc = (h - pad) * s.current[i] / top;
     svg += fmt::format(
         R"(<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="#8aa4c8"><title>{} reference {}%</title></rect>)",
-        x, h - hr, bw, hr, eval::html_escape(s.labels[i]), pct(s.reference[i]));
+        x, h - hr, bw, hr, html_escape(s.labels[i]), pct(s.reference[i]));
     svg += fmt::format(
         R"(<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="#e07b39"><title>{} current {}%</title></rect>)",
-        x + bw, h - hc, bw, hc, eval::html_escape(s.labels[i]), pct(s.current[i]));
+        x + bw, h - hc, bw, hc, html_escape(s.labels[i]), pct(s.current[i]));
   }
-  svg += fmt::format(R"(<text x="0" y="{}" font-size="10">{}</text>)", h + 12,
-                     eval::html_escape(s.labels.front()));
+  svg += fmt::format(R"(<text x="0" y="{}" font-size="10">{}</text>)", h + 12, html_escape(s.labels.front()));
   if (n > 1)
     svg += fmt::format(R"(<text x="{}" y="{}" font-size="10" text-anchor="end">{}</text>)", w, h + 12,
-                       eval::html_escape(s.labels.back()));
+                       html_escape(s.labels.back()));
   return svg + "</svg>";
 }
 
@@ -115,16 +118,23 @@ DriftReport drift_report(const Profile& reference, const std::vector<store::Pred
     const bool numeric_test = !options.test || *options.test != StatTest::kChiSquare;
     columns.push_back(test_numerical(name, ref, cur, numeric_test ? column_options : ColumnTestOptions{}));
   }
+  // The answers: against the model's own answers on the reference images when the profile has them (the
+  // output distribution), else against the reference data's labels.
+  bool with_outputs = !reference.rows.empty();
+  for (const auto& p : reference.rows) with_outputs = with_outputs && p.output.has_value();
   std::vector<std::string> ref_labels, cur_labels;
-  std::vector<double> ref_boxes, cur_boxes;
+  std::vector<double> ref_boxes, cur_boxes, ref_scores, cur_scores;
   for (const auto& p : reference.rows) {
-    ref_labels.insert(ref_labels.end(), p.labels.begin(), p.labels.end());
-    ref_boxes.push_back(static_cast<double>(p.labels.size()));
+    const auto& labels = with_outputs ? p.output->labels : p.labels;
+    ref_labels.insert(ref_labels.end(), labels.begin(), labels.end());
+    ref_boxes.push_back(static_cast<double>(labels.size()));
+    if (with_outputs) ref_scores.insert(ref_scores.end(), p.output->scores.begin(), p.output->scores.end());
   }
   bool detector = false;
   for (const auto& row : current) {
     const Answer a = answer_of(row);
     cur_labels.insert(cur_labels.end(), a.labels.begin(), a.labels.end());
+    cur_scores.insert(cur_scores.end(), a.scores.begin(), a.scores.end());
     if (a.boxes) {
       detector = true;
       cur_boxes.push_back(*a.boxes);
@@ -137,6 +147,10 @@ DriftReport drift_report(const Profile& reference, const std::vector<store::Pred
                                        label_test_fits ? column_options : ColumnTestOptions{}));
   if (detector && reference.task == "detection")
     columns.push_back(test_numerical("boxes_per_image", ref_boxes, cur_boxes, column_options));
+  const bool numeric_fits = !options.test || *options.test != StatTest::kChiSquare;
+  if (!ref_scores.empty() && !cur_scores.empty())
+    columns.push_back(
+        test_numerical("score", ref_scores, cur_scores, numeric_fits ? column_options : ColumnTestOptions{}));
   r.drift = dataset_drift(std::move(columns), options.drift_share);
   return r;
 }
@@ -179,7 +193,6 @@ json to_json(const DriftReport& r) {
 }
 
 std::string to_html(const DriftReport& r) {
-  using eval::html_escape;
   std::string verdict;
   if (!r.enough_data)
     verdict = fmt::format("not enough data: {} logged predictions", r.current_rows);

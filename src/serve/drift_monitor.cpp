@@ -14,12 +14,6 @@ namespace vigil::serve {
 
 namespace {
 
-int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 /// The webhook body: the verdict and each column's outcome, without the distributions (the report has them).
 nlohmann::json alert_body(const std::string& kind, const nlohmann::json& report) {
   nlohmann::json columns = nlohmann::json::array();
@@ -28,7 +22,7 @@ nlohmann::json alert_body(const std::string& kind, const nlohmann::json& report)
         {{"column", c["column"]}, {"test", c["test"]}, {"score", c["score"]}, {"drifted", c["drifted"]}});
   return {{"type", kind},
           {"model", report["model"]},
-          {"time", format_utc_ms(unix_ms())},
+          {"time", format_utc_ms(unix_now_ms())},
           {"since", report["since"]},
           {"current_rows", report["current_rows"]},
           {"drift_share", report["drift_share"]},
@@ -98,7 +92,7 @@ nlohmann::json DriftMonitor::check_now() {
   recorder_.flush();
   store::PredictionFilter f;
   f.model = model_name_();
-  f.since_ms = unix_ms() - static_cast<int64_t>(options_.window_s * 1000);
+  f.since_ms = unix_now_ms() - static_cast<int64_t>(options_.window_s * 1000);
   f.limit = 1000000;
   const store::PredictionPage page = recorder_.log().search(f);
   monitor::DriftReportOptions o;
@@ -108,7 +102,7 @@ nlohmann::json DriftMonitor::check_now() {
   r.model = f.model;
   r.since_ms = f.since_ms;
   nlohmann::json j = monitor::to_json(r);
-  j["checked"] = format_utc_ms(unix_ms());
+  j["checked"] = format_utc_ms(unix_now_ms());
   if (on_report_) on_report_(r);
   bool was_drifted = false;
   {
@@ -123,7 +117,7 @@ nlohmann::json DriftMonitor::check_now() {
                 "monitor: {} for model {}: {} of {} columns", kind, r.model, r.drift.drifted_columns,
                 r.drift.columns.size());
     if (webhook_)
-      webhook_->send(kind, fmt::format("{}:{}:{}", r.model, kind, unix_ms()), alert_body(kind, j).dump());
+      webhook_->send(kind, fmt::format("{}:{}:{}", r.model, kind, unix_now_ms()), alert_body(kind, j).dump());
   }
   return j;
 }

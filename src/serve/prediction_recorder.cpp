@@ -23,12 +23,6 @@ constexpr size_t kBatchRows = 256;
 constexpr auto kBatchWait = std::chrono::milliseconds(200);
 constexpr auto kPruneEvery = std::chrono::hours(1);
 
-int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 /// A file name from a request id: ids are ours (hex + "/k"), but keep only safe characters anyway.
 std::string file_stem(const std::string& id) {
   std::string out;
@@ -166,7 +160,7 @@ void PredictionRecorder::write_batch(std::vector<Item>& batch) {
 
 void PredictionRecorder::prune() {
   if (options_.retention_days <= 0) return;
-  const int64_t before = unix_ms() - static_cast<int64_t>(options_.retention_days * 86400e3);
+  const int64_t before = unix_now_ms() - static_cast<int64_t>(options_.retention_days * 86400e3);
   try {
     const int64_t removed = log_->prune(before);
     // Kept images live in one folder per UTC day: a day wholly before the cut goes with its rows.

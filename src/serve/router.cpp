@@ -35,8 +35,9 @@ const std::vector<std::pair<const Route*, std::regex>>& compiled_routes() {
 const std::vector<Route>& all_routes() {
   static const std::vector<Route> kAll = [] {
     std::vector<Route> all;
-    for (const auto* table : {&predict_routes(), &kserve_routes(), &tracking_routes(), &camera_routes(),
-                              &prediction_routes(), &dataset_routes(), &job_routes(), &ui_routes()})
+    for (const auto* table :
+         {&predict_routes(), &kserve_routes(), &tracking_routes(), &camera_routes(), &prediction_routes(),
+          &dataset_routes(), &job_routes(), &accident_routes(), &ui_routes()})
       all.insert(all.end(), table->begin(), table->end());
     return all;
   }();

@@ -6,6 +6,7 @@
 
 #include <httplib.h>
 
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -38,8 +39,14 @@ const std::vector<Route>& camera_routes();
 const std::vector<Route>& job_routes();
 /// The table of routes_datasets.cpp: the workspace's datasets and bulk upload.
 const std::vector<Route>& dataset_routes();
+/// One dataset ingest at a time per server (versions of one name are appended to one index file): every
+/// upload route takes this lock.
+std::mutex& dataset_ingest_mutex();
 /// The table of routes_predictions.cpp: the prediction log and feedback.
 const std::vector<Route>& prediction_routes();
+/// The table of routes_accident.cpp: the accident-detection seed's routes (POST /predict with a sequence of
+/// frames, its statistics and history from the prediction log, /retrain, /upload, /training-data-sources).
+const std::vector<Route>& accident_routes();
 /// The table of server.cpp: the web UI's static files.
 const std::vector<Route>& ui_routes();
 

@@ -176,12 +176,13 @@ std::vector<ImageOutcome> Server::Impl::predict_images(const std::shared_ptr<Ser
       continue;
     }
     for (const auto& [label, score] : answer_labels(o.result.prediction)) metrics.predictions.inc({label});
-    if (recorder) log_prediction(*model, o);
+    if (recorder) log_prediction(*model, o, params, queued[k]);
   }
   return outcomes;
 }
 
-void Server::Impl::log_prediction(const ServedModel& model, ImageOutcome& o) {
+void Server::Impl::log_prediction(const ServedModel& model, ImageOutcome& o, const PredictParams& params,
+                                  size_t index) {
   const RequestContext& ctx = request_context();
   store::PredictionRow row;
   row.id = o.id;
@@ -207,6 +208,12 @@ void Server::Impl::log_prediction(const ServedModel& model, ImageOutcome& o) {
   } else {
     out["label"] = p.label;
     out["score"] = std::round(p.score * 1e4) / 1e4;
+    if (!params.sequence.empty() && params.positive_class >= 0 &&
+        static_cast<size_t>(params.positive_class) < p.probs.size())
+      out["sequence"] = {
+          {"id", params.sequence},
+          {"frame", index},
+          {"positive", std::round(p.probs[static_cast<size_t>(params.positive_class)] * 1e6) / 1e6}};
   }
   row.output_json = out.dump();
   recorder->record(std::move(row), o.sample);  // a full queue drops the row (counted), never the request

@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "server_impl.h"
+#include "vigil/core/clock.h"
 #include "vigil/core/error.h"
 #include "vigil/core/strings.h"
 #include "vigil/store/json.h"
@@ -261,6 +263,28 @@ void delete_alias(Server::Impl& impl, const Req& req, Res& res) {
   });
 }
 
+/// GET /v1/registry/events?after=ID&limit=N: the registry's changes after event ID, oldest first (a feed a
+/// client pages through with the last id it saw), and the registry webhook's deliveries when one is set.
+void list_registry_events(Server::Impl& impl, const Req& req, Res& res) {
+  const int64_t after = int_param(req, "after", 0, 0, std::numeric_limits<int>::max());
+  const int limit = int_param(req, "limit", 100, 1, 1000);
+  impl.with_store([&](store::Store& s) {
+    json events = json::array();
+    for (const auto& e : s.registry_events(after, 0, limit)) {
+      events.push_back({{"id", e.id},
+                        {"time", format_utc_ms(e.time_ms)},
+                        {"event", e.event},
+                        {"name", e.name},
+                        {"version", e.version},
+                        {"alias", e.alias},
+                        {"data", json::parse(e.payload_json, nullptr, false)},
+                        {"delivered_by", e.claimed_by}});
+    }
+    send_json(res, {{"events", events},
+                    {"webhook", impl.registry_notifier ? impl.registry_notifier->stats() : json(nullptr)}});
+  });
+}
+
 }  // namespace
 
 void Server::Impl::with_store(const std::function<void(store::Store&)>& fn) {
@@ -285,6 +309,7 @@ const std::vector<Route>& tracking_routes() {
       {"GET",    model,                 "/v1/registry/models/{name}", get_model},
       {"PUT",    alias,                 alias_label,                  set_alias},
       {"DELETE", alias,                 alias_label,                  delete_alias},
+      {"GET",    "/v1/registry/events", "/v1/registry/events",        list_registry_events},
   };
   // clang-format on
   return kRoutes;

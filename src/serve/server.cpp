@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <thread>
 
 #include "server_impl.h"
@@ -194,6 +195,10 @@ void ServeOptions::validate() const {
   VIGIL_CHECK(log_queue >= 1, "expected log_queue >= 1, got {}", log_queue);
   VIGIL_CHECK(log_images >= 0 && log_images <= 1, "expected log_images in 0..1, got {}", log_images);
   VIGIL_CHECK(log_retention_days >= 0, "expected log_retention_days >= 0, got {}", log_retention_days);
+  static const std::regex dataset_name(R"([A-Za-z0-9._-]{1,128})");
+  VIGIL_CHECK(std::regex_match(upload_dataset, dataset_name),
+              "expected upload_dataset to be a dataset name ([A-Za-z0-9._-], at most 128), got '{}'",
+              upload_dataset);
 }
 
 ServerMetrics::ServerMetrics(MetricsRegistry& r)
@@ -289,6 +294,15 @@ Server::Impl::Impl(ServeOptions o)
                             options.monitor_webhook_secret_env},
         *recorder, [this] { return current_model() ? current_model()->name : std::string(); },
         [this](const monitor::DriftReport& r) { export_drift(r); });
+  }
+  if (!options.registry_webhook.empty()) {
+    VIGIL_CHECK(!options.workspace.empty(),
+                "registry_webhook: registry events are read from a workspace store");
+    RegistryNotifierOptions ro;
+    ro.workspace = options.workspace;
+    ro.url = options.registry_webhook;
+    ro.secret_env = options.registry_webhook_secret_env;
+    registry_notifier = std::make_unique<RegistryNotifier>(ro);
   }
 }
 
@@ -745,6 +759,7 @@ void Server::run() {
   if (s.follows_alias()) follower = std::thread([&] { s.follow_alias(done); });
   if (s.watcher) s.watcher->start();
   if (s.drift_monitor) s.drift_monitor->start();
+  if (s.registry_notifier) s.registry_notifier->start();
   const bool ok = s.http.listen_after_bind();
   done = true;
   signals.join();
@@ -755,6 +770,7 @@ void Server::run() {
   if (s.watcher) s.watcher->stop();
   s.batcher->shutdown();
   if (s.recorder) s.recorder->flush();  // every answered prediction is in the log before run() returns
+  if (s.registry_notifier) s.registry_notifier->stop(2);  // claimed events get their delivery attempts
   if (!ok && !s.stopping) throw IoError(fmt::format("the server on port {} stopped unexpectedly", s.port));
 }
 

@@ -24,6 +24,7 @@
 #include "vigil/serve/prediction_recorder.h"
 #include "vigil/serve/prediction_stats.h"
 #include "vigil/serve/rate_limiter.h"
+#include "vigil/serve/registry_notifier.h"
 #include "vigil/serve/retrain_jobs.h"
 #include "vigil/serve/server.h"
 #include "vigil/store/events.h"
@@ -94,6 +95,11 @@ struct ImagePart {
 /// Per-request prediction settings (query parameters or KServe parameters), already bounded.
 struct PredictParams {
   nn::PostprocessOptions post;
+  /// The accident seed's POST /predict: the sequence these images are frames of ("" = none) and the class
+  /// whose probability it answers; each frame's log row carries both, so the seed's statistics and history
+  /// are computed from the prediction log.
+  std::string sequence;
+  int positive_class = -1;
 };
 
 /// A decoded, answered image.
@@ -150,6 +156,7 @@ struct Server::Impl {
   std::unique_ptr<PredictionRecorder> recorder;
   /// The scheduled drift check (null without monitor_reference); declared after `recorder`, which it reads.
   std::unique_ptr<DriftMonitor> drift_monitor;
+  std::unique_ptr<RegistryNotifier> registry_notifier;  ///< registry_webhook: the outbox's deliveries
   /// Retraining jobs (null without retrain_config).
   std::unique_ptr<RetrainJobs> retrain_jobs;
   /// The workspace's events table, opened on first use (EventLog is thread-safe).
@@ -196,8 +203,9 @@ struct Server::Impl {
   std::vector<ImageOutcome> predict_images(const std::shared_ptr<ServedModel>& model,
                                            const std::vector<ImagePart>& parts, const PredictParams& params,
                                            bool keep_images);
-  /// Queues one answered image's row for the prediction log (never blocks; a full queue counts a drop).
-  void log_prediction(const ServedModel& model, ImageOutcome& o);
+  /// Queues one answered image's row for the prediction log (never blocks; a full queue counts a drop);
+  /// `index` is the image's place in its request (a sequence's frame number).
+  void log_prediction(const ServedModel& model, ImageOutcome& o, const PredictParams& params, size_t index);
   /// predict_images() for a request of one image; a failed image is counted and thrown as its HttpError.
   ImageOutcome predict_one(const std::shared_ptr<ServedModel>& model, const ImagePart& part,
                            const PredictParams& params, bool keep_image);

@@ -192,11 +192,16 @@ ModelVersion Store::register_model_file(const NewModelVersion& nv, const fs::pat
   std::lock_guard lock(m.mutex);
   m.db->write([&] {
     const int64_t now = now_ms();
-    m.db->prepare(
-            "INSERT INTO registered_models(name, created_ms, updated_ms) VALUES(?, ?, ?) "
-            "ON CONFLICT DO NOTHING")
-        .bind_all({nv.name, now, now})
-        .run();
+    const bool created =
+        m.db->prepare(
+                "INSERT INTO registered_models(name, created_ms, updated_ms) VALUES(?, ?, ?) "
+                "ON CONFLICT DO NOTHING")
+            .bind_all({nv.name, now, now})
+            .run() > 0;
+    if (created)
+      m.record_registry_event(
+          "registered_model.created", nv.name, 0, "",
+          json{{"name", nv.name}, {"tags", json::object()}, {"description", nullptr}}.dump(), now);
     m.db->prepare(
             "UPDATE registered_models SET last_version = last_version + 1, updated_ms = ? WHERE name = ?")
         .bind_all({now, nv.name})
@@ -212,6 +217,18 @@ ModelVersion Store::register_model_file(const NewModelVersion& nv, const fs::pat
                    nv.run_id, nv.dataset_id, nv.arch, nv.task, nv.description, metrics.dump(), nv.info_json,
                    nv.source})
         .run();
+    m.record_registry_event("model_version.created", nv.name, version, "",
+                            json{{"name", nv.name},
+                                 {"version", std::to_string(version)},
+                                 {"source", nv.source},
+                                 {"run_id", nv.run_id},
+                                 {"dataset_id", nv.dataset_id},
+                                 {"sha256", sha},
+                                 {"metrics", metrics},
+                                 {"tags", json::object()},
+                                 {"description", nv.description}}
+                                .dump(),
+                            now);
   });
   return m.get_version_locked(nv.name, version);
 }
@@ -314,6 +331,11 @@ int Store::set_alias(const std::string& name, const std::string& alias, int vers
         .bind_all({name, alias, static_cast<int64_t>(version), now})
         .run();
     m.db->prepare("UPDATE registered_models SET updated_ms = ? WHERE name = ?").bind_all({now, name}).run();
+    if (previous != version) {  // setting an alias to where it already points changes nothing
+      json payload = {{"name", name}, {"alias", alias}, {"version", std::to_string(version)}};
+      if (previous != 0) payload["previous_version"] = std::to_string(previous);
+      m.record_registry_event("model_version_alias.created", name, version, alias, payload.dump(), now);
+    }
   });
   return previous;
 }
@@ -325,6 +347,8 @@ void Store::delete_alias(const std::string& name, const std::string& alias) {
     auto del = m.db->prepare("DELETE FROM model_aliases WHERE name = ? AND alias = ?");
     if (del.bind_all({name, alias}).run() == 0)
       throw NotFound(fmt::format("model '{}' has no alias '{}'", name, alias));
+    m.record_registry_event("model_version_alias.deleted", name, 0, alias,
+                            json{{"name", name}, {"alias", alias}}.dump(), now_ms());
   });
 }
 
@@ -345,6 +369,12 @@ void Store::delete_model_version(const std::string& name, int version, bool forc
     m.db->prepare("DELETE FROM model_versions WHERE name = ? AND version = ?")
         .bind_all({name, static_cast<int64_t>(version)})
         .run();
+    const int64_t now = now_ms();
+    for (const auto& alias : v.aliases)  // --force took them away with the version
+      m.record_registry_event("model_version_alias.deleted", name, 0, alias,
+                              json{{"name", name}, {"alias", alias}}.dump(), now);
+    m.record_registry_event("model_version.deleted", name, version, "",
+                            json{{"name", name}, {"version", std::to_string(version)}}.dump(), now);
     auto others = m.db->prepare("SELECT count(*) FROM model_versions WHERE sha256 = ?");
     others.bind(1, v.sha256);
     others.step();
@@ -354,6 +384,45 @@ void Store::delete_model_version(const std::string& name, int version, bool forc
     std::error_code ec;
     fs::remove(file, ec);  // the row is gone; a file left behind is only disk space
   }
+}
+
+void Store::Impl::record_registry_event(const std::string& event, const std::string& name, int version,
+                                        const std::string& alias, const std::string& payload_json,
+                                        int64_t now) {
+  db->prepare(
+        "INSERT INTO registry_events(time_ms, event, name, version, alias, payload_json) VALUES(?, ?, ?, ?, "
+        "?, "
+        "?)")
+      .bind_all({now, event, name, static_cast<int64_t>(version), alias, payload_json})
+      .run();
+}
+
+std::vector<RegistryEvent> Store::registry_events(int64_t after_id, int64_t since_ms, int limit) {
+  std::lock_guard lock(impl_->mutex);
+  auto s = impl_->db->prepare(
+      "SELECT id, time_ms, event, name, version, alias, payload_json, claimed_by FROM registry_events WHERE "
+      "id > ? AND time_ms >= ? ORDER BY id LIMIT ?");
+  s.bind_all({after_id, since_ms, static_cast<int64_t>(limit)});
+  std::vector<RegistryEvent> out;
+  while (s.step()) {
+    out.push_back({s.int_at(0), s.int_at(1), s.text_at(2), s.text_at(3), static_cast<int>(s.int_at(4)),
+                   s.text_at(5), s.text_at(6), s.text_at(7)});
+  }
+  return out;
+}
+
+bool Store::claim_registry_event(int64_t id, const std::string& claimant) {
+  std::lock_guard lock(impl_->mutex);
+  int64_t changed = 0;
+  impl_->db->write([&] {
+    changed = impl_->db
+                  ->prepare(
+                      "UPDATE registry_events SET claimed_by = ?, claimed_ms = ? WHERE id = ? AND "
+                      "claimed_by = ''")
+                  .bind_all({claimant, now_ms(), id})
+                  .run();
+  });
+  return changed == 1;
 }
 
 void Store::verify_model_version(const ModelVersion& v) {

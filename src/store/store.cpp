@@ -79,13 +79,26 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
+// Version 2: the registry's changes in order, an outbox that `vigil serve --registry-webhook` delivers (any
+// process may change the registry: the CLI, a retrain job, another replica). claimed_by is set by the one
+// server that delivers an event, so replicas sharing the store do not send it twice.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE registry_events(
+  id @IDENTITY@, time_ms BIGINT NOT NULL, event TEXT NOT NULL, name TEXT NOT NULL,
+  version BIGINT NOT NULL DEFAULT 0, alias TEXT NOT NULL DEFAULT '', payload_json TEXT NOT NULL,
+  claimed_by TEXT NOT NULL DEFAULT '', claimed_ms BIGINT NOT NULL DEFAULT 0);
+CREATE INDEX registry_events_by_time ON registry_events(time_ms);
+)sql";
+
 /// Migration k brings a store from schema version k to k + 1; a store at version v applies v, v+1, ...
 /// Each later step is ALTER/CREATE SQL valid for both engines (or spelled with Dialect fragments).
 std::vector<std::string> migrations(const detail::Dialect& d) {
-  std::string v1 = kSchemaV1;
-  v1 = replace_all(v1, "@IDENTITY@", d.identity_key);
-  v1 = replace_all(v1, "@SEQ@", d.insertion_order_column);
-  return {v1};
+  std::vector<std::string> steps = {kSchemaV1, kSchemaV2};
+  for (auto& step : steps) {
+    step = replace_all(step, "@IDENTITY@", d.identity_key);
+    step = replace_all(step, "@SEQ@", d.insertion_order_column);
+  }
+  return steps;
 }
 
 /// Inserts or replaces one (run_id, key, value) row of params or tags.

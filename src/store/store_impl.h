@@ -26,6 +26,9 @@ struct Store::Impl {
   ModelVersion read_version(detail::Statement& s);  ///< the columns of kVersionColumns
   ModelVersion get_version_locked(const std::string& name, int version);
   std::vector<std::string> aliases_of(const std::string& name, int version);
+  /// Appends one registry_events row; called inside the transaction of the change it describes.
+  void record_registry_event(const std::string& event, const std::string& name, int version,
+                             const std::string& alias, const std::string& payload_json, int64_t now);
 };
 
 namespace detail {

@@ -17,9 +17,10 @@ namespace vigil::store {
 namespace {
 
 /// Every table of a store, parents before children (PostgreSQL checks foreign keys on every row).
-constexpr const char* kTables[] = {"experiments",    "runs",          "params",    "metrics",
-                                   "latest_metrics", "tags",          "artifacts", "registered_models",
-                                   "model_versions", "model_aliases", "events",    "predictions"};
+constexpr const char* kTables[] = {"experiments",    "runs",          "params",          "metrics",
+                                   "latest_metrics", "tags",          "artifacts",       "registered_models",
+                                   "model_versions", "model_aliases", "registry_events", "events",
+                                   "predictions"};
 
 /// Opens the store at `url` as Store, EventLog and PredictionLog would, so every table exists.
 void create_tables(const Workspace& ws, StoreOptions options, const std::string& url) {
@@ -99,6 +100,7 @@ MigrateReport migrate_store(const Workspace& ws, const std::string& from, const 
         report.rows += n;
       }
       dst->sync_identity("experiments", "id");
+      dst->sync_identity("registry_events", "id");
     });
   });
   return report;

@@ -85,6 +85,15 @@ void TrainOptions::validate() const {
   (void)time_budget_seconds(time);
   check_one_of("best_metric", best_metric,
                {"auto", "val_loss", "val_accuracy", "fitness", "mAP50", "mAP50-95"});
+  if (!schedule.metric.empty()) {
+    const bool detector = task_of(*this) == data::Task::kDetection;
+    const std::vector<std::string> allowed =
+        detector ? std::vector<std::string>{"fitness", "mAP50", "mAP50-95", "val_loss"}
+                 : std::vector<std::string>{"val_accuracy", "val_loss"};
+    VIGIL_CHECK(std::find(allowed.begin(), allowed.end(), schedule.metric) != allowed.end(),
+                "expected schedule.metric {} or '' for {} '{}', got '{}'", join(allowed, ", "),
+                detector ? "detector" : "classifier", model.arch, schedule.metric);
+  }
   if (task_of(*this) == data::Task::kDetection) {
     VIGIL_CHECK(early_stopping.metric != "val_accuracy",
                 "expected early_stopping.metric fitness, mAP50, mAP50-95, val_loss or auto for detector "
@@ -134,6 +143,15 @@ std::string resolved_stop_metric(const TrainOptions& options) {
 bool stop_metric_maximize(const TrainOptions& options) {
   if (options.early_stopping.mode != "auto") return options.early_stopping.mode == "max";
   return resolved_stop_metric(options) != "val_loss";
+}
+
+std::string plateau_metric(const TrainOptions& options) {
+  return options.schedule.metric.empty() ? resolved_stop_metric(options) : options.schedule.metric;
+}
+
+bool plateau_metric_maximize(const TrainOptions& options) {
+  if (options.schedule.metric.empty()) return stop_metric_maximize(options);
+  return options.schedule.metric != "val_loss";
 }
 
 double time_budget_seconds(const std::string& time) {

@@ -175,8 +175,9 @@ struct Trainer::Impl {
   std::vector<torch::Tensor> params;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::unique_ptr<LrSchedule> schedule;
-  EarlyStopping stopper;  ///< early stopping, on early_stopping.metric
-  EarlyStopping best;     ///< best.ckpt, on best_metric (never stops anything)
+  std::optional<PlateauReducer> plateau;  ///< schedule.name plateau: the metric-driven part of the lr
+  EarlyStopping stopper;                  ///< early stopping, on early_stopping.metric
+  EarlyStopping best;                     ///< best.ckpt, on best_metric (never stops anything)
   model::ModelInfo info;
   data::LoaderOptions train_lo, val_lo;
   int64_t batches_per_epoch = 0;
@@ -284,6 +285,8 @@ void Trainer::Impl::setup(bool load_weights) {
   stopper =
       EarlyStopping(opt.early_stopping.patience, opt.early_stopping.min_delta, stop_metric_maximize(opt));
   best = EarlyStopping(0, 0.0, metric_maximize(opt));
+  if (opt.schedule.name == "plateau")
+    plateau.emplace(opt.schedule, opt.optimizer.lr, plateau_metric_maximize(opt));
 
   info = model::default_model_info(opt.model.arch, data.ds.classes);
   // The model file records what the validation loader feeds the model, so predict and serve reproduce it.
@@ -418,6 +421,7 @@ json Trainer::Impl::extra(bool best_written) const {
           {"epoch_loss_sums", state.loss_sums},
           {"epoch_seconds", state.seconds},
           {"early_stopping", stopper.to_json()},
+          {"plateau", plateau ? plateau->to_json() : std::string()},
           {"best", best.to_json()},
           {"best_written", best_written},
           {"last_lr", last_lr},
@@ -435,6 +439,9 @@ bool Trainer::Impl::restore_extra(const std::string& text, const fs::path& file)
     state.loss_sums = j.at("epoch_loss_sums").get<std::map<std::string, double>>();
     state.seconds = j.at("epoch_seconds").get<double>();
     stopper = EarlyStopping::from_json(j.at("early_stopping").get<std::string>());
+    // A resumed plateau run keeps its reduced learning rate and its count of bad epochs.
+    if (plateau && !j.value("plateau", std::string()).empty())
+      plateau = PlateauReducer::from_json(j.at("plateau").get<std::string>());
     // Checkpoints from before best_metric existed kept best.ckpt on the early-stopping metric.
     best = j.contains("best") ? EarlyStopping::from_json(j.at("best").get<std::string>()) : stopper;
     spent_before = j.value("elapsed_seconds", 0.0);
@@ -485,7 +492,7 @@ detail::RunLoader& Trainer::Impl::start_train_epoch() {
 }
 
 void Trainer::Impl::step(const data::Batch& batch) {
-  const double lr = schedule->lr_at(iteration);
+  const double lr = schedule->lr_at(iteration) * (plateau ? plateau->scale() : 1.0);
   set_lr(*optimizer, lr);
   optimizer->zero_grad();
   if (dist && !dist->is_main()) {
@@ -672,6 +679,13 @@ EpochReport Trainer::Impl::finish_epoch() {
   r.stop_metric = resolved_stop_metric(opt);
   r.stop_value = value_of(r.stop_metric);
   stopper.update(r.stop_value, r.epoch);
+  if (plateau) {
+    // Every rank has the same shared metrics, so every rank reduces at the same epoch.
+    const std::string watched = plateau_metric(opt);
+    if (plateau->step(value_of(watched)))
+      spdlog::info("epoch {}: {} has not improved for more than {} epoch(s); learning rate reduced to {:.3g}",
+                   r.epoch, watched, opt.schedule.patience, plateau->lr());
+  }
   if (budget > 0) fit_schedule();
   r.epochs = planned_epochs();
   ++epoch;

@@ -7,7 +7,10 @@
 # registered model (SEED_STORE_BINARY, tests/e2e/seed_store.cpp; default BUILD_DIR/tests/e2e_seed_store),
 # then runs ui_test.mjs against `vigil serve`, `vigil ui` and `vigil serve --cameras` (on opencv-doc's vtest.avi,
 # looped, with opencv-data's full-body cascade; that case is left out when either is missing) with screenshots
-# and the server logs in BUILD_DIR/e2e-artifacts.
+# and the server logs in BUILD_DIR/e2e-artifacts. BUILD_DIR/e2e-data/ops holds the workspace of the Datasets,
+# Monitoring and Retrain checks: a small class-folder dataset ingested and split ("shapes", also the drift
+# reference and the retrain job's data), a second one zipped for the upload form, a file that only claims to be
+# an archive, and the retrain config (retrain.yaml).
 # Exit 0 pass, 1 fail, 77 skip (no node, chromium, torchvision, or npm packages while offline).
 # VIGIL_E2E_WEB_DIR=DIR serves the UI from DIR (--web-dir) instead of the binary's embedded copy.
 set -euo pipefail
@@ -70,6 +73,20 @@ tracking_ws="$data_dir/tracking-ws"
 "$seed_store" "$tracking_ws" > "$tracking_ws.json" 2> "$data_dir/seed.log" \
   || { cat "$data_dir/seed.log"; echo "FAIL: $seed_store"; exit 1; }
 
+# Datasets, Monitoring and Retrain: a workspace with a stored dataset, and the files the upload form sends.
+ops="$data_dir/ops"
+ops_vigil() {
+  "$vigil" --workspace "$ops/ws" "$@" >> "$ops/setup.log" 2>&1 || { cat "$ops/setup.log"; echo "FAIL: vigil $*"; exit 1; }
+}
+mkdir -p "$ops"
+ops_vigil data synth "$ops/shapes" --task classification --images 40 --width 48 --height 48 --classes 2 --seed 2
+ops_vigil data ingest "$ops/shapes" --name shapes
+ops_vigil data split shapes --val 0.3 --seed 1
+ops_vigil data synth "$ops/more" --task classification --images 12 --width 64 --height 64 --classes 2 --seed 5
+(cd "$ops/more" && "$python" -c 'import shutil; shutil.make_archive("../more", "zip", ".")')
+printf 'this is not a zip archive\n' > "$ops/broken.zip"
+cp "$here/retrain.yaml" "$ops/retrain.yaml"
+
 VIGIL_E2E_NODE_DIR="$node_dir" CHROMIUM="$chromium" \
   VIGIL_E2E_CAMERA_VIDEO="${VIGIL_E2E_CAMERA_VIDEO:-/usr/share/doc/opencv-doc/examples/data/vtest.avi}" \
-  exec node "$here/ui_test.mjs" "$vigil" "$model" "$image" "$artifacts" "$tracking_ws"
+  exec node "$here/ui_test.mjs" "$vigil" "$model" "$image" "$artifacts" "$tracking_ws" "$ops"

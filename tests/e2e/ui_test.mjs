@@ -1,7 +1,7 @@
 // Browser test of vigil's web UI against the real `vigil serve`, in Debian's headless chromium driven by
 // playwright-core (no browser download). Usually started by tests/e2e/run.sh.
 //
-//   node ui_test.mjs VIGIL_BINARY MODEL IMAGE ARTIFACT_DIR [TRACKING_WORKSPACE]
+//   node ui_test.mjs VIGIL_BINARY MODEL IMAGE ARTIFACT_DIR [TRACKING_WORKSPACE] [OPS_DIR]
 //
 // Starts `vigil serve --model MODEL --port 0 --port-file F`, then: Predict (upload IMAGE, wait for boxes or
 // the classifier's label, move the threshold slider and check that the drawing and the box count change
@@ -12,14 +12,24 @@
 // Experiments (seeded runs listed, sorting by a metric column reorders, conditions and the experiment
 // narrow the list, a bad condition is explained, two runs compared: differing params marked, curves
 // drawn), Models (versions and aliases, promote asks and the badge moves, checked through the API, alias
-// removal asks too, a version's run link opens the run), and Cameras' empty state. With VIGIL_E2E_CAMERA_VIDEO
+// removal asks too, a version's run link opens the run), and the empty states of Cameras, Datasets, Monitoring
+// (off: how to turn it on) and Retrain (off). With OPS_DIR (run.sh: a workspace with the stored dataset
+// "shapes", more.zip, broken.zip, retrain.yaml), `vigil serve --model MODEL --monitor-reference (shapes)
+// --set retrain_config=retrain.yaml` on that workspace: Datasets (the seeded version with its class counts,
+// class chart, validation summary and sample images; more.zip uploaded through the form is a new version in
+// the list; broken.zip shows the server's 422), Monitoring (logged traffic and feedback sent from here, "Check
+// now": the table's columns, drifted rows and verdict agree with GET /v1/monitor, feedback accuracy 50%) and
+// Retrain on the Models page (the job's first epoch row appears, Cancel ends it cancelled, as the API says; a
+// one-epoch job runs to its decision: promoted, with the challenger's score, and the registry list follows).
+// With VIGIL_E2E_CAMERA_VIDEO
 // (run.sh: opencv-doc's vtest.avi) and opencv-data's full-body cascade, `vigil serve --cameras` without a model
 // on two looped cameras and one missing file: the Cameras page opens first, the cards show running with a live
 // MJPEG picture as wide as the video (VIGIL_E2E_CAMERA_WIDTH, default 768) and rising counters, the missing one
 // failed with the server's error; an event arrives through the event stream (no new GET /v1/events) with a
 // snapshot that loads; the camera filter narrows the timeline; hiding a video and leaving the page close the
 // streams (three visits would exceed the server's 8 streams otherwise). Screenshots predict.png, live.png,
-// status.png, api-key.png, cameras-empty.png, experiments.png, compare.png, models.png, cameras.png and the
+// status.png, api-key.png, cameras-empty.png, experiments.png, compare.png, models.png, datasets.png,
+// upload-error.png, monitoring.png, retrain.png, retrain-done.png, cameras.png and the
 // servers' logs go to ARTIFACT_DIR. Any console error or uncaught page error fails the test (except the 4xx the
 // checks provoke on purpose).
 //
@@ -555,6 +565,25 @@ async function testModels(page, ctx) {
   log('Models: versions and aliases shown; promote asked, moved production 1 -> 3 (API agrees); staging removed; lineage link opens the run');
 }
 
+/** On `vigil ui` (no model, no datasets, no monitoring, no retrain config): each new page says what it needs. */
+async function testOpsEmpty(page) {
+  await page.locator('[data-testid="tab-datasets"]').click();
+  const noData = page.locator('[data-testid="datasets-empty"]');
+  await noData.waitFor({ state: 'visible' });
+  check(/vigil data ingest/.test(await noData.innerText()), `the Datasets empty state does not say how: "${await noData.innerText()}"`);
+  await page.locator('[data-testid="tab-monitoring"]').click();
+  const off = page.locator('[data-testid="monitor-empty"]');
+  await off.waitFor({ state: 'visible' });
+  check(/--monitor-reference/.test(await off.innerText()), `the Monitoring empty state does not say how: "${await off.innerText()}"`);
+  check(await page.locator('[data-testid="monitor-check"]').isDisabled(), '"Check now" is enabled although monitoring is off');
+  check(await page.locator('[data-testid="drift-row"]').count() === 0, 'drift rows on a server without monitoring');
+  await page.locator('[data-testid="tab-models"]').click();
+  await page.locator('[data-testid="retrain-off"]').waitFor({ state: 'visible' });
+  check(await page.locator('[data-testid="retrain-start"]').isDisabled(), 'the retrain button is enabled although retraining is off');
+  await page.locator('[data-testid="tab-experiments"]').click();
+  log('vigil ui: Datasets, Monitoring and Retrain explain what they need');
+}
+
 /** `vigil ui` on the seeded workspace: the no-model pages, Experiments, Compare and Models. */
 async function runTrackingChecks(playwright, url, ctx) {
   ctx.uiUrl = url;
@@ -562,7 +591,8 @@ async function runTrackingChecks(playwright, url, ctx) {
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
-    watchPage(page, ctx, { allowedStatuses: [400] });  // the bad condition, on purpose
+    // The bad condition, and the 404s that tell the pages monitoring and retraining are off, on purpose.
+    watchPage(page, ctx, { allowedStatuses: [400, 404] });
     ctx.step = 'vigil ui: the Experiments page opens first';
     await page.goto(`${url}/ui/`);
     await page.locator('[data-testid="page-experiments"]').waitFor({ state: 'visible' });
@@ -571,12 +601,262 @@ async function runTrackingChecks(playwright, url, ctx) {
       await testNoModelPages(page);
       ctx.step = 'vigil ui: no cameras';
       await testCamerasEmpty(page, ctx);
+      ctx.step = 'vigil ui: no datasets, monitoring or retraining';
+      await testOpsEmpty(page);
       ctx.step = 'Experiments';
       await testRunsTable(page, ctx);
       ctx.step = 'Compare';
       await testCompare(page, ctx);
       ctx.step = 'Models';
       await testModels(page, ctx);
+    } catch (err) {
+      await page.screenshot({ path: path.join(ctx.outDir, 'failure.png'), fullPage: true }).catch(() => {});
+      throw err;
+    }
+  } finally {
+    await browser.close();
+  }
+}
+
+// ---- Datasets, Monitoring and Retrain: `vigil serve` on the ops workspace ----------------------------------------
+
+const kShapesImages = 40;  // run.sh: vigil data synth --images 40 --classes 2, ingested as "shapes"
+const kMoreImages = 12;    // run.sh: more.zip
+
+async function apiJson(ctx, route, init) {
+  const res = await fetch(`${ctx.opsUrl}${route}`, init);
+  const text = await res.text();
+  check(res.ok, `${init?.method ?? 'GET'} ${route} answered ${res.status}: ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+/** Logged traffic for the drift check: `count` predictions, then feedback on two (one right, one wrong). */
+async function seedTraffic(ctx, count) {
+  const image = new Blob([fs.readFileSync(ctx.image)], { type: 'application/octet-stream' });
+  for (let i = 0; i < count; i++) {
+    const form = new FormData();
+    form.append('file', image, path.basename(ctx.image));
+    await apiJson(ctx, '/v1/predict', { method: 'POST', body: form });
+  }
+  const { predictions } = await apiJson(ctx, '/v1/predictions?limit=2');
+  check(predictions.length === 2, `GET /v1/predictions lists ${predictions.length} rows after ${count} predictions`);
+  const feedback = (id, correct) => apiJson(ctx, `/v1/predictions/${id}/feedback`, { method: 'POST',
+    headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(correct ? { correct } : { correct, label: 'knife' }) });
+  await feedback(predictions[0].id, true);
+  await feedback(predictions[1].id, false);
+}
+
+async function testDatasets(page, ctx) {
+  ctx.step = 'Datasets: the seeded version';
+  const [seeded] = (await apiJson(ctx, '/v1/datasets/shapes')).versions;
+  await page.locator('[data-testid="tab-datasets"]').click();
+  await page.locator('[data-testid="dataset-detail-name"]').filter({ hasText: `shapes@${seeded.short_id}` }).waitFor();
+  const versions = page.locator('[data-testid="dataset-item"][data-name="shapes"] [data-testid="dataset-version"]');
+  check(await versions.count() === 1, `the list shows ${await versions.count()} versions of shapes, the workspace has 1`);
+  check((await page.locator('[data-testid="dataset-images"]').innerText()).trim() === String(kShapesImages),
+    `the version shows ${await page.locator('[data-testid="dataset-images"]').innerText()} images, ${kShapesImages} were ingested`);
+  const detail = await apiJson(ctx, `/v1/datasets/shapes/versions/${seeded.id}`);
+  const counts = await page.locator('[data-testid="class-row"]').evaluateAll((rows) => rows.map((r) =>
+    [r.dataset.class, Number(r.querySelector('[data-testid="class-count"]').textContent)]));
+  const expected = detail.stats.classes.map((c) => [c.name, c.images]);
+  check(JSON.stringify(counts) === JSON.stringify(expected) && counts.reduce((a, [, n]) => a + n, 0) === kShapesImages,
+    `class counts ${JSON.stringify(counts)}, the server says ${JSON.stringify(expected)} (${kShapesImages} in all)`);
+  const chart = page.locator('[data-testid="chart-class-shares"]');
+  await chart.scrollIntoViewIfNeeded();
+  const [first, second] = await colourPixels(chart, ['#2563eb', '#dc2626']);
+  check(first > 200 && second > 200, `the class chart's bars are not both drawn (pixels: ${first}, ${second})`);
+  await page.locator('[data-testid="chart-splits"]').waitFor();
+  // The stored split (run.sh: --val 0.3 of 40): each side's class counts add up to its size, as the server says.
+  const sides = await page.locator('[data-testid="split-row"][data-split="default"]').evaluateAll((trs) => trs.map((tr) => ({
+    side: tr.dataset.side, images: Number(tr.querySelector('[data-testid="split-images"]').textContent),
+    classes: [...tr.querySelectorAll('[data-testid="split-class-count"]')].map((td) => Number(td.textContent)) })));
+  const split = detail.splits.default;
+  const wantSides = ['train', 'val'].map((side) => ({ side, images: split[side], classes: split.classes[side] }));
+  check(JSON.stringify(sides) === JSON.stringify(wantSides) && split.train + split.val === kShapesImages &&
+    sides.every((r) => r.classes.reduce((a, b) => a + b, 0) === r.images),
+  `the split table shows ${JSON.stringify(sides)}, the server ${JSON.stringify(wantSides)}`);
+  const validation = page.locator('[data-testid="validation-summary"]');
+  check(await validation.getAttribute('data-errors') === String(detail.validation.summary.errors),
+    `the validation summary says ${await validation.getAttribute('data-errors')} errors, the server ${detail.validation.summary.errors}`);
+  // Sample images that load, of both classes.
+  await page.locator('[data-testid="samples"]').scrollIntoViewIfNeeded();
+  try {
+    await page.waitForFunction(() => {
+      const imgs = [...document.querySelectorAll('[data-testid="sample-image"]')];
+      return imgs.length >= 2 && imgs.every((i) => i.complete && i.naturalWidth === 48);
+    }, null, { timeout: kStepMs });
+  } catch {
+    throw new TestFailure('the sample images did not all load as 48 px images');
+  }
+  const labels = new Set(await page.locator('[data-testid="sample"] figcaption strong').allInnerTexts());
+  check(detail.class_names.every((c) => labels.has(c)), `the samples show labels ${[...labels]}, not every class of ${detail.class_names}`);
+  const detailText = await page.locator('[data-testid="dataset-detail"]').innerText();
+  check(!/\b(null|undefined|NaN)\b/.test(detailText), `the version's page shows a missing value: "${detailText}"`);
+  await page.screenshot({ path: path.join(ctx.outDir, 'datasets.png'), fullPage: true });
+
+  ctx.step = 'Datasets: uploading an archive makes a new version';
+  const result = page.locator('[data-testid="upload-result"]');
+  await page.locator('[data-testid="upload-name"]').fill('shapes');
+  await page.locator('[data-testid="upload-files"]').setInputFiles(path.join(ctx.opsDir, 'more.zip'));
+  await page.locator('[data-testid="upload-submit"]').click();
+  await page.locator('[data-testid="upload-result"][data-state="done"], [data-testid="upload-result"][data-state="error"]').waitFor();
+  check(await result.getAttribute('data-state') === 'done', `the upload failed: ${await result.innerText()}`);
+  const after = (await apiJson(ctx, '/v1/datasets/shapes')).versions;
+  check(after.length === 2, `the server has ${after.length} versions of shapes after the upload`);
+  const added = after[1];
+  check(added.images === kMoreImages && await result.getAttribute('data-id') === added.id &&
+    (await result.innerText()).includes(`shapes@${added.short_id}`),
+  `the upload message "${await result.innerText()}" does not name the new version shapes@${added.short_id}`);
+  await page.locator('[data-testid="dataset-detail-name"]').filter({ hasText: `shapes@${added.short_id}` }).waitFor();
+  check(await versions.count() === 2, `the list shows ${await versions.count()} versions of shapes after the upload`);
+  check(await page.locator(`[data-testid="dataset-version"][data-id="${added.id}"]`).getAttribute('aria-current') === 'true',
+    'the new version is not the selected one');
+
+  ctx.step = 'Datasets: a file that is not an archive';
+  await page.locator('[data-testid="upload-files"]').setInputFiles(path.join(ctx.opsDir, 'broken.zip'));
+  await page.locator('[data-testid="upload-submit"]').click();
+  await page.locator('[data-testid="upload-result"][data-state="error"]').waitFor();
+  const said = await result.innerText();
+  // The same request from here: the page must show what the server said, not a message of its own.
+  const form = new FormData();
+  form.append('files', new Blob([fs.readFileSync(path.join(ctx.opsDir, 'broken.zip'))]), 'broken.zip');
+  const direct = await fetch(`${ctx.opsUrl}/v1/datasets/shapes/upload`, { method: 'POST', body: form });
+  const server = await direct.json();
+  check(direct.status >= 400 && direct.status < 500 && server.error, `uploading broken.zip answered ${direct.status}`);
+  // The scratch folder the message names differs per request.
+  const scratch = (text) => text.replace(/\/\S*?\/upload-[\d-]+\/[^\s:]*/g, 'SCRATCH');
+  check(said.includes(`${direct.status} `) && scratch(said).includes(scratch(server.error)),
+    `the page says "${said}", the server "${direct.status} ${server.error}"`);
+  check((await apiJson(ctx, '/v1/datasets/shapes')).versions.length === 2, 'the refused upload added a version');
+  await page.screenshot({ path: path.join(ctx.outDir, 'upload-error.png'), fullPage: true });
+  log(`Datasets: shapes@${seeded.short_id} with class counts, chart, validation and samples; more.zip -> ` +
+    `shapes@${added.short_id} (${kMoreImages} images); broken.zip -> "${said.split('\n')[0].slice(0, 120)}"`);
+}
+
+async function testMonitoring(page, ctx) {
+  ctx.step = 'Monitoring: Check now';
+  await page.locator('[data-testid="tab-monitoring"]').click();
+  await page.locator('[data-testid="monitor-checked"]').filter({ hasText: /check/ }).waitFor();
+  check(await page.locator('[data-testid="monitor-empty"]').isHidden(), 'the page says monitoring is off on a server with a reference');
+  await page.locator('[data-testid="monitor-check"]').click();
+  const rows = page.locator('[data-testid="drift-row"]');
+  await rows.first().waitFor();
+  await page.locator('[data-testid="monitor-check"]:not([disabled])').waitFor();
+  const { report } = await apiJson(ctx, '/v1/monitor');
+  check(report?.enough_data && report.columns.length >= 5,
+    `the server's report has ${report?.columns?.length} columns, enough_data ${report?.enough_data}`);
+  const shown = await rows.evaluateAll((trs) => trs.map((tr) => ({ column: tr.dataset.column, drifted: tr.dataset.drifted === 'true',
+    test: tr.querySelector('[data-testid="drift-test"]').textContent, red: tr.classList.contains('drifted') &&
+      getComputedStyle(tr.querySelector('td')).backgroundColor !== 'rgba(0, 0, 0, 0)',
+    badge: tr.querySelector('[data-testid="drift-drifted"]').textContent })));
+  const want = report.columns.map((c) => ({ column: c.column, drifted: c.drifted, test: c.test }));
+  check(JSON.stringify(shown.map(({ column, drifted, test }) => ({ column, drifted, test }))) === JSON.stringify(want),
+    `the table shows ${JSON.stringify(shown)}, the server's report ${JSON.stringify(want)}`);
+  check(shown.every((r) => r.red === r.drifted && r.badge === (r.drifted ? 'yes' : 'no')),
+    `drifted rows are not exactly the highlighted "yes" rows: ${JSON.stringify(shown)}`);
+  check(shown.some((r) => r.drifted), 'no column drifted: one repeated 480x360 image against 48x48 shapes must drift');
+  const verdict = page.locator('[data-testid="drift-verdict"]');
+  check(await verdict.getAttribute('data-state') === (report.dataset_drift ? 'drift' : 'ok'),
+    `the verdict is "${await verdict.getAttribute('data-state')}", dataset_drift is ${report.dataset_drift}`);
+  check((await verdict.innerText()).includes(`${report.drifted_columns} of ${report.columns.length} columns`),
+    `the verdict "${await verdict.innerText()}" does not count ${report.drifted_columns} of ${report.columns.length}`);
+  const accuracy = await page.locator('[data-testid="feedback-accuracy"]').innerText();
+  check(/^50%/.test(accuracy) && /1 of 2/.test(accuracy), `feedback accuracy "${accuracy}": one of two marked predictions was right`);
+  const reportText = await page.locator('[data-testid="monitor-report"]').innerText();
+  check(!/\b(null|undefined|NaN)\b/.test(reportText), `the report shows a missing value: "${reportText}"`);
+  // A column's distributions open on click.
+  await rows.first().click();
+  await page.locator(`[data-testid="drift-distribution"][data-column="${want[0].column}"]`).waitFor();
+  await page.screenshot({ path: path.join(ctx.outDir, 'monitoring.png'), fullPage: true });
+  log(`Monitoring: ${report.drifted_columns} of ${report.columns.length} columns drifted (${report.dataset_drift ? 'drift' : 'no drift'}), ` +
+    `table agrees with GET /v1/monitor, feedback ${accuracy}`);
+}
+
+async function testRetrain(page, ctx) {
+  ctx.step = 'Retrain: start';
+  await page.locator('[data-testid="tab-models"]').click();
+  const start = page.locator('[data-testid="retrain-start"]');
+  await start.waitFor();
+  check(await page.locator('[data-testid="retrain-off"]').isHidden(), 'the page says retraining is off on a server with retrain_config');
+  await page.locator('[data-testid="retrain-dataset"]').fill('shapes@zz');
+  await start.click();
+  const error = page.locator('[data-testid="retrain-error"]');
+  await error.waitFor({ state: 'visible' });
+  check(/Dataset version/.test(await error.innerText()), `a bad dataset reference is not explained: "${await error.innerText()}"`);
+  const [seeded] = (await apiJson(ctx, '/v1/datasets/shapes')).versions;
+  await page.locator('[data-testid="retrain-dataset"]').fill(`shapes@${seeded.short_id}`);
+  await start.click();
+  const job = page.locator('[data-testid="job"]');
+  await page.locator('[data-testid="job"][data-state="running"], [data-testid="job"][data-state="queued"]').waitFor();
+  const id = await job.getAttribute('data-id');
+  const { jobs } = await apiJson(ctx, '/v1/jobs');
+  check(jobs[0]?.id === id, `the page follows job ${id}, the server's newest is ${jobs[0]?.id}`);
+  check(jobs[0].request.set.includes(`data.dataset=shapes@${seeded.short_id}`),
+    `the job's request ${JSON.stringify(jobs[0].request)} lacks the chosen dataset version`);
+
+  ctx.step = 'Retrain: the first epoch shows, then Cancel';
+  try {
+    await page.locator('[data-testid="job-progress-row"]').first().waitFor({ timeout: kStepMs });
+  } catch {
+    const api = await apiJson(ctx, `/v1/jobs/${id}`);
+    throw new TestFailure(`no epoch row within ${kStepMs / 1000} s; the job is ${api.state}, log:\n${api.log_tail?.slice(-800)}`);
+  }
+  const epochText = await page.locator('[data-testid="job-epoch"]').innerText();
+  check(/^epoch \d+$/.test(epochText), `the job's epoch reads "${epochText}"`);
+  const progressKeys = await page.locator('[data-testid="job-progress"] thead th').allInnerTexts();
+  check(progressKeys.includes('epoch') && progressKeys.some((k) => /loss/.test(k)), `the progress table has columns ${progressKeys}`);
+  await page.screenshot({ path: path.join(ctx.outDir, 'retrain.png'), fullPage: true });
+  await page.locator('[data-testid="job-cancel"]').click();
+  await page.locator('[data-testid="job"][data-state="cancelled"]').waitFor();
+  const decision = await page.locator('[data-testid="job-decision"]').innerText();
+  check(/Cancelled/.test(decision) && /no alias moved/.test(decision), `the ended job says "${decision}"`);
+  const ended = await apiJson(ctx, `/v1/jobs/${id}`);
+  check(ended.state === 'cancelled', `the server says the job is ${ended.state}`);
+  check(await page.locator('[data-testid="job-cancel"]').count() === 0, 'the Cancel button stays after the job ended');
+  check(!/\b(null|undefined|NaN)\b/.test(await job.innerText()), `the job panel shows a missing value: "${await job.innerText()}"`);
+
+  // One epoch to the end (about 10 s): no champion yet, so the challenger is promoted with its score.
+  ctx.step = 'Retrain: a one-epoch job to the decision';
+  await page.locator('[data-testid="retrain-epochs"]').fill('1');
+  await start.click();
+  await page.locator(`[data-testid="job"]:not([data-id="${id}"])`).waitFor();
+  const second = await job.getAttribute('data-id');
+  try {
+    await page.locator('[data-testid="job-decision"]').waitFor({ timeout: 2 * kStepMs });
+  } catch {
+    const api = await apiJson(ctx, `/v1/jobs/${second}`);
+    throw new TestFailure(`job ${second} did not end within ${2 * kStepMs / 1000} s: ${api.state}, log:\n${api.log_tail?.slice(-800)}`);
+  }
+  const done = await apiJson(ctx, `/v1/jobs/${second}`);
+  check(done.state === 'promoted' && done.challenger?.version === 1 && done.request.set.includes('epochs=1'),
+    `the one-epoch job ended ${done.state} with challenger ${JSON.stringify(done.challenger)} (request ${JSON.stringify(done.request)})`);
+  const text = await page.locator('[data-testid="job-decision"]').innerText();
+  const score = String(Number(done.challenger.score.toPrecision(4)));
+  check(await job.getAttribute('data-state') === 'promoted' && text.includes(`version ${done.challenger.version}`) &&
+    text.includes(`${done.metric} ${score}`), `the decision says "${text}"; the server: promoted version 1, ${done.metric} ${score}`);
+  // The registry reloads when a job ends: the new version and its alias are listed.
+  await page.locator('[data-testid="version-row"][data-version="1"] [data-testid="alias-badge"][data-alias="production"]').waitFor();
+  await page.screenshot({ path: path.join(ctx.outDir, 'retrain-done.png'), fullPage: true });
+  log(`Retrain: job ${id} started on shapes@${seeded.short_id}, ${epochText} shown, cancelled (the API agrees); ` +
+    `job ${second} (epochs 1): "${text}"`);
+}
+
+/** `vigil serve` with a drift reference and retraining on the ops workspace: Datasets, Monitoring, Retrain. */
+async function runOpsChecks(playwright, url, ctx) {
+  ctx.opsUrl = url;
+  ctx.step = 'Monitoring: logged traffic and feedback';
+  await seedTraffic(ctx, 8);
+  const browser = await launchBrowser(playwright, ctx);
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    watchPage(page, ctx, { allowedStatuses: [422] });  // broken.zip, on purpose
+    await page.goto(`${url}/ui/`);
+    await page.locator('[data-testid="model-name"]').filter({ hasText: ctx.model.name }).waitFor();
+    try {
+      await testDatasets(page, ctx);
+      await testMonitoring(page, ctx);
+      await testRetrain(page, ctx);
     } catch (err) {
       await page.screenshot({ path: path.join(ctx.outDir, 'failure.png'), fullPage: true }).catch(() => {});
       throw err;
@@ -809,9 +1089,9 @@ async function testCamerasEmpty(page, ctx) {
 }
 
 async function main() {
-  const [vigil, model, image, outDirArg, trackingWs] = process.argv.slice(2);
+  const [vigil, model, image, outDirArg, trackingWs, opsDir] = process.argv.slice(2);
   if (!outDirArg) {
-    console.error('usage: node ui_test.mjs VIGIL_BINARY MODEL IMAGE ARTIFACT_DIR [TRACKING_WORKSPACE]');
+    console.error('usage: node ui_test.mjs VIGIL_BINARY MODEL IMAGE ARTIFACT_DIR [TRACKING_WORKSPACE] [OPS_DIR]');
     process.exit(2);
   }
   const chromium = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -825,7 +1105,9 @@ async function main() {
   const outDir = path.resolve(outDirArg);
   fs.mkdirSync(outDir, { recursive: true });
   const shotNames = ['predict.png', 'live.png', 'status.png', 'api-key.png', 'cameras-empty.png', 'experiments.png',
-    'compare.png', 'promote-dialog.png', 'models.png', 'cameras.png'];
+    'compare.png', 'promote-dialog.png', 'models.png', 'datasets.png', 'upload-error.png', 'monitoring.png', 'retrain.png',
+    'retrain-done.png',
+    'cameras.png'];
   for (const f of [...shotNames, 'failure.png']) fs.rmSync(path.join(outDir, f), { force: true });
 
   const ctx = { chromium, image: path.resolve(image), outDir, consoleErrors: [], predictRequests: 0, live: false };
@@ -877,6 +1159,20 @@ async function main() {
       server = await startServer(path.resolve(vigil), null, outDir, { name: 'ui', workspace: path.resolve(trackingWs) });
       await waitReady(server.url, '/health');
       await runTrackingChecks(playwright, server.url, ctx);
+    }
+    if (opsDir && !process.env.VIGIL_E2E_URL) {
+      ctx.step = 'stopping the previous server, starting vigil serve on the ops workspace';
+      const prevEnded = await stopServer(server);
+      check(!prevEnded || prevEnded.code === 0, `the previous server did not exit 0 on SIGTERM (code ${prevEnded?.code})`);
+      ctx.opsDir = path.resolve(opsDir);
+      server = await startServer(path.resolve(vigil), path.resolve(model), outDir, {
+        name: 'serve-ops',
+        workspace: path.join(ctx.opsDir, 'ws'),
+        extraArgs: ['--monitor-reference', path.join(ctx.opsDir, 'shapes'), '--set', 'monitor_min_current=5',
+          '--set', `retrain_config=${path.join(ctx.opsDir, 'retrain.yaml')}`, '--set', 'retrain_model=shapes'],
+      });
+      await waitReady(server.url);
+      await runOpsChecks(playwright, server.url, ctx);
     }
     const video = process.env.VIGIL_E2E_CAMERA_VIDEO;
     if (process.env.VIGIL_E2E_URL) {

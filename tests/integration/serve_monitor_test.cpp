@@ -71,13 +71,24 @@ TEST(ServeMonitor, LogsPredictionsKeepsStatsOverRestartsAndReportsDriftOnlyWhenT
   for (int i = 0; i < 120; ++i)
     cv::imwrite((tmp / "data" / (i % 2 ? "with_mask" : "without_mask") / fmt::format("{}.jpg", i)).string(),
                 scene(i, 1.0));
-  CommandResult prof = run_vigil(
-      fmt::format("monitor profile '{}' -o '{}'", (tmp / "data").string(), (tmp / "profile.json").string()),
-      ws);
-  ASSERT_EQ(prof.exit_code, 0) << prof.err;
-  EXPECT_THAT(prof.out, HasSubstr("profiled 120 images"));
   const fs::path model =
       make_model_file(tmp / "masks.vgm", "mask_small_cnn", {"with_mask", "without_mask"}, 3);
+  // With --model the profile also holds the model's answers on the reference images: the output
+  // distribution the served answers are compared with.
+  CommandResult prof =
+      run_vigil(fmt::format("monitor profile '{}' -o '{}' --model '{}'", (tmp / "data").string(),
+                            (tmp / "profile.json").string(), model.string()),
+                ws);
+  ASSERT_EQ(prof.exit_code, 0) << prof.err;
+  EXPECT_THAT(prof.out, HasSubstr("profiled 120 images"));
+  EXPECT_THAT(prof.out, HasSubstr("with the answers of"));
+  {
+    const json pj = json::parse(read_file(tmp / "profile.json"));
+    ASSERT_TRUE(pj["rows"][0].contains("output")) << pj["rows"][0].dump();
+    EXPECT_EQ(pj["rows"][0]["output"]["labels"].size(), 1u);
+    const std::string l = pj["rows"][0]["output"]["labels"][0];
+    EXPECT_TRUE(l == "with_mask" || l == "without_mask") << l;
+  }
   const std::string serve_args = fmt::format("--model '{}' --name masks", model.string());
 
   std::vector<std::string> ids;
@@ -124,6 +135,9 @@ TEST(ServeMonitor, LogsPredictionsKeepsStatsOverRestartsAndReportsDriftOnlyWhenT
   EXPECT_TRUE(same["enough_data"]);
   EXPECT_FALSE(same["dataset_drift"]) << same.dump(1);
   EXPECT_FALSE(column(same, "brightness")["drifted"]) << column(same, "brightness").dump();
+  // The answers against the model's own answers on the reference: same images, same distribution.
+  EXPECT_FALSE(column(same, "label")["drifted"]) << column(same, "label").dump();
+  EXPECT_FALSE(column(same, "score")["drifted"]) << column(same, "score").dump();
   EXPECT_EQ(column(same, "brightness")["test"], "ks") << "Evidently's choice for <= 1000 reference rows";
   EXPECT_EQ(same["feedback"]["total"], 2);
   EXPECT_DOUBLE_EQ(same["feedback"]["accuracy"].get<double>(), 0.5);

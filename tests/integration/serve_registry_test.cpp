@@ -6,8 +6,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
+#include <map>
+#include <regex>
+
 #include "serve_util.h"
 #include "vigil/store/store.h"
+#include "webhook_receiver.h"
 
 namespace {
 
@@ -42,7 +47,7 @@ TEST(ServeRegistry, FollowsTheAliasOnReload) {
   vigil::store::Store{vigil::Workspace(ws)}.set_alias("masks", "production", 2);
   EXPECT_EQ(served_model(c)["version"], "1") << "the alias moves only on reload";
   auto r = c.Post("/v2/repository/models/masks/load", "", "application/json");
-  ASSERT_TRUE(r);
+  ASSERT_TRUE(r) << server.log();
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(served_model(c)["version"], "2");
 
@@ -111,6 +116,77 @@ TEST(ServeRegistry, PredictResolvesRegisteredModels) {
   const auto [rc_bad, bad] = predict("masks@canary");
   EXPECT_EQ(rc_bad, 4) << bad;
   EXPECT_NE(bad.find("no alias 'canary'"), std::string::npos) << bad;
+}
+
+}  // namespace
+
+namespace {
+
+// Every registry change, made by any process, reaches the registry webhook once, even with two servers
+// sharing the store: seeding (model created, two versions, an alias), then an alias move and a deletion.
+TEST(ServeRegistry, RegistryChangesReachTheWebhookOnceAcrossReplicas) {
+  TempDir tmp;
+  const fs::path ws = tmp / "ws";
+  seed_registry(tmp, ws);
+  vigil::testing::WebhookReceiver receiver;
+  ::setenv("VIGIL_TEST_REGISTRY_SECRET", "s3cret", 1);
+  const std::string args = "--model masks@production --registry-webhook " + receiver.url("/registry") +
+                           " --set registry_webhook_secret_env=VIGIL_TEST_REGISTRY_SECRET";
+  ServerProcess a(args, tmp / "a", "serve", ws);
+  ServerProcess b(args, tmp / "b", "serve", ws);
+  ASSERT_GT(a.port(), 0) << a.log();
+  ASSERT_GT(b.port(), 0) << b.log();
+
+  {
+    vigil::store::Store st{vigil::Workspace(ws)};
+    st.set_alias("masks", "production", 2);  // moved: alias created with previous_version 1
+    st.set_alias("masks", "production", 2);  // no change: no event
+    st.set_alias("masks", "staging", 1);
+    st.delete_alias("masks", "staging");
+  }
+  const std::vector<std::string> expected = {"registered_model.created",    "model_version.created",
+                                             "model_version.created",       "model_version_alias.created",
+                                             "model_version_alias.created", "model_version_alias.created",
+                                             "model_version_alias.deleted"};
+  for (int i = 0; i < 200 && receiver.requests().size() < expected.size(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // a second delivery would arrive by now
+  auto got = receiver.requests();
+  ASSERT_EQ(got.size(), expected.size()) << a.log() << b.log();
+
+  // Delivered in the order they happened (by event id), each once, signed, with MLflow's envelope.
+  std::map<int64_t, json> by_id;
+  for (const auto& r : got) {
+    EXPECT_EQ(r.path, "/registry");
+    EXPECT_TRUE(std::regex_match(r.signature, std::regex("sha256=[0-9a-f]{64}"))) << r.signature;
+    const json body = json::parse(r.body);
+    EXPECT_EQ(r.event, body["event"]);
+    EXPECT_EQ(body["entity"].get<std::string>() + "." + body["action"].get<std::string>(), body["event"]);
+    EXPECT_TRUE(by_id.emplace(body["event_id"].get<int64_t>(), body).second) << "delivered twice: " << r.body;
+  }
+  std::vector<std::string> order;
+  for (const auto& [id, body] : by_id) order.push_back(body["event"]);
+  EXPECT_EQ(order, expected);
+  const json& moved = std::next(by_id.begin(), 4)->second["data"];
+  EXPECT_EQ(moved,
+            (json{{"name", "masks"}, {"alias", "production"}, {"version", "2"}, {"previous_version", "1"}}));
+  const json& created = std::next(by_id.begin(), 1)->second["data"];
+  EXPECT_EQ(created["name"], "masks");
+  EXPECT_EQ(created["version"], "1");
+  EXPECT_EQ(created["sha256"].get<std::string>().size(), 64u);
+
+  // The feed on the API: every event, and which server delivered it.
+  httplib::Client c("127.0.0.1", a.port());
+  auto r = c.Get("/v1/registry/events?after=0&limit=100");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json feed = json::parse(r->body);
+  ASSERT_EQ(feed["events"].size(), expected.size());
+  for (const auto& e : feed["events"]) EXPECT_FALSE(e["delivered_by"].get<std::string>().empty()) << e;
+  EXPECT_EQ(feed["webhook"]["url"], receiver.url("/registry"));
+  r = c.Get("/v1/registry/events?limit=0");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
 }
 
 }  // namespace

@@ -26,6 +26,14 @@ optimizer:
   lr: 0.001
 )";
 
+/// kTinyClassifierConfig on another dataset.
+inline std::string tiny_classifier_config(const std::string& dataset) {
+  std::string config = kTinyClassifierConfig;
+  const std::string from = "dataset: shapes";
+  config.replace(config.find(from), from.size(), "dataset: " + dataset);
+  return config;
+}
+
 /// synth -> ingest -> split in `ws`; writes the config to `dir`/train.yaml and returns its path.
 inline fs::path make_tiny_shapes(const fs::path& dir, const fs::path& ws) {
   auto r = run_vigil("data synth '" + (dir / "src").string() +

@@ -4,14 +4,16 @@
 
 import { ApiError, getApiKey, getJson, onAuthChange, request, setApiKey } from './api.js';
 import { CamerasPage } from './cameras.js';
+import { DatasetsPage } from './datasets.js';
 import { ExperimentsPage } from './experiments.js';
 import { LivePage } from './live.js';
 import { ModelsPage } from './models.js';
+import { MonitoringPage } from './monitoring.js';
 import { PredictPage } from './predict.js';
 import { StatusPage } from './status.js';
 
 const kReadyPollMs = 5000;
-const kPages = ['predict', 'live', 'cameras', 'status', 'experiments', 'models'];
+const kPages = ['predict', 'live', 'cameras', 'status', 'experiments', 'models', 'datasets', 'monitoring'];
 
 const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
 
@@ -65,6 +67,8 @@ function main() {
   const cameras = new CamerasPage(byTestId('page-cameras'));
   const experiments = new ExperimentsPage(byTestId('page-experiments'));
   const models = new ModelsPage(byTestId('page-models'));
+  const datasets = new DatasetsPage(byTestId('page-datasets'));
+  const monitoring = new MonitoringPage(byTestId('page-monitoring'));
   // null until /v1/models answered: false on `vigil ui`, which serves no model.
   let modelServed = null;
   let watchesCameras = false;  // asked only when no model is served: it decides the first page
@@ -106,6 +110,8 @@ function main() {
     else status.hide();
     if (name === 'experiments') experiments.show(arg);
     if (name === 'models') models.show(arg);
+    if (name === 'datasets') datasets.show(arg);
+    if (name === 'monitoring') monitoring.show();
   }
   window.addEventListener('hashchange', showPage);
   showPage();

@@ -2,11 +2,19 @@
 // metrics and lineage (GET /v1/registry/models/{name}) and its aliases as badges. "Set alias" (promote)
 // moves an alias such as `production` onto a version after a dialog that says from which version to which;
 // removing an alias asks first too. Both need the API key when the server has one.
+// Retrain (POST /v1/retrain, with the server's --set retrain_config) starts a champion/challenger job; its
+// progress is polled every second from GET /v1/jobs/{id} (the server has no stream for jobs) until it ends,
+// Cancel sends DELETE, and the end shows the decision with both scores. A job already running when the page
+// opens is picked up again.
 
 import { ApiError, getJson, request } from './api.js';
 import { byTestId, confirmDialog, el, fmtBytes, fmtTime, fmtValue, kvList } from './dom.js';
 
 const kAliasPattern = /^[A-Za-z0-9_-]{1,100}$/;
+const kJobPollMs = 1000;
+const kDatasetRef = /^[A-Za-z0-9._-]{1,128}(@[0-9a-f]{6,64})?$/;
+const kTimeBudget = /^[0-9]+(\.[0-9]+)?[smh]?$/;
+const kActiveStates = ['queued', 'running'];
 const kSuggestedAliases = ['production', 'staging', 'champion', 'challenger'];
 
 function describe(err) {
@@ -89,6 +97,7 @@ export class ModelsPage {
     this.current = null;  // the shown model's detail
     this.generation = 0;
     byTestId(root, 'models-refresh').addEventListener('click', () => this.show(this.current?.name));
+    this.retrain = new RetrainPanel(byTestId(root, 'retrain'), () => this.show(this.current?.name));
   }
 
   showError(message) {
@@ -102,6 +111,7 @@ export class ModelsPage {
 
   /** Called when the page is shown; `name` (from #models/NAME) picks the model. */
   async show(name) {
+    this.retrain.show();
     try {
       this.models = await getJson('/v1/registry/models');
       this.showError('');
@@ -233,5 +243,204 @@ export class ModelsPage {
       this.showError(`Removing ${alias}: ${describe(err)}`);
     }
     await this.show(model.name);
+  }
+}
+
+/** The request body from the form: only the fields filled in (the server's config decides the rest). */
+function retrainBody(form) {
+  const body = {};
+  const value = (id) => form.elements[id].value.trim();
+  const dataset = value('retrain-dataset');
+  if (dataset) {
+    if (!kDatasetRef.test(dataset)) throw new Error('Dataset version: a dataset name or name@id (6 or more hex digits).');
+    body.dataset = dataset;
+  }
+  for (const [id, key, lo] of [['retrain-epochs', 'epochs', 1], ['retrain-seed', 'seed', 0]]) {
+    if (!value(id)) continue;
+    const n = Number(value(id));
+    if (!Number.isInteger(n) || n < lo || n > 100000) throw new Error(`${key}: a whole number from ${lo} to 100000.`);
+    body[key] = n;
+  }
+  const time = value('retrain-time');
+  if (time) {
+    if (!kTimeBudget.test(time)) throw new Error('Time budget: a number of seconds, or with s, m or h (90s, 30m, 1.5h).');
+    body.time = time;
+  }
+  const delta = Number(value('retrain-min-delta') || 0);
+  if (!(Math.abs(delta) <= 1)) throw new Error('Min. gain: a number from -1 to 1.');
+  if (delta !== 0) body.min_delta = delta;
+  if (value('retrain-metric') !== 'auto') body.metric = value('retrain-metric');
+  return body;
+}
+
+/** The champion/challenger outcome of an ended job, in words. */
+function decisionText(job) {
+  const score = (side) => (side && typeof side.score === 'number' ? fmtValue(side.score) : '—');
+  const metric = job.metric ?? 'score';
+  const ch = job.challenger;
+  const champ = job.champion;
+  switch (job.state) {
+    case 'promoted':
+      return champ
+        ? `Promoted: challenger version ${ch?.version} (${metric} ${score(ch)}) beat champion version ${champ.version} ` +
+          `(${metric} ${score(champ)}); ${job.model}@${job.alias} now points at version ${ch?.version}.`
+        : `Promoted: version ${ch?.version} (${metric} ${score(ch)}) is the first champion of ${job.model}@${job.alias}.`;
+    case 'kept':
+      return `Kept the champion: version ${champ?.version} (${metric} ${score(champ)}) against challenger version ` +
+        `${ch?.version} (${metric} ${score(ch)}); ${job.model}@${job.alias} did not move.`;
+    case 'cancelled':
+      return `Cancelled: no alias moved (${job.model}@${job.alias} is unchanged).`;
+    default:
+      return `Failed${job.exit_code !== undefined ? ` (exit ${job.exit_code})` : ''}: ${job.error || job.reason || 'see the log below'}. ` +
+        'No alias moved.';
+  }
+}
+
+/** The per-epoch rows of the training run (results.csv): epoch, losses, metrics, learning rate. */
+function progressTable(rows) {
+  if (!rows?.length) return el('p', { class: 'hint', 'data-testid': 'job-progress-none', text: 'No epoch finished yet.' });
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  return el('div', { class: 'table-wrap' }, el('table', { class: 'grid', 'data-testid': 'job-progress' },
+    el('thead', {}, el('tr', {}, keys.map((k) => el('th', { scope: 'col', class: 'mono', text: k })))),
+    el('tbody', {}, rows.map((r) => el('tr', { 'data-testid': 'job-progress-row', 'data-epoch': r.epoch },
+      keys.map((k) => el('td', { class: 'num', text: fmtValue(r[k]) })))))));
+}
+
+class RetrainPanel {
+  /** `onEnded` reloads the registry: an ended job has registered a version and may have moved the alias. */
+  constructor(root, onEnded) {
+    this.root = root;
+    this.form = byTestId(root, 'retrain-form');
+    this.errorBox = byTestId(root, 'retrain-error');
+    this.jobBox = byTestId(root, 'job');
+    this.onEnded = onEnded;
+    this.jobId = null;
+    this.timer = null;
+    this.form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.start();
+    });
+  }
+
+  showError(message) {
+    this.errorBox.textContent = message;
+    this.errorBox.hidden = !message;
+  }
+
+  setOff(off) {
+    byTestId(this.root, 'retrain-off').hidden = !off;
+    for (const c of this.form.elements) c.disabled = off;
+  }
+
+  /** Whether retraining is on (404 = off), the datasets for the picker, and a job still running. */
+  async show() {
+    let jobs;
+    try {
+      jobs = (await getJson('/v1/jobs')).jobs ?? [];
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) this.setOff(true);
+      else this.showError(`Retrain jobs: ${describe(err)}`);
+      return;
+    }
+    this.setOff(false);
+    getJson('/v1/datasets').then(({ datasets }) => {
+      const refs = [...new Set((datasets ?? []).flatMap((d) => [d.name, `${d.name}@${d.short_id}`]))];
+      this.form.querySelector('datalist').replaceChildren(...refs.map((r) => el('option', { value: r })));
+    }).catch(() => {});  // only suggestions
+    const active = jobs.find((j) => kActiveStates.includes(j.state));
+    const latest = active ?? (this.jobId ? null : jobs[0]);
+    if (latest && latest.id !== this.jobId) this.follow(latest.id);
+  }
+
+  async start() {
+    let body;
+    try {
+      body = retrainBody(this.form);
+    } catch (err) {
+      this.showError(err.message);
+      return;
+    }
+    const button = byTestId(this.root, 'retrain-start');
+    button.disabled = true;
+    try {
+      const res = await request('/v1/retrain', { method: 'POST', body: JSON.stringify(body),
+        headers: { 'Content-Type': 'application/json' } });
+      const started = await res.json();
+      this.showError('');
+      byTestId(this.root, 'retrain-target').textContent = `challengers join ${started.model}; champion ${started.model}@${started.alias}`;
+      this.follow(started.job);
+    } catch (err) {
+      this.showError(`Retrain: ${describe(err)}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  /** Polls the job every second until it ends. */
+  follow(id) {
+    clearTimeout(this.timer);
+    this.jobId = id;
+    const poll = async () => {
+      if (this.jobId !== id) return;
+      let job;
+      try {
+        job = await getJson(`/v1/jobs/${encodeURIComponent(id)}`);
+      } catch (err) {
+        this.showError(`Job ${id}: ${describe(err)}`);
+        this.timer = setTimeout(poll, kJobPollMs * 3);
+        return;
+      }
+      if (this.jobId !== id) return;
+      this.render(job);
+      if (kActiveStates.includes(job.state)) this.timer = setTimeout(poll, kJobPollMs);
+      else if (this.wasActive) {
+        this.wasActive = false;
+        this.onEnded();
+      }
+    };
+    this.wasActive = false;
+    poll();
+  }
+
+  async cancel(job) {
+    try {
+      await request(`/v1/jobs/${encodeURIComponent(job.id)}`, { method: 'DELETE' });
+      this.showError('');
+    } catch (err) {
+      this.showError(`Cancel ${job.id}: ${describe(err)}`);
+    }
+  }
+
+  render(job) {
+    const active = kActiveStates.includes(job.state);
+    if (active) this.wasActive = true;
+    const cancel = active ? el('button', { type: 'button', class: 'danger', 'data-testid': 'job-cancel', text: 'Cancel job' }) : null;
+    cancel?.addEventListener('click', () => {
+      cancel.disabled = true;
+      cancel.textContent = 'Cancelling…';
+      this.cancel(job);
+    });
+    const last = job.progress?.at(-1);
+    const epochs = job.progress?.length ? `epoch ${last.epoch ?? job.progress.length}` : 'starting';
+    this.jobBox.hidden = false;
+    this.jobBox.dataset.state = job.state;
+    this.jobBox.dataset.id = job.id;
+    this.jobBox.replaceChildren(...[
+      el('header', { class: 'panel-head' },
+        el('h3', {}, 'Job ', el('span', { class: 'mono', 'data-testid': 'job-id', text: job.id })),
+        el('span', { class: 'status-badge', 'data-testid': 'job-state', 'data-status': job.state, text: job.state }),
+        active ? el('span', { class: 'sub', 'data-testid': 'job-epoch', text: epochs }) : null,
+        cancel),
+      kvList([
+        ['model', `${job.model}@${job.alias}`],
+        ['request', el('span', { class: 'mono', text: (job.request?.set ?? []).join(' ') || '(the config as it is)' })],
+        ['queued', job.queued], ['started', job.started], ['finished', job.finished],
+      ]),
+      active ? null : el('p', { class: 'job-decision', 'data-testid': 'job-decision', 'data-state': job.state,
+        text: decisionText(job) }),
+      progressTable(job.progress),
+      job.log_tail ? el('details', { class: 'job-log' }, el('summary', { text: 'Log (last 8 KiB)' }),
+        el('pre', { 'data-testid': 'job-log', text: job.log_tail })) : null,
+    ].filter(Boolean));
   }
 }

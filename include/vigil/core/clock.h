@@ -12,6 +12,9 @@ namespace vigil {
 /// The current UTC time as ISO 8601 to the second, e.g. "2026-12-05T20:43:27Z".
 std::string utc_now();
 
+/// The current time in Unix milliseconds (what the store and the prediction log keep).
+int64_t unix_now_ms();
+
 /// Unix milliseconds as ISO 8601 UTC to the millisecond, e.g. "2026-12-05T20:43:27.120Z".
 std::string format_utc_ms(int64_t ms);
 

@@ -11,13 +11,14 @@
 #include <utility>
 #include <vector>
 
+#include "vigil/core/html.h"
 #include "vigil/eval/classification_metrics.h"
 #include "vigil/eval/eval_plots.h"
 
 namespace vigil::eval {
 
-/// Escapes &, <, >, " and ' so any text is safe in element content and quoted attributes.
-std::string html_escape(std::string_view text);
+/// core/html.h's escaping, by the name eval's pages have always used.
+using vigil::html_escape;
 
 /// One picture of the sample gallery.
 struct GalleryItem {

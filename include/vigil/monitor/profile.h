@@ -7,20 +7,35 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include <opencv2/core/mat.hpp>
 
 #include "vigil/monitor/image_stats.h"
 
 namespace vigil::monitor {
 
+/// What the model answered for one reference image: the output distribution traffic is compared with, the
+/// model against itself, so a shift in its answers shows even where the data's labels and its answers differ.
+struct ModelOutput {
+  std::vector<std::string> labels;  ///< classification: the top-1 class; detection: one per box
+  std::vector<double> scores;       ///< classification: the top-1 probability; detection: one per box
+};
+
 struct ProfileRow {
   ImageStats stats;
-  std::vector<std::string> labels;  ///< classification: one; detection: one per box (maybe none)
+  std::vector<std::string> labels;    ///< classification: one; detection: one per box (maybe none)
+  std::optional<ModelOutput> output;  ///< the model's answer, when the profile was made with a model
 };
+
+/// Predicts one decoded (BGR) image for a profile; supplied by the caller (monitor stays torch-free).
+using ProfilePredict = std::function<ModelOutput(const cv::Mat& bgr)>;
 
 struct Profile {
   std::string source;  ///< the dataset it was made from
+  std::string model;   ///< the model whose answers `output` holds ("" = none)
   std::string task;    ///< "classification" or "detection"
   std::vector<std::string> classes;
   std::vector<ProfileRow> rows;
@@ -30,8 +45,10 @@ struct Profile {
 /// Reads the dataset at `root` (format "auto" or a name) and profiles at most `max_images` of its images
 /// (evenly spread; 0 = all). `progress(done, total)` is called as it goes. Throws what read_dataset throws
 /// for a folder that is not a dataset; an undecodable image is skipped, counted and named in the log.
+/// With `predict`, every profiled image's row also gets the model's answer (ProfileRow::output).
 Profile profile_dataset(const std::filesystem::path& root, const std::string& format = "auto",
-                        size_t max_images = 0, const std::function<void(size_t, size_t)>& progress = {});
+                        size_t max_images = 0, const std::function<void(size_t, size_t)>& progress = {},
+                        const ProfilePredict& predict = {});
 
 nlohmann::json to_json(const Profile& p);
 /// Reads what to_json wrote; InvalidArgument naming the field for anything else.

@@ -5,8 +5,10 @@
 /// column.
 ///
 /// Columns: every image statistic; "label" (a classifier's predicted class, a detector's box labels) against
-/// the reference data's own labels, so a shift in what the model answers shows even without feedback; and for
-/// detectors "boxes_per_image".
+/// the model's own answers on the reference images when the profile has them (`vigil monitor profile
+/// --model`), else against the reference data's labels, so a shift in what the model answers shows even
+/// without feedback; "score" (top-1 or box scores) when the profile has the answers; and for detectors
+/// "boxes_per_image".
 
 #include <nlohmann/json_fwd.hpp>
 

@@ -67,11 +67,21 @@ struct ServeOptions {
   int monitor_min_current = 30;            ///< fewer logged predictions: no verdict
   std::string monitor_webhook;             ///< POST drift / drift_resolved alerts here
   std::string monitor_webhook_secret_env;  ///< environment variable with the alerts' HMAC key
+  /// Registry webhooks (serve/registry_notifier.h): every registry change of the workspace store is POSTed
+  /// here, by exactly one of the servers sharing the store ("" = off).
+  std::string registry_webhook;
+  std::string registry_webhook_secret_env;  ///< environment variable with their HMAC key
   /// POST /v1/retrain (serve/retrain_jobs.h): the training config jobs start from ("" = retraining off), the
   /// registered model challengers join (default: the served NAME of NAME@alias) and the champion's alias.
   std::string retrain_config;
   std::string retrain_model;
   std::string retrain_alias;
+  /// The accident seed's routes (routes_accident.cpp): the dataset POST /upload adds versions to (each holds
+  /// one upload's files; never the training dataset itself, whose newest version a retrain config names and
+  /// whose split a new version would not have), and the class whose probability POST /predict answers ("" =
+  /// the class named like "Accident", case, '_' and ' ' ignored).
+  std::string upload_dataset = "uploads";
+  std::string positive_class;
   /// A registered model served by reference (NAME@alias, NAME = latest) is resolved again every this many
   /// seconds and reloaded when it means another version: replicas sharing a store follow an alias move
   /// (0 = only on SIGHUP or POST /v1/models/NAME/load).
@@ -126,9 +136,16 @@ struct ServeOptions {
     v("monitor_webhook", monitor_webhook, "URL that drift and drift_resolved alerts are POSTed to");
     v("monitor_webhook_secret_env", monitor_webhook_secret_env,
       "environment variable with the alerts' HMAC key");
+    v("registry_webhook", registry_webhook,
+      "URL each registry change (new version, alias moved or deleted) is POSTed to");
+    v("registry_webhook_secret_env", registry_webhook_secret_env,
+      "environment variable with the registry webhook's HMAC key");
     v("retrain_config", retrain_config, "training config of POST /v1/retrain jobs ('' = retraining off)");
     v("retrain_model", retrain_model, "registered model challengers join (default: the served NAME@alias's)");
     v("retrain_alias", retrain_alias, "the champion's alias (default: the served alias, else production)");
+    v("upload_dataset", upload_dataset, "dataset POST /upload adds versions to (default uploads)");
+    v("positive_class", positive_class,
+      "class whose probability POST /predict answers (default: the class named like Accident)");
     v("follow_alias_s", follow_alias_s,
       "seconds between re-resolving a served NAME@alias; another version is hot-reloaded (0 = off)");
   }

@@ -116,6 +116,21 @@ struct ModelVersion {
   std::vector<std::string> aliases;  ///< aliases pointing at this version
 };
 
+/// One change of the registry, named as MLflow's registry webhooks name them: registered_model.created,
+/// model_version.created, model_version.deleted, model_version_alias.created (also when an alias moves;
+/// `previous_version` then says from where), model_version_alias.deleted. payload_json is MLflow's payload
+/// for the event (name, version as a string, alias, source, run_id, description, ...).
+struct RegistryEvent {
+  int64_t id = 0;
+  int64_t time_ms = 0;
+  std::string event;
+  std::string name;
+  int version = 0;
+  std::string alias;
+  std::string payload_json;
+  std::string claimed_by;  ///< "" until a server took it for delivery
+};
+
 struct RegisteredModel {
   std::string name;
   int64_t created_ms = 0, updated_ms = 0;

@@ -98,6 +98,12 @@ class Store {
   /// The version of `name` whose file has this hash, if any (import is idempotent).
   std::optional<ModelVersion> find_model_version_by_hash(const std::string& name, const std::string& sha256);
 
+  /// The registry's changes after event `after_id` and not older than `since_ms`, oldest first, at most
+  /// `limit`: each registration, alias move and deletion writes one in the same transaction as the change.
+  std::vector<RegistryEvent> registry_events(int64_t after_id, int64_t since_ms, int limit);
+  /// Marks an event as taken by `claimant` for delivery; true for exactly one claimant across processes.
+  bool claim_registry_event(int64_t id, const std::string& claimant);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

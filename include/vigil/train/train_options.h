@@ -198,6 +198,9 @@ bool metric_maximize(const TrainOptions& options);
 std::string resolved_stop_metric(const TrainOptions& options);
 /// True when a larger early-stopping metric is better (early_stopping.mode, or from the metric).
 bool stop_metric_maximize(const TrainOptions& options);
+/// The metric a plateau schedule watches (schedule.metric, or the early-stopping metric) and its direction.
+std::string plateau_metric(const TrainOptions& options);
+bool plateau_metric_maximize(const TrainOptions& options);
 /// `time` in seconds, 0 when there is no budget. Throws InvalidArgument on a malformed value.
 double time_budget_seconds(const std::string& time);
 /// The results.csv column of an early-stopping metric ("fitness" -> "fitness", "mAP50" ->

@@ -78,7 +78,9 @@ std::string request(const std::string& method, const std::string& path, bool wit
 
 /// A path of a route's label with every {parameter} filled in.
 std::string example_path(const std::string& label) {
-  return std::regex_replace(label, std::regex(R"(\{[^}]*\})"), "x");
+  // Ids are hexadecimal (dataset versions, predictions, events): one that every id pattern takes.
+  const std::string ids = std::regex_replace(label, std::regex(R"(\{id\})"), "abcdef012345");
+  return std::regex_replace(ids, std::regex(R"(\{[^}]*\})"), "x");
 }
 
 /// The methods of every route whose pattern matches `path`.

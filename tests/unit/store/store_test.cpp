@@ -199,9 +199,29 @@ TEST_P(StoreTest, ANewerSchemaIsRefusedAndLeftAlone) {
     if (rc != 0) GTEST_SKIP() << "the sqlite3 command line is absent: " << out;
   }
   const std::string msg = error_of([&] { Store{Workspace(dir.path())}; });
-  EXPECT_NE(msg.find("written by a newer vigil (schema 99; this vigil knows up to 1)"), std::string::npos)
+  EXPECT_NE(msg.find("written by a newer vigil (schema 99; this vigil knows up to 2)"), std::string::npos)
       << msg;
   EXPECT_THROW(Store{Workspace(dir.path())}, DataError);
+}
+
+// A store written by the vigil before the registry outbox (schema 1) gains the registry_events table on open.
+TEST_P(StoreTest, AVersion1StoreIsMigratedToTheRegistryOutbox) {
+  TempDir dir;
+  { Store s{Workspace(dir.path())}; }
+  if (postgres()) {
+    ASSERT_EQ(pg_->psql(url_,
+                        "DROP TABLE registry_events; UPDATE vigil_meta SET value = '1' WHERE key = "
+                        "'schema_version'")
+                  .first,
+              0);
+  } else {
+    const auto [rc, out] = testing::run_shell("sqlite3 '" + (dir / "vigil.db").string() +
+                                              "' 'DROP TABLE registry_events; PRAGMA user_version = 1'");
+    if (rc != 0) GTEST_SKIP() << "the sqlite3 command line is absent: " << out;
+  }
+  Store s{Workspace(dir.path())};
+  EXPECT_TRUE(s.registry_events(0, 0, 10).empty());  // the table is back (a missing one would throw)
+  EXPECT_FALSE(s.claim_registry_event(1, "nobody")) << "no such event";
 }
 
 TEST_P(StoreTest, ABadStoreUrlIsAClearError) {
@@ -273,8 +293,8 @@ TEST_P(MlflowExportTest, WritesTheFileStoreLayout) {
   EXPECT_NE(exp_meta.find("experiment_id: '1'"), std::string::npos) << exp_meta;
   const fs::path run = exp / id;
   const std::string meta = read_file(run / "meta.yaml");
-  for (const std::string want : {"run_id: " + id, "run_uuid: " + id, std::string("status: 5"),
-                                 std::string("run_name: masks cnn"), std::string("lifecycle_stage: active")})
+  for (const std::string& want : {"run_id: " + id, "run_uuid: " + id, std::string("status: 5"),
+                                  std::string("run_name: masks cnn"), std::string("lifecycle_stage: active")})
     EXPECT_NE(meta.find(want), std::string::npos) << want << "\n" << meta;
   EXPECT_EQ(read_file(run / "params/optimizer.lr"), "0.001");
   EXPECT_EQ(read_file(run / "metrics/train/loss"), "1000 0.9 1\n2000 0.5 2\n");

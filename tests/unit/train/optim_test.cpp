@@ -2,10 +2,14 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
+#include <limits>
 
 #include "vigil/core/config.h"
 #include "vigil/core/error.h"
+#include "vigil/core/fs.h"
 #include "vigil/model/checkpoint.h"
 #include "vigil/train/early_stopping.h"
 #include "vigil/train/optim.h"
@@ -16,6 +20,7 @@ namespace {
 using vigil::train::EarlyStopping;
 using vigil::train::LrSchedule;
 using vigil::train::OptimizerOptions;
+using vigil::train::PlateauReducer;
 using vigil::train::ScheduleOptions;
 
 OptimizerOptions optimizer(const std::string& name, double lr, double wd = 0.0) {
@@ -224,6 +229,73 @@ TEST(EarlyStopping, JsonRoundTripContinuesIdentically) {
   EXPECT_EQ(EarlyStopping::from_json(inf.to_json()).best(), -std::numeric_limits<double>::infinity());
   EXPECT_THROW(EarlyStopping::from_json("{\"patience\": 3}"), vigil::DataError);
   EXPECT_THROW(EarlyStopping::from_json("not json"), vigil::DataError);
+}
+
+}  // namespace
+
+namespace {
+
+// PlateauReducer is torch.optim.lr_scheduler.ReduceLROnPlateau: every case of plateau_cases.json
+// (gen_plateau_expected.py, run through PyTorch) gives the same learning rate after every epoch.
+TEST(PlateauReducer, EqualsTorchReduceLROnPlateauOnEveryCase) {
+  const auto doc = nlohmann::json::parse(vigil::read_file(vigil::fs::path(VIGIL_SOURCE_DIR) / "tests" /
+                                                          "unit" / "train" / "plateau_cases.json"));
+  ASSERT_GE(doc.at("cases").size(), 9u);
+  for (const auto& c : doc.at("cases")) {
+    const auto& k = c.at("options");
+    ScheduleOptions s;
+    s.name = "plateau";
+    s.factor = k.at("factor").get<double>();
+    s.patience = k.at("patience").get<int>();
+    s.threshold = k.at("threshold").get<double>();
+    s.threshold_mode = k.at("threshold_mode").get<std::string>();
+    s.cooldown = k.at("cooldown").get<int>();
+    s.min_lr = k.at("min_lr").get<double>();
+    PlateauReducer r(s, c.at("base_lr").get<double>(), k.at("mode").get<std::string>() == "max");
+    const auto& metrics = c.at("metrics");
+    const auto& lrs = c.at("lr");
+    ASSERT_EQ(metrics.size(), lrs.size());
+    for (size_t i = 0; i < metrics.size(); ++i) {
+      const double m =
+          metrics[i].is_null() ? std::numeric_limits<double>::quiet_NaN() : metrics[i].get<double>();
+      r.step(m);
+      EXPECT_NEAR(r.lr(), lrs[i].get<double>(), 1e-12 * lrs[i].get<double>())
+          << c.at("name").get<std::string>() << ", epoch " << i + 1;
+    }
+  }
+}
+
+TEST(PlateauReducer, JsonRoundTripContinuesIdentically) {
+  ScheduleOptions s;
+  s.name = "plateau";
+  s.patience = 1;
+  s.cooldown = 1;
+  s.factor = 0.5;
+  PlateauReducer a(s, 0.1, /*maximize=*/false);
+  for (double m : {1.0, 0.9, 0.95, 0.96}) a.step(m);
+  auto b = PlateauReducer::from_json(a.to_json());
+  for (double m : {0.97, 0.98, 0.99, 0.5, 0.6, 0.7}) {
+    EXPECT_EQ(a.step(m), b.step(m));
+    EXPECT_DOUBLE_EQ(a.lr(), b.lr());
+    EXPECT_EQ(a.num_bad_epochs(), b.num_bad_epochs());
+  }
+  EXPECT_GE(a.reductions(), 2);
+  EXPECT_THROW(PlateauReducer::from_json("{\"lr\": 1}"), vigil::DataError);
+}
+
+TEST(PlateauReducer, BadOptionsNameTheField) {
+  ScheduleOptions s;
+  s.name = "plateau";
+  s.factor = 1.5;
+  try {
+    s.validate();
+    FAIL() << "factor 1.5 accepted";
+  } catch (const vigil::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("schedule.factor"), std::string::npos) << e.what();
+  }
+  s.factor = 0.1;
+  s.threshold_mode = "relative";
+  EXPECT_THROW(s.validate(), vigil::InvalidArgument);
 }
 
 }  // namespace

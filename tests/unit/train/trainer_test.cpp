@@ -192,6 +192,42 @@ TEST_F(TrainerTest, InterruptedAndResumedEqualsUninterrupted) {
   EXPECT_EQ(csv_lines(straight.run_dir / "results.csv"), csv_lines(r3.run_dir / "results.csv"));
 }
 
+TEST_F(TrainerTest, PlateauScheduleReducesTheLrAndResumesWithItsState) {
+  // An absolute threshold of 10 makes every epoch after the first a bad one: with patience 0 the learning
+  // rate halves after epochs 2 and 3, so epochs 1..4 train at 1e-3, 1e-3, 5e-4 and 2.5e-4.
+  auto o = small_cnn_options("plateau");
+  o.epochs = 4;
+  o.schedule.name = "plateau";
+  o.schedule.warmup_iters = 0;
+  o.schedule.metric = "val_loss";
+  o.schedule.patience = 0;
+  o.schedule.factor = 0.5;
+  o.schedule.threshold = 10;
+  o.schedule.threshold_mode = "abs";
+  const auto straight = Trainer(ws, o, quiet()).run();
+  const auto lines = csv_lines(straight.run_dir / "results.csv");
+  ASSERT_EQ(lines.size(), 5u);
+  std::vector<double> lrs;
+  for (size_t i = 1; i < lines.size(); ++i)
+    lrs.push_back(std::stod(std::string(trim(split(lines[i], ',').back()))));
+  const std::vector<double> expected = {1e-3, 1e-3, 5e-4, 2.5e-4};
+  ASSERT_EQ(lrs.size(), expected.size());
+  for (size_t i = 0; i < lrs.size(); ++i) EXPECT_NEAR(lrs[i], expected[i], 1e-9) << "epoch " << i + 1;
+
+  // Stopped inside epoch 3 and resumed: the reduced learning rate and the bad-epoch count come back from
+  // last.ckpt, so the rows and the weights equal the uninterrupted run's.
+  o.name = "plateau_stopped";
+  const auto r1 = Trainer(ws, o, quiet(/*stop_after=*/9)).run();
+  ASSERT_TRUE(r1.interrupted);
+  const auto r2 = Trainer::resume(ws, r1.run_dir, {}, quiet())->run();
+  EXPECT_FALSE(r2.interrupted);
+  EXPECT_EQ(csv_lines(straight.run_dir / "results.csv"), csv_lines(r2.run_dir / "results.csv"));
+  expect_same_weights(straight.last_checkpoint, r2.last_checkpoint);
+
+  o.schedule.metric = "mAP50";  // a detector's metric on a classifier
+  EXPECT_THROW(Trainer(ws, o, quiet()), vigil::InvalidArgument);
+}
+
 TEST_F(TrainerTest, InterruptFlagStopsAfterTheCurrentStep) {
   auto o = small_cnn_options("flag");
   request_interrupt();  // as if Ctrl-C came during the first step
