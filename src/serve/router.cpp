@@ -32,6 +32,13 @@ const std::vector<std::pair<const Route*, std::regex>>& compiled_routes() {
 
 }  // namespace
 
+ParamLookup query_of(const httplib::Request& req) {
+  return [&req](const char* name) -> std::optional<std::string> {
+    if (!req.has_param(name)) return std::nullopt;
+    return req.get_param_value(name);
+  };
+}
+
 const std::vector<Route>& all_routes() {
   static const std::vector<Route> kAll = [] {
     std::vector<Route> all;

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "vigil/core/workspace.h"
+#include "vigil/serve/event_query.h"
 #include "vigil/serve/server.h"
 
 namespace vigil::serve {
@@ -39,6 +41,10 @@ const std::vector<Route>& camera_routes();
 const std::vector<Route>& job_routes();
 /// The table of routes_datasets.cpp: the workspace's datasets and bulk upload.
 const std::vector<Route>& dataset_routes();
+/// The request's query parameters as the typed readers of serve/event_query.h take them.
+ParamLookup query_of(const httplib::Request& req);
+/// The server's workspace (the dataset routes' store); 503 when the server has none.
+Workspace workspace_of(const Server::Impl& impl);
 /// One dataset ingest at a time per server (versions of one name are appended to one index file): every
 /// upload route takes this lock.
 std::mutex& dataset_ingest_mutex();

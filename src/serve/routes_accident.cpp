@@ -50,13 +50,6 @@ double round6(double v) {
   return std::round(v * 1e6) / 1e6;
 }
 
-ParamLookup query_of(const Req& req) {
-  return [&req](const char* name) -> std::optional<std::string> {
-    if (!req.has_param(name)) return std::nullopt;
-    return req.get_param_value(name);
-  };
-}
-
 /// Lower case without '_', ' ' and '-': "Non_Accident", "non accident" and "NonAccident" are one name.
 std::string class_key(std::string_view name) {
   std::string key;
@@ -329,12 +322,6 @@ void accident_retrain(Server::Impl& impl, const Req& req, Res& res) {
                   {"decision", decision},
                   {"job", job_summary(job)},
                   {"url", "/v1/jobs/" + id}});
-}
-
-Workspace workspace_of(const Server::Impl& impl) {
-  if (impl.options.workspace.empty())
-    throw_http(503, "unavailable", "this server has no workspace, so it keeps no datasets");
-  return Workspace(impl.options.workspace);
 }
 
 /// The served model's training dataset version, by its lineage; nullopt when it has none in this store.

@@ -42,13 +42,6 @@ constexpr auto kHeartbeat = std::chrono::seconds(10);
 /// How long a stream waits at most before it looks at `stopping` again.
 constexpr auto kPoll = std::chrono::milliseconds(100);
 
-ParamLookup query_of(const Req& req) {
-  return [&req](const char* name) -> std::optional<std::string> {
-    if (!req.has_param(name)) return std::nullopt;
-    return req.get_param_value(name);
-  };
-}
-
 /// The server's watcher, knowing `camera`; 404 naming the camera (and the cameras there are) otherwise.
 video::Watcher& watcher_with(Server::Impl& impl, const std::string& camera) {
   if (!impl.watcher)

@@ -39,12 +39,6 @@ constexpr const char* kDatasetPath = R"(/v1/datasets/([A-Za-z0-9._-]{1,128}))";
 constexpr const char* kVersionPath = R"(/versions/([0-9a-f]{6,64}))";
 constexpr size_t kMaxIssuesShown = 50;
 
-Workspace workspace_of(const Server::Impl& impl) {
-  if (impl.options.workspace.empty())
-    throw_http(503, "unavailable", "this server has no workspace, so it keeps no datasets");
-  return Workspace(impl.options.workspace);
-}
-
 json version_json(const data::DatasetVersion& v) {
   return {{"name", v.name},           {"id", v.id},
           {"short_id", v.short_id()}, {"task", data::task_name(v.task)},
@@ -241,6 +235,12 @@ void get_version_image(Server::Impl& impl, const Req& req, Res& res) {
 }
 
 }  // namespace
+
+Workspace workspace_of(const Server::Impl& impl) {
+  if (impl.options.workspace.empty())
+    throw_http(503, "unavailable", "this server has no workspace, so it keeps no datasets");
+  return Workspace(impl.options.workspace);
+}
 
 std::mutex& dataset_ingest_mutex() {
   static std::mutex m;

@@ -22,13 +22,6 @@ using Res = httplib::Response;
 constexpr const char* kPredictionPath = R"(/v1/predictions/([A-Za-z0-9._-]{1,64}))";
 constexpr size_t kMaxFeedbackBoxes = 1000;
 
-ParamLookup query_of(const Req& req) {
-  return [&req](const char* name) -> std::optional<std::string> {
-    if (!req.has_param(name)) return std::nullopt;
-    return req.get_param_value(name);
-  };
-}
-
 store::PredictionLog& log_of(Server::Impl& impl) {
   if (!impl.recorder)
     throw_http(
