@@ -6,7 +6,8 @@
 # request has its row: rows in the workspace log >= 200 answers counted by wrk (0 lost rows for accepted requests;
 # a few more rows than answers are the requests in flight when wrk stopped).
 #
-# Usage: bench/prediction_log.sh [build-dir]   env: SECONDS_PER_RUN (20), ROUNDS (3), CONCURRENCY (4), THREADS
+# Usage: bench/prediction_log.sh [build-dir]   env: SECONDS_PER_RUN (20), ROUNDS (3), CONCURRENCY (4), THREADS,
+#        MODEL (mask_small_cnn: the worst case, where the request is mostly decoding; or e.g. mobilenet_v2)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -25,11 +26,14 @@ server_pid=""
 cleanup() { [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-# The served model: the mask seed's small CNN on 100x100 inputs (seeded weights), so the request path (decode,
-# statistics, logging) is a large share of each request and the log's cost shows rather than hides.
-PYTHONPATH="$repo/tests/parity" /usr/bin/python3 "$here/models_ref.py" prepare "$work" mask_small_cnn
-"$vigil" --workspace "$work/ws0" --log-level warn weights import "$work/mask_small_cnn/weights.pth" \
-  --arch mask_small_cnn --class-names with_mask,without_mask --output "$work/mask.vgm" >/dev/null
+# The served model: by default the mask seed's small CNN on 100x100 inputs (seeded weights), so the request path
+# (decode, statistics, logging) is a large share of each request and the log's cost shows rather than hides.
+arch="${MODEL:-mask_small_cnn}"
+PYTHONPATH="$repo/tests/parity" /usr/bin/python3 "$here/models_ref.py" prepare "$work" "$arch"
+names=()
+[[ $arch == mask_small_cnn ]] && names=(--class-names with_mask,without_mask)
+"$vigil" --workspace "$work/ws0" --log-level warn weights import "$work/$arch/weights.pth" \
+  --arch "$arch" "${names[@]}" --output "$work/mask.vgm" >/dev/null
 /usr/bin/python3 "$here/seed_weights.py" --image-only "$work/img.jpg" 2>/dev/null ||
   /usr/bin/python3 -c "
 import numpy as np, cv2; rng = np.random.default_rng(0)
@@ -64,10 +68,10 @@ for ((round = 1; round <= rounds; round++)); do
   done
 done
 
-/usr/bin/python3 - "$results" "$conc" "$THREADS" <<'PY'
+/usr/bin/python3 - "$results" "$conc" "$THREADS" "$arch" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(f"\nprediction log cost: mask_small_cnn, raw 640x480 JPEG to /v1/predict, concurrency {sys.argv[2]}, "
+print(f"\nprediction log cost: {sys.argv[4]}, raw 640x480 JPEG to /v1/predict, concurrency {sys.argv[2]}, "
       f"threads {sys.argv[3]}; median over rounds")
 head = f"{'log':7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs off':>7} {'answered':>9} {'rows':>8} {'lost':>5}"
 print(head)

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "vigil/monitor/report.h"
 #include "vigil/store/model_ref.h"
 #include "vigil/store/prediction_log.h"
+#include "vigil/train/run_profile.h"
 
 namespace vigil::cli {
 
@@ -35,6 +37,8 @@ struct MonitorArgs {
   size_t max_images = 0;
   std::string model, version, reference, since = "24h", until, test;
   double threshold = 0, drift_share = 0.5;
+  std::string embedding_method = "model";
+  double embedding_threshold = 0;
   size_t min_current = 30;
   bool json = false, fail_on_drift = false;
 };
@@ -62,25 +66,10 @@ monitor::ProfilePredict profile_predictor(const Context& ctx, const std::string&
   if (spec.empty()) return {};
   const auto resolved = store::resolve_model_spec(spec, to_utf8(ctx.workspace().root()));
   name = resolved.name.empty() ? spec : resolved.name + "/" + resolved.version;
-  auto predictor =
-      std::make_shared<model::Predictor>(model::load_model(resolved.file), model::PredictOptions{});
-  return [predictor](const cv::Mat& bgr) {
-    model::Prediction p;
-    p.width = bgr.cols;
-    p.height = bgr.rows;
-    predictor->predict({predictor->preprocess(bgr)}, {&p});
-    monitor::ModelOutput o;
-    if (predictor->is_detector()) {
-      for (const auto& b : p.boxes) {
-        o.labels.push_back(b.label);
-        o.scores.push_back(b.score);
-      }
-    } else {
-      o.labels.push_back(p.label);
-      o.scores.push_back(p.score);
-    }
-    return o;
-  };
+  model::PredictOptions options;
+  options.embed = true;  // the embedding the server logs for each image, to compare with
+  return train::profile_predictor(
+      std::make_shared<model::Predictor>(model::load_model(resolved.file), options));
 }
 
 int run_profile(const Context& ctx, const MonitorArgs& a) {
@@ -104,6 +93,21 @@ int run_profile(const Context& ctx, const MonitorArgs& a) {
   return 0;
 }
 
+/// --reference: a profile file or a dataset folder, else a model (file or NAME@alias) whose own profile is
+/// read (the one training wrote beside its weights, kept with the registered version).
+monitor::Profile reference_of(const Context& ctx, const std::string& ref) {
+  if (fs::is_directory(ref) || ref.ends_with(".json")) return monitor::load_reference(ref);
+  const auto resolved = store::resolve_model_spec(ref, to_utf8(ctx.workspace().root()));
+  const fs::path profile = monitor::profile_path_for(resolved.file);
+  if (!fs::exists(profile))
+    throw NotFound(fmt::format(
+        "--reference {}: the model has no stored profile ({} does not exist: it was trained before profiles "
+        "were kept, imported, or a clip model); make one with `vigil monitor profile VALIDATION_DATA -o "
+        "profile.json --model {}` and pass that file",
+        ref, profile.string(), ref));
+  return monitor::load_reference(profile);
+}
+
 int run_report(const Context& ctx, const MonitorArgs& a) {
   VIGIL_CHECK(!a.model.empty(), "--model: expected the served model's name (as /v1/models shows it)");
   VIGIL_CHECK(!a.reference.empty(),
@@ -113,6 +117,8 @@ int run_report(const Context& ctx, const MonitorArgs& a) {
   if (a.threshold > 0) o.threshold = a.threshold;
   o.drift_share = a.drift_share;
   o.min_current = a.min_current;
+  o.embedding.method = monitor::embedding_method_from_string(a.embedding_method);
+  if (a.embedding_threshold > 0) o.embedding.threshold = a.embedding_threshold;
   o.validate();
   store::PredictionFilter f;
   f.model = a.model;
@@ -122,7 +128,7 @@ int run_report(const Context& ctx, const MonitorArgs& a) {
   f.limit = 1000000;
   store::PredictionLog log(ctx.workspace());
   const store::PredictionPage page = log.search(f);
-  const monitor::Profile reference = monitor::load_reference(a.reference);
+  const monitor::Profile reference = reference_of(ctx, a.reference);
   monitor::DriftReport r = monitor::drift_report(reference, page.rows, o);
   r.model = a.model;
   r.version = a.version;
@@ -152,6 +158,17 @@ int run_report(const Context& ctx, const MonitorArgs& a) {
       fmt::print("{}: {} of {} columns drifted ({:.0f}%, dataset drift at {:.0f}%)\n",
                  r.drift.drifted ? "DATASET DRIFT" : "no dataset drift", r.drift.drifted_columns,
                  r.drift.columns.size(), 100 * r.drift.share, 100 * r.drift.drift_share);
+      if (r.embedding)
+        fmt::print("{}: method {}, score {:.4g} {} {:.4g}{} ({} numbers per image, {} against {} images)\n",
+                   r.embedding->drifted ? "EMBEDDING DRIFT" : "no embedding drift",
+                   monitor::to_string(r.embedding->method), r.embedding->score,
+                   r.embedding->drifted ? ">" : "<=", r.embedding->threshold,
+                   r.embedding->bootstrap ? " (bootstrap)" : "", r.embedding->dims, r.embedding->current_size,
+                   r.embedding->reference_size);
+      else
+        fmt::print(
+            "embeddings: not compared (profile the reference with --model, and serve with the "
+            "prediction log on)\n");
     }
     fmt::print("feedback: {}\n",
                r.feedback.accuracy
@@ -160,7 +177,7 @@ int run_report(const Context& ctx, const MonitorArgs& a) {
     if (!a.out.empty()) fmt::print("report: {}\n", (fs::path(a.out) / "drift.html").string());
   }
   // Exit 1 signals drift to a cron job or CI step that asked for it.
-  return a.fail_on_drift && r.drift.drifted ? 1 : 0;
+  return a.fail_on_drift && r.enough_data && r.drifted() ? 1 : 0;
 }
 
 }  // namespace
@@ -185,7 +202,10 @@ void register_monitor(CLI::App& app, Context& ctx) {
       monitor->add_subcommand("report", "a model's logged traffic against its reference: drift per column");
   report->add_option("--model,-m", a.model, "served model name (as /v1/models shows it)")->required();
   report->add_option("--version", a.version, "only this served version ('' = every version)");
-  report->add_option("--reference,-r", a.reference, "a profile (vigil monitor profile) or a dataset folder")
+  report
+      ->add_option("--reference,-r", a.reference,
+                   "a profile (vigil monitor profile), a dataset folder, or a model (file, NAME@alias) whose "
+                   "stored profile (written by training) is used")
       ->required();
   report->add_option("--since", a.since, "from: a duration before now (24h, 7d) or a time (ISO 8601 UTC)")
       ->capture_default_str();
@@ -194,6 +214,12 @@ void register_monitor(CLI::App& app, Context& ctx) {
                      "one test for every column: ks, wasserstein, chisquare, z, jensenshannon, psi "
                      "('' = Evidently's choice per column)");
   report->add_option("--threshold", a.threshold, "the tests' threshold (0 = each test's default)");
+  report
+      ->add_option("--embedding-method", a.embedding_method,
+                   "the image embeddings' drift method: model, ratio, distance, mmd (Evidently's)")
+      ->capture_default_str();
+  report->add_option("--embedding-threshold", a.embedding_threshold,
+                     "the embedding method's threshold (0 = its default)");
   report->add_option("--drift-share", a.drift_share, "dataset drift when this share of columns drifted")
       ->capture_default_str();
   report->add_option("--min-current", a.min_current, "fewer logged predictions than this: no verdict")
@@ -201,7 +227,7 @@ void register_monitor(CLI::App& app, Context& ctx) {
   report->add_option("-o,--output", a.out, "folder for drift.json and drift.html");
   report->add_flag("--json", a.json, "print the report as JSON");
   report->add_flag("--fail-on-drift", a.fail_on_drift,
-                   "exit 1 when the dataset drifted (for cron jobs and CI)");
+                   "exit 1 when the dataset or the embeddings drifted (for cron jobs and CI)");
   report->callback([&ctx] {
     ctx.uses_workspace = true;
     ctx.action = [&ctx] { return run_report(ctx, a); };

@@ -202,7 +202,8 @@ void register_serve(CLI::App& app, Context& ctx) {
   add_override(sub, ctx, "--log-retention-days", "log_retention_days",
                "prune prediction log rows older than this (default 30; 0 = never)");
   add_override(sub, ctx, "--monitor-reference", "monitor_reference",
-               "check drift on a schedule against this profile (vigil monitor profile) or dataset folder");
+               "check drift on a schedule against this profile (vigil monitor profile), dataset folder, or "
+               "'model': the served version's own profile, written by training");
   add_override(sub, ctx, "--monitor-every-s", "monitor_every_s",
                "seconds between drift checks (default 3600)");
   add_override(sub, ctx, "--monitor-window-s", "monitor_window_s",

@@ -15,6 +15,7 @@
 #include "vigil/image/decode.h"
 #include "vigil/image/draw.h"
 #include "vigil/model/clip_predict.h"
+#include "vigil/model/embedding.h"
 #include "vigil/nn/fuse.h"
 
 namespace vigil::model {
@@ -131,7 +132,14 @@ void Predictor::predict(const std::vector<torch::Tensor>& inputs, const std::vec
     torch::Tensor batch = torch::stack(inputs).to(device_);
     if (options_.channels_last && device_.is_cpu())
       batch = batch.contiguous(torch::MemoryFormat::ChannelsLast);
-    const torch::Tensor logits = model_.classifier->forward(batch);
+    torch::Tensor logits, embeddings;
+    if (options_.embed) {
+      auto [l, features] = model_.classifier->forward_with_embedding(batch);
+      logits = std::move(l);
+      embeddings = project_embedding(features);
+    } else {
+      logits = model_.classifier->forward(batch);
+    }
     const torch::Tensor probs = torch::softmax(logits, 1).to(torch::kCPU, torch::kFloat32).contiguous();
     const int64_t n_classes = probs.size(1);
     for (size_t i = 0; i < out.size(); ++i) {
@@ -141,6 +149,7 @@ void Predictor::predict(const std::vector<torch::Tensor>& inputs, const std::vec
       p.class_id = std::max_element(row, row + n_classes) - row;
       p.score = row[p.class_id];
       p.label = label_of(model_.info, p.class_id);
+      if (embeddings.defined()) p.embedding = embedding_row(embeddings, static_cast<int64_t>(i));
     }
     return;
   }
@@ -154,7 +163,14 @@ void Predictor::predict(const std::vector<torch::Tensor>& inputs, const std::vec
     const nn::DetectorOutput result = model_.detector->forward(images);
     VIGIL_ASSERT(result.detections.size() == members.size(), "detector returned {} results for {} images",
                  result.detections.size(), members.size());
-    for (size_t m = 0; m < members.size(); ++m) fill_boxes(result.detections[m], *out[members[m]]);
+    const torch::Tensor embeddings = options_.embed && result.embeddings.defined()
+                                         ? project_embedding(result.embeddings)
+                                         : torch::Tensor();
+    for (size_t m = 0; m < members.size(); ++m) {
+      fill_boxes(result.detections[m], *out[members[m]]);
+      if (embeddings.defined())
+        out[members[m]]->embedding = embedding_row(embeddings, static_cast<int64_t>(m));
+    }
   }
 }
 

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
 #include "vigil/data/formats.h"
@@ -20,16 +22,27 @@ Profile profile_dataset(const fs::path& root, const std::string& format, size_t 
                         const std::function<void(size_t, size_t)>& progress, const ProfilePredict& predict) {
   data::register_builtin_formats();
   const data::Dataset ds = data::read_dataset(root, format);
+  std::vector<size_t> all(ds.samples.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  const fs::path folder = ds.root;
+  return profile_samples(
+      ds, all, [&folder](const data::Sample& s) { return folder / s.file; }, root.string(), max_images,
+      progress, predict);
+}
+
+Profile profile_samples(const data::Dataset& ds, const std::vector<size_t>& indices,
+                        const data::ImageSource& images, const std::string& source, size_t max_images,
+                        const std::function<void(size_t, size_t)>& progress, const ProfilePredict& predict) {
   Profile p;
-  p.source = root.string();
+  p.source = source;
   p.task = data::task_name(ds.task);
   p.classes = ds.classes;
-  const size_t n = ds.samples.size();
+  const size_t n = indices.size();
   const size_t take = max_images == 0 ? n : std::min(n, max_images);
   for (size_t k = 0; k < take; ++k) {
     // Evenly spread over the dataset, so a capped profile still covers every class folder.
-    const data::Sample& s = ds.samples[take == n ? k : k * n / take];
-    const image::Decoded d = image::decode_file((ds.root / s.file).string());
+    const data::Sample& s = ds.samples.at(indices[take == n ? k : k * n / take]);
+    const image::Decoded d = image::decode_file(images(s).string());
     if (!d.ok()) {
       ++p.skipped;
       spdlog::warn("profile: skipping {}: {}: {}", s.file, d.error.kind_name(), d.error.detail);
@@ -47,7 +60,7 @@ Profile profile_dataset(const fs::path& root, const std::string& format, size_t 
     }
     if (progress) progress(k + 1, take);
   }
-  VIGIL_CHECK(!p.rows.empty(), "no image of {} could be profiled ({} skipped)", root.string(), p.skipped);
+  VIGIL_CHECK(!p.rows.empty(), "no image of {} could be profiled ({} skipped)", source, p.skipped);
   return p;
 }
 
@@ -55,7 +68,10 @@ json to_json(const Profile& p) {
   json rows = json::array();
   for (const auto& r : p.rows) {
     json row = {{"stats", to_json(r.stats)}, {"labels", r.labels}};
-    if (r.output) row["output"] = {{"labels", r.output->labels}, {"scores", r.output->scores}};
+    if (r.output) {
+      row["output"] = {{"labels", r.output->labels}, {"scores", r.output->scores}};
+      if (!r.output->embedding.empty()) row["output"]["embedding"] = r.output->embedding;
+    }
     rows.push_back(std::move(row));
   }
   return {{"kind", "vigil.monitor.profile"},
@@ -90,13 +106,23 @@ Profile profile_from_json(const json& j) {
       VIGIL_CHECK(o.is_object() && o.contains("labels") && o["labels"].is_array() && o.contains("scores") &&
                       o["scores"].is_array(),
                   "profile: rows[{}].output: expected {{\"labels\": [...], \"scores\": [...]}}", i);
-      row.output =
-          ModelOutput{o["labels"].get<std::vector<std::string>>(), o["scores"].get<std::vector<double>>()};
+      row.output = ModelOutput{
+          o["labels"].get<std::vector<std::string>>(), o["scores"].get<std::vector<double>>(), {}};
+      if (o.contains("embedding")) {
+        VIGIL_CHECK(o["embedding"].is_array() && std::all_of(o["embedding"].begin(), o["embedding"].end(),
+                                                             [](const json& v) { return v.is_number(); }),
+                    "profile: rows[{}].output.embedding: expected an array of numbers", i);
+        row.output->embedding = o["embedding"].get<std::vector<double>>();
+      }
     }
     p.rows.push_back(std::move(row));
   }
   VIGIL_CHECK(!p.rows.empty(), "profile: rows: expected at least one image");
   return p;
+}
+
+fs::path profile_path_for(const fs::path& model_file) {
+  return model_file.parent_path() / (model_file.stem().string() + ".profile.json");
 }
 
 Profile load_reference(const fs::path& path, size_t max_images) {

@@ -22,6 +22,7 @@ struct Answer {
   std::vector<std::string> labels;
   std::vector<double> scores;  ///< a classifier's top-1 score, a detector's box scores
   std::optional<double> boxes;
+  std::vector<double> embedding;  ///< empty when the row has none
 };
 
 Answer answer_of(const store::PredictionRow& row) {
@@ -30,6 +31,15 @@ Answer answer_of(const store::PredictionRow& row) {
   if (!out.is_object()) return a;
   if (out.contains("label") && out["label"].is_string()) a.labels.push_back(out["label"].get<std::string>());
   if (out.contains("score") && out["score"].is_number()) a.scores.push_back(out["score"].get<double>());
+  if (out.contains("embedding") && out["embedding"].is_array()) {
+    for (const auto& v : out["embedding"]) {
+      if (!v.is_number()) {
+        a.embedding.clear();
+        break;
+      }
+      a.embedding.push_back(v.get<double>());
+    }
+  }
   if (out.contains("boxes") && out["boxes"].is_array()) {
     a.boxes = static_cast<double>(out["boxes"].size());
     for (const auto& b : out["boxes"]) {
@@ -74,12 +84,34 @@ std::string bars_svg(const ColumnDrift& c) {
   return svg + "</svg>";
 }
 
+/// The embeddings' verdict and their mean per component, reference against current, as bars.
+std::string embedding_html(const EmbeddingDrift& e) {
+  const bool p_like = e.method == EmbeddingMethod::kModel;
+  std::string html = fmt::format(
+      R"(<h2>Image embeddings</h2><p><b class="{}">{}</b>: method {} ({}), score {:.4g} {} {:.4g}{}; {} numbers per image from the model's backbone, {} reference and {} current images.</p>)",
+      e.drifted ? "drift" : "ok", e.drifted ? "EMBEDDING DRIFT" : "no embedding drift", to_string(e.method),
+      p_like ? "ROC AUC of a classifier told to separate the two" : "Evidently's embedding method", e.score,
+      e.drifted ? "&gt;" : "&le;", e.threshold, e.bootstrap ? " (bootstrap threshold)" : "", e.dims,
+      e.reference_size, e.current_size);
+  ColumnDrift means;
+  means.column = "mean embedding";
+  double lo = 0;
+  for (size_t d = 0; d < e.dims; ++d) lo = std::min({lo, e.reference_mean[d], e.current_mean[d]});
+  for (size_t d = 0; d < e.dims; ++d) {  // shifted to start at 0, so negative components still show as bars
+    means.shares.labels.push_back(fmt::format("component {}", d));
+    means.shares.reference.push_back(e.reference_mean[d] - lo);
+    means.shares.current.push_back(e.current_mean[d] - lo);
+  }
+  return html + "<p>Mean per component (shifted to start at 0):</p>" + bars_svg(means) + "\n";
+}
+
 }  // namespace
 
 void DriftReportOptions::validate() const {
   VIGIL_CHECK(drift_share > 0 && drift_share <= 1, "drift_share: expected a share in (0, 1], got {}",
               drift_share);
   VIGIL_CHECK(!threshold || *threshold > 0, "threshold: expected > 0, got {}", threshold.value_or(0));
+  embedding.validate();
 }
 
 DriftReport drift_report(const Profile& reference, const std::vector<store::PredictionRow>& current,
@@ -131,8 +163,15 @@ DriftReport drift_report(const Profile& reference, const std::vector<store::Pred
     if (with_outputs) ref_scores.insert(ref_scores.end(), p.output->scores.begin(), p.output->scores.end());
   }
   bool detector = false;
+  std::vector<std::vector<double>> ref_embeddings, cur_embeddings;
+  for (const auto& p : reference.rows)
+    if (p.output && !p.output->embedding.empty()) ref_embeddings.push_back(p.output->embedding);
   for (const auto& row : current) {
-    const Answer a = answer_of(row);
+    Answer a = answer_of(row);
+    // Rows of another width (a model with another backbone under the same name) are not comparable.
+    if (!a.embedding.empty() && !ref_embeddings.empty() &&
+        a.embedding.size() == ref_embeddings.front().size())
+      cur_embeddings.push_back(std::move(a.embedding));
     cur_labels.insert(cur_labels.end(), a.labels.begin(), a.labels.end());
     cur_scores.insert(cur_scores.end(), a.scores.begin(), a.scores.end());
     if (a.boxes) {
@@ -152,6 +191,8 @@ DriftReport drift_report(const Profile& reference, const std::vector<store::Pred
     columns.push_back(
         test_numerical("score", ref_scores, cur_scores, numeric_fits ? column_options : ColumnTestOptions{}));
   r.drift = dataset_drift(std::move(columns), options.drift_share);
+  if (ref_embeddings.size() >= 2 && cur_embeddings.size() >= 2)
+    r.embedding = embedding_drift(ref_embeddings, cur_embeddings, options.embedding);
   return r;
 }
 
@@ -189,6 +230,9 @@ json to_json(const DriftReport& r) {
             {"columns", std::move(columns)},
             {"feedback", {{"total", r.feedback.total}, {"correct", r.feedback.correct}}}};
   j["feedback"]["accuracy"] = r.feedback.accuracy ? json(*r.feedback.accuracy) : json();
+  j["embedding"] = r.embedding ? to_json(*r.embedding) : json();
+  j["embedding_drift"] = r.embedding && r.embedding->drifted;
+  j["drift_detected"] = r.enough_data && r.drifted();
   return j;
 }
 
@@ -226,7 +270,9 @@ td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left;vertical-al
         c.threshold, c.drifted ? "drift" : "ok", c.drifted ? "drift" : "no", bars_svg(c));
     html += "\n";
   }
-  html += "</table></body></html>\n";
+  html += "</table>\n";
+  if (r.embedding) html += embedding_html(*r.embedding);
+  html += "</body></html>\n";
   return html;
 }
 

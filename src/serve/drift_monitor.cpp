@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <filesystem>
 
 #include "vigil/core/clock.h"
 #include "vigil/core/error.h"
@@ -28,6 +29,10 @@ nlohmann::json alert_body(const std::string& kind, const nlohmann::json& report)
           {"drift_share", report["drift_share"]},
           {"drifted_columns", report["drifted_columns"]},
           {"columns", std::move(columns)},
+          {"embedding_drift", report.value("embedding_drift", false)},
+          {"embedding_score", report.contains("embedding") && report["embedding"].is_object()
+                                  ? report["embedding"]["score"]
+                                  : nlohmann::json()},
           {"feedback", report["feedback"]}};
 }
 
@@ -49,7 +54,10 @@ DriftMonitor::DriftMonitor(DriftMonitorOptions options, PredictionRecorder& reco
       model_name_(std::move(model_name)),
       on_report_(std::move(on_report)) {
   options_.validate();
-  reference_ = monitor::load_reference(options_.reference);
+  if (options_.reference == "model")
+    follow_model_profile();  // refuses to start without one
+  else
+    reference_ = monitor::load_reference(options_.reference);
   if (!options_.webhook.empty()) {
     video::WebhookConfig w;
     w.url = options_.webhook;
@@ -87,11 +95,31 @@ void DriftMonitor::run() {
   }
 }
 
+void DriftMonitor::follow_model_profile() {
+  VIGIL_CHECK(options_.model_file, "monitor_reference model: no served model to follow");
+  const std::string file = options_.model_file();
+  const std::string path = monitor::profile_path_for(file).string();
+  if (path == reference_path_) return;
+  if (!std::filesystem::exists(path))
+    throw Unavailable(fmt::format(
+        "monitor_reference model: the served model {} has no stored profile ({}): training writes one beside "
+        "its weights and registering keeps it; for an older or imported model make one with `vigil monitor "
+        "profile VALIDATION_DATA -o profile.json --model MODEL` and pass monitor_reference=profile.json",
+        file, path));
+  reference_ = monitor::load_reference(path);
+  reference_path_ = path;
+  spdlog::info("monitor: reference profile {} ({} images)", path, reference_.rows.size());
+}
+
 nlohmann::json DriftMonitor::check_now() {
   std::lock_guard check(check_mutex_);
   recorder_.flush();
   store::PredictionFilter f;
   f.model = model_name_();
+  if (options_.reference == "model") {
+    follow_model_profile();
+    if (options_.model_version) f.version = options_.model_version();
+  }
   f.since_ms = unix_now_ms() - static_cast<int64_t>(options_.window_s * 1000);
   f.limit = 1000000;
   const store::PredictionPage page = recorder_.log().search(f);
@@ -100,6 +128,7 @@ nlohmann::json DriftMonitor::check_now() {
   o.drift_share = options_.drift_share;
   monitor::DriftReport r = monitor::drift_report(reference_, page.rows, o);
   r.model = f.model;
+  r.version = f.version;
   r.since_ms = f.since_ms;
   nlohmann::json j = monitor::to_json(r);
   j["checked"] = format_utc_ms(unix_now_ms());
@@ -109,13 +138,15 @@ nlohmann::json DriftMonitor::check_now() {
     std::lock_guard lock(mutex_);
     latest_ = j;
     was_drifted = drifted_;
-    if (r.enough_data) drifted_ = r.drift.drifted;
+    if (r.enough_data) drifted_ = r.drifted();
   }
-  if (r.enough_data && r.drift.drifted != was_drifted) {
-    const std::string kind = r.drift.drifted ? "drift" : "drift_resolved";
-    spdlog::log(r.drift.drifted ? spdlog::level::warn : spdlog::level::info,
-                "monitor: {} for model {}: {} of {} columns", kind, r.model, r.drift.drifted_columns,
-                r.drift.columns.size());
+  if (r.enough_data && r.drifted() != was_drifted) {
+    const std::string kind = r.drifted() ? "drift" : "drift_resolved";
+    spdlog::log(
+        r.drifted() ? spdlog::level::warn : spdlog::level::info,
+        "monitor: {} for model {}: {} of {} columns{}", kind, r.model, r.drift.drifted_columns,
+        r.drift.columns.size(),
+        r.embedding ? fmt::format(", embeddings {}", r.embedding->drifted ? "drifted" : "steady") : "");
     if (webhook_)
       webhook_->send(kind, fmt::format("{}:{}:{}", r.model, kind, unix_now_ms()), alert_body(kind, j).dump());
   }

@@ -13,18 +13,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
 #include "router.h"
 #include "server_impl.h"
+#include "upload_parts.h"
 #include "vigil/core/clock.h"
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
 #include "vigil/core/strings.h"
-#include "vigil/data/archive.h"
 #include "vigil/data/store.h"
 #include "vigil/data/task.h"
 #include "vigil/serve/event_query.h"
@@ -160,10 +162,30 @@ void accident_predict(Server::Impl& impl, const Req& req, Res& res) {
                   {"timings_ms", {{"total", std::round(total_ms * 1000) / 1000}}}});
 }
 
+/// A log row's place in the order the log is read in (newest first, ties by id). The sums below are taken in
+/// this order, so an index read in pieces adds the same doubles in the same order as one full read.
+struct LogKey {
+  int64_t time_ms = 0;
+  std::string id;
+  bool operator<(const LogKey& o) const { return time_ms != o.time_ms ? time_ms > o.time_ms : id < o.id; }
+};
+
+/// One frame's row of a /predict request.
+struct LoggedFrame {
+  std::string sequence;
+  int index = 0;  ///< the frame's place in its request
+  double positive = 0;
+  bool kept = false;  ///< its image is kept
+  double latency_ms = 0;
+  std::string model, version;
+};
+
 /// One /predict request as the prediction log holds it: its frames' rows, grouped by their sequence id.
 struct LoggedSequence {
+  std::set<LogKey> rows;  ///< its frames' rows, in log order
+  // What derive() computes from the rows:
   std::string id;
-  int64_t time_ms = 0;
+  LogKey newest;  ///< its first row in log order: its place among the sequences
   double positive_sum = 0;
   std::vector<std::pair<int, std::string>> frames;  ///< (frame index in the request, prediction id)
   int images_kept = 0;
@@ -177,50 +199,192 @@ struct LoggedSequence {
   }
 };
 
-/// Every sequence in the prediction log (the rows of POST /predict), newest first. 503 without a log.
-std::vector<LoggedSequence> logged_sequences(Server::Impl& impl) {
+/// Sequences in a full read's order (by their newest row: newest first).
+using Sequences = std::map<LogKey, const LoggedSequence*>;
+
+/// Every sequence of the prediction log (the rows of POST /predict among its newest kMaxLogRows rows), kept
+/// up to date by reading only the rows at or after a watermark: replicas share the log and write in
+/// batches, so a row can land late with an older time; the overlap reads those again and the frames are
+/// told apart by their row ids. The first refresh reads the whole window, and so does one after the log
+/// shrank or lost a row this index holds (retention pruning).
+class SequenceIndex {
+ public:
+  /// Brings the index up to the log's rows.
+  void refresh(store::PredictionLog& log);
+  const Sequences& newest_first() const { return order_; }
+
+ private:
+  /// How far before the watermark each read starts: a replica's batch written that late is still counted.
+  static constexpr int64_t kOverlapMs = 60000;
+
+  void clear() { *this = SequenceIndex(); }
+  bool holds_rows_of(store::PredictionLog& log) const;
+  void add(const store::PredictionRow& row, std::set<std::string>& touched);
+  void trim(const LogKey& oldest_kept, std::set<std::string>& touched);
+  void derive(const std::string& id);
+
+  std::map<LogKey, LoggedFrame> frames_;  ///< every frame held, in log order
+  std::unordered_map<std::string, LoggedSequence> sequences_;
+  Sequences order_;
+  std::string anchor_;     ///< the newest row read (any route): gone = another log; "" = none read yet
+  int64_t total_ = 0;      ///< the log's rows at the last refresh
+  int64_t watermark_ = 0;  ///< the next read starts kOverlapMs before this (Unix ms)
+};
+
+bool SequenceIndex::holds_rows_of(store::PredictionLog& log) const {
+  try {
+    log.get(anchor_);
+    if (!frames_.empty()) log.get(frames_.rbegin()->first.id);  // pruning takes the oldest rows first
+    return true;
+  } catch (const NotFound&) {
+    return false;
+  }
+}
+
+void SequenceIndex::refresh(store::PredictionLog& log) {
+  try {
+    bool full = anchor_.empty();
+    int64_t total = 0;
+    if (!full) {
+      store::PredictionFilter head;
+      head.limit = 1;
+      total = log.search(head).total;
+      full = total < total_ || !holds_rows_of(log);
+    }
+    const int64_t now = unix_now_ms();
+    store::PredictionFilter f;
+    f.limit = kMaxLogRows;
+    store::PredictionPage page;
+    while (true) {
+      if (full) clear();
+      f.since_ms = full ? 0 : std::max<int64_t>(0, watermark_ - kOverlapMs);
+      page = log.search(f);
+      if (full || page.total <= static_cast<int64_t>(page.rows.size())) break;
+      full = true;  // more new rows than the window holds: the window is among them
+    }
+    if (full) total = page.total;
+    std::set<std::string> touched;
+    for (const auto& row : page.rows) add(row, touched);
+    // Past kMaxLogRows rows a full read sees only the newest ones: drop what has slid out of that window.
+    if (!full && total + static_cast<int64_t>(page.rows.size()) > kMaxLogRows) {
+      store::PredictionFilter last;
+      last.limit = 1;
+      last.offset = kMaxLogRows - 1;
+      const store::PredictionPage edge = log.search(last);
+      if (!edge.rows.empty()) trim({edge.rows.front().time_ms, edge.rows.front().id}, touched);
+    }
+    for (const auto& id : touched) derive(id);
+    if (!page.rows.empty()) {  // the newest row of the log: every read is a prefix of the log order
+      anchor_ = page.rows.front().id;
+      // A replica's clock ahead of ours must not push the start past rows ours has yet to write.
+      watermark_ = std::min(page.rows.front().time_ms, now);
+    }
+    total_ = total;
+  } catch (...) {
+    clear();  // half a read is no index: the next call reads the window again
+    throw;
+  }
+}
+
+void SequenceIndex::add(const store::PredictionRow& row, std::set<std::string>& touched) {
+  if (row.route != kPredictRoute) return;
+  LogKey key{row.time_ms, row.id};
+  if (frames_.count(key) > 0) return;  // read again by the overlap
+  const json out = json::parse(row.output_json, nullptr, false);
+  if (!out.is_object() || !out.contains("sequence") || !out["sequence"].is_object()) return;
+  const json& sequence = out["sequence"];
+  std::string id = sequence.value("id", "");
+  if (id.empty()) return;
+  LoggedFrame frame{id,
+                    sequence.value("frame", 0),
+                    sequence.value("positive", 0.0),
+                    !row.image.empty(),
+                    row.latency_ms,
+                    row.model,
+                    row.version};
+  sequences_[id].rows.insert(key);
+  frames_.emplace(std::move(key), std::move(frame));
+  touched.insert(std::move(id));
+}
+
+void SequenceIndex::trim(const LogKey& oldest_kept, std::set<std::string>& touched) {
+  while (!frames_.empty() && oldest_kept < frames_.rbegin()->first) {
+    const auto last = std::prev(frames_.end());
+    sequences_.at(last->second.sequence).rows.erase(last->first);
+    touched.insert(last->second.sequence);
+    frames_.erase(last);
+  }
+}
+
+/// Recomputes a sequence from its rows, in log order as a full read adds them, and its place in order_.
+void SequenceIndex::derive(const std::string& id) {
+  const auto it = sequences_.find(id);
+  if (it == sequences_.end()) return;
+  LoggedSequence& s = it->second;
+  order_.erase(s.newest);
+  if (s.rows.empty()) {
+    sequences_.erase(it);
+    return;
+  }
+  s.id = id;
+  s.newest = *s.rows.begin();
+  const LoggedFrame& first = frames_.at(s.newest);
+  s.model = first.model;
+  s.version = first.version;
+  s.positive_sum = 0;
+  s.frames.clear();
+  s.images_kept = 0;
+  s.latency_ms = 0;
+  for (const LogKey& key : s.rows) {
+    const LoggedFrame& f = frames_.at(key);
+    s.positive_sum += f.positive;
+    s.frames.emplace_back(f.index, key.id);
+    if (f.kept) ++s.images_kept;
+    s.latency_ms = std::max(s.latency_ms, f.latency_ms);
+  }
+  std::sort(s.frames.begin(), s.frames.end());
+  order_.emplace(s.newest, &s);
+}
+
+}  // namespace
+
+struct AccidentSequences {
+  std::mutex mutex;
+  SequenceIndex index;
+};
+
+namespace {
+
+/// Runs `fn` on this server's sequences, brought up to date with the prediction log. 503 without a log.
+/// httplib runs handlers concurrently: the index is read and refreshed under its own lock.
+void with_sequences(Server::Impl& impl, const std::function<void(const Sequences&)>& fn) {
   if (!impl.recorder)
     throw_http(503, "unavailable",
                "the prediction statistics are read from the prediction log, which this server does not keep "
                "(it needs a model and a workspace; prediction_log is on by default)");
   impl.recorder->flush();  // what was just answered is counted
-  store::PredictionFilter f;
-  f.limit = kMaxLogRows;
-  const store::PredictionPage page = impl.recorder->log().search(f);
-  std::vector<LoggedSequence> sequences;
-  std::unordered_map<std::string, size_t> index;
-  for (const auto& row : page.rows) {
-    if (row.route != kPredictRoute) continue;
-    const json out = json::parse(row.output_json, nullptr, false);
-    if (!out.is_object() || !out.contains("sequence") || !out["sequence"].is_object()) continue;
-    const std::string id = out["sequence"].value("id", "");
-    if (id.empty()) continue;
-    auto [it, added] = index.emplace(id, sequences.size());
-    if (added) sequences.push_back({id, row.time_ms, 0, {}, 0, row.model, row.version, 0});
-    LoggedSequence& s = sequences[it->second];
-    s.time_ms = std::max(s.time_ms, row.time_ms);
-    s.positive_sum += out["sequence"].value("positive", 0.0);
-    s.frames.emplace_back(out["sequence"].value("frame", 0), row.id);
-    if (!row.image.empty()) ++s.images_kept;
-    s.latency_ms = std::max(s.latency_ms, row.latency_ms);
-  }
-  for (auto& s : sequences) std::sort(s.frames.begin(), s.frames.end());
-  return sequences;
+  std::call_once(impl.accident_sequences_once,
+                 [&impl] { impl.accident_sequences = std::make_shared<AccidentSequences>(); });
+  AccidentSequences& cached = *impl.accident_sequences;
+  std::lock_guard lock(cached.mutex);
+  cached.index.refresh(impl.recorder->log());
+  fn(cached.index.newest_first());
 }
 
 /// GET /prediction-stats: the seed's figures over every logged sequence.
 void prediction_stats(Server::Impl& impl, const Req&, Res& res) {
-  const std::vector<LoggedSequence> sequences = logged_sequences(impl);
-  int64_t positive = 0, frames = 0;
+  int64_t n = 0, positive = 0, frames = 0;
   double confidence = 0, prediction = 0;
-  for (const auto& s : sequences) {
-    const double p = s.prediction();
-    positive += p >= kDecision ? 1 : 0;
-    confidence += p >= kDecision ? p : 1 - p;
-    prediction += p;
-    frames += static_cast<int64_t>(s.frames.size());
-  }
-  const auto n = static_cast<int64_t>(sequences.size());
+  with_sequences(impl, [&](const Sequences& sequences) {
+    for (const auto& [key, s] : sequences) {
+      const double p = s->prediction();
+      positive += p >= kDecision ? 1 : 0;
+      confidence += p >= kDecision ? p : 1 - p;
+      prediction += p;
+      frames += static_cast<int64_t>(s->frames.size());
+    }
+    n = static_cast<int64_t>(sequences.size());
+  });
   send_json(res, {{"total_predictions", n},
                   {"accident_predictions", positive},
                   {"no_accident_predictions", n - positive},
@@ -234,26 +398,29 @@ void prediction_stats(Server::Impl& impl, const Req&, Res& res) {
 /// GET /prediction-history?limit=50: the newest sequences, each as the seed's record plus its frames' ids.
 void prediction_history(Server::Impl& impl, const Req& req, Res& res) {
   const auto limit = static_cast<size_t>(int_query(query_of(req), "limit", 50, 1, 10000));
-  const std::vector<LoggedSequence> sequences = logged_sequences(impl);
   json records = json::array();
-  for (size_t i = 0; i < sequences.size() && i < limit; ++i) {
-    const LoggedSequence& s = sequences[i];
-    const double p = s.prediction();
-    records.push_back({{"prediction_id", s.id},
-                       {"prediction_result", round6(p)},
-                       {"confidence", round6(p >= kDecision ? p : 1 - p)},
-                       {"accident_detected", p >= kDecision},
-                       {"timestamp", format_utc_ms(s.time_ms)},
-                       {"image_count", s.frames.size()},
-                       {"images_stored", s.images_kept},
-                       {"prediction_ids", s.frame_ids()},
-                       {"model", {{"name", s.model}, {"version", s.version}}},
-                       {"latency_ms", std::round(s.latency_ms * 1000) / 1000}});
-  }
+  size_t total = 0;
+  with_sequences(impl, [&](const Sequences& sequences) {
+    total = sequences.size();
+    for (auto it = sequences.begin(); it != sequences.end() && records.size() < limit; ++it) {
+      const LoggedSequence& s = *it->second;
+      const double p = s.prediction();
+      records.push_back({{"prediction_id", s.id},
+                         {"prediction_result", round6(p)},
+                         {"confidence", round6(p >= kDecision ? p : 1 - p)},
+                         {"accident_detected", p >= kDecision},
+                         {"timestamp", format_utc_ms(s.newest.time_ms)},
+                         {"image_count", s.frames.size()},
+                         {"images_stored", s.images_kept},
+                         {"prediction_ids", s.frame_ids()},
+                         {"model", {{"name", s.model}, {"version", s.version}}},
+                         {"latency_ms", std::round(s.latency_ms * 1000) / 1000}});
+    }
+  });
   const size_t shown = records.size();
-  send_json(res, {{"prediction_history", std::move(records)},
-                  {"total_records", shown},
-                  {"total_sequences", sequences.size()}});
+  send_json(
+      res,
+      {{"prediction_history", std::move(records)}, {"total_records", shown}, {"total_sequences", total}});
 }
 
 /// A run's per-epoch rows (RetrainJobs::get's "progress") as Keras' History: one list per column, and the
@@ -431,34 +598,6 @@ std::string upload_label(const Server::Impl& impl, const Req& req) {
   return label;
 }
 
-/// Writes the parts of field 'files' to `dir` (plain file names only, each once); returns how many.
-size_t write_upload(const Req& req, const fs::path& dir) {
-  size_t written = 0;
-  const auto [first, last] = req.files.equal_range("files");
-  for (auto it = first; it != last; ++it) {
-    const auto& part = it->second;
-    if (part.filename.empty()) continue;
-    fs::path name;
-    try {
-      name = data::safe_relative_path(part.filename);
-    } catch (const DataError& e) {
-      throw_http(400, "bad_request", fmt::format("files: {}", e.what()));
-    }
-    if (name.has_parent_path())
-      throw_http(400, "bad_request",
-                 fmt::format("files: expected plain file names (the class folder comes from label), got '{}'",
-                             part.filename));
-    if (fs::exists(dir / name))
-      throw_http(400, "bad_request", fmt::format("files: '{}' is uploaded twice", part.filename));
-    write_file_atomic(dir / name, part.content);
-    ++written;
-  }
-  if (written == 0)
-    throw_http(400, "bad_request",
-               "files: expected one or more files (with file names) as multipart field 'files'");
-  return written;
-}
-
 /// POST /upload: multipart 'files' + form field 'label' -> a new version of the upload dataset holding the
 /// files under class folder `label` (the same version `vigil data ingest` makes of that folder). Each upload
 /// is its own version, so the training dataset a retrain config names is never changed under it.
@@ -472,7 +611,10 @@ void accident_upload(Server::Impl& impl, const Req& req, Res& res) {
   o.name = impl.options.upload_dataset;
   const ScratchDir scratch(ws.root() / "tmp", "upload");
   const fs::path source = scratch.path() / "files";
-  const size_t written = write_upload(req, source / label);
+  UploadPartsOptions parts;
+  parts.field = "files";
+  parts.plain_names_because = "the class folder comes from label";
+  const size_t written = write_upload_parts(req, source / label, parts);
   std::lock_guard lock(dataset_ingest_mutex());          // the same lock as POST /v1/datasets/{name}/upload
   const data::IngestResult r = store.ingest(source, o);  // DataError (422) naming the file
   send_json(res,

@@ -16,6 +16,7 @@
 
 #include "router.h"
 #include "server_impl.h"
+#include "upload_parts.h"
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
 #include "vigil/core/strings.h"
@@ -75,38 +76,22 @@ void upload_dataset(Server::Impl& impl, const Req& req, Res& res) {
                "with_mask/1.jpg) or one .zip / .tar.gz archive");
   const Workspace ws = workspace_of(impl);
   const ScratchDir scratch(ws.root() / "tmp", "upload");
-  fs::path source = scratch.path() / "files";
-  const bool one_archive = req.files.size() == 1 && data::is_archive(req.files.begin()->second.filename);
-  if (one_archive) {
+  const fs::path source = scratch.path() / "files";
+  UploadPartsOptions parts;  // every part with a file name; names are paths inside the dataset
+  if (req.files.size() == 1 && data::is_archive(req.files.begin()->second.filename)) {
     // Only the kind is taken from the client's name (".zip", ".tar.gz"): the reader goes by it.
     const std::string name = to_lower(fs::path(req.files.begin()->second.filename).filename().string());
-    source = scratch.path() / ("upload" + name.substr(name.find('.')));
+    parts.one_file = scratch.path() / ("upload" + name.substr(name.find('.')));
   }
-  size_t written = 0;
-  for (const auto& [field, part] : req.files) {
-    if (part.filename.empty()) continue;  // a plain form field
-    fs::path target = source;
-    if (!one_archive) {
-      try {
-        target = source / data::safe_relative_path(part.filename);
-      } catch (const DataError& e) {
-        throw_http(400, "bad_request", fmt::format("field '{}': {}", field, e.what()));
-      }
-    }
-    if (fs::exists(target))
-      throw_http(400, "bad_request", fmt::format("'{}' is uploaded twice", part.filename));
-    write_file_atomic(target, part.content);
-    ++written;
-  }
-  if (written == 0)
-    throw_http(400, "bad_request", "expected file parts (with file names), got only form fields");
+  const size_t written = write_upload_parts(req, source, parts);
   data::IngestOptions o;
   o.name = req.matches[1];
   o.format = req.has_param("format") ? req.get_param_value("format") : "auto";
   if (req.has_param("classes")) o.classes = split(req.get_param_value("classes"), ',');
   std::lock_guard lock(dataset_ingest_mutex());
   data::DatasetStore store(ws);
-  const data::IngestResult r = store.ingest(source, o);  // DataError (422) naming the file or entry
+  const data::IngestResult r =
+      store.ingest(parts.one_file.value_or(source), o);  // DataError (422) naming the file or entry
   json issues = json::array();
   for (size_t i = 0; i < r.issues.size() && i < kMaxIssuesShown; ++i)
     issues.push_back({{"kind", r.issues[i].kind},

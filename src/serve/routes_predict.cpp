@@ -215,6 +215,11 @@ void Server::Impl::log_prediction(const ServedModel& model, ImageOutcome& o, con
           {"frame", index},
           {"positive", std::round(p.probs[static_cast<size_t>(params.positive_class)] * 1e6) / 1e6}};
   }
+  if (!p.embedding.empty()) {
+    nlohmann::json e = nlohmann::json::array();
+    for (float v : p.embedding) e.push_back(std::round(static_cast<double>(v) * 1e5) / 1e5);
+    out["embedding"] = std::move(e);
+  }
   row.output_json = out.dump();
   recorder->record(std::move(row), o.sample);  // a full queue drops the row (counted), never the request
   o.sample.release();

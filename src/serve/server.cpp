@@ -57,6 +57,8 @@ model::PredictOptions predict_options(const ServeOptions& o) {
   p.device = o.device;
   p.fold_batch_norms = o.fold_batch_norms;
   p.channels_last = o.channels_last;
+  p.embed =
+      o.prediction_log && !o.workspace.empty();  // the log keeps each image's embedding for drift checks
   return p;
 }
 
@@ -288,11 +290,19 @@ Server::Impl::Impl(ServeOptions o)
     VIGIL_CHECK(recorder,
                 "monitor_reference: drift monitoring reads the prediction log; it needs a model, a "
                 "workspace and prediction_log on");
+    DriftMonitorOptions mo{options.monitor_reference,
+                           options.monitor_every_s,
+                           options.monitor_window_s,
+                           static_cast<size_t>(options.monitor_min_current),
+                           0.5,
+                           options.monitor_webhook,
+                           options.monitor_webhook_secret_env,
+                           {},
+                           {}};
+    mo.model_file = [this] { return current_model() ? current_model()->source : std::string(); };
+    mo.model_version = [this] { return current_model() ? current_model()->version : std::string(); };
     drift_monitor = std::make_unique<DriftMonitor>(
-        DriftMonitorOptions{options.monitor_reference, options.monitor_every_s, options.monitor_window_s,
-                            static_cast<size_t>(options.monitor_min_current), 0.5, options.monitor_webhook,
-                            options.monitor_webhook_secret_env},
-        *recorder, [this] { return current_model() ? current_model()->name : std::string(); },
+        std::move(mo), *recorder, [this] { return current_model() ? current_model()->name : std::string(); },
         [this](const monitor::DriftReport& r) { export_drift(r); });
   }
   if (!options.registry_webhook.empty()) {
@@ -372,10 +382,13 @@ void Server::Impl::follow_alias(const std::atomic<bool>& done) {
 void Server::Impl::export_drift(const monitor::DriftReport& r) {
   if (r.feedback.accuracy) metrics.feedback_accuracy.set(*r.feedback.accuracy, {r.model});
   if (!r.enough_data) return;
-  metrics.drift_detected.set(r.drift.drifted ? 1 : 0, {r.model});
+  metrics.drift_detected.set(r.drifted() ? 1 : 0, {r.model});
   metrics.drift_share.set(r.drift.share, {r.model});
   for (const auto& c : r.drift.columns)
     metrics.drift_score.set(c.score, {r.model, c.column, std::string(monitor::to_string(c.test))});
+  if (r.embedding)
+    metrics.drift_score.set(r.embedding->score,
+                            {r.model, "embedding", std::string(monitor::to_string(r.embedding->method))});
 }
 
 // /v1/stats survives a restart: the last 30 days of the log are replayed into the in-memory aggregates (the

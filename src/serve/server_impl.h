@@ -126,6 +126,10 @@ RequestContext& request_context();
 /// A fresh 16-hex-digit id (requests without X-Request-Id, logged predictions).
 std::string new_request_id();
 
+/// The accident seed's sequences over the prediction log, kept up to date between calls
+/// (routes_accident.cpp).
+struct AccidentSequences;
+
 struct Server::Impl {
   explicit Impl(ServeOptions o);
 
@@ -162,6 +166,9 @@ struct Server::Impl {
   /// The workspace's events table, opened on first use (EventLog is thread-safe).
   std::unique_ptr<store::EventLog> event_log;
   std::mutex event_log_mutex;
+  /// GET /prediction-stats and /prediction-history's index, made on first use (routes_accident.cpp).
+  std::once_flag accident_sequences_once;
+  std::shared_ptr<AccidentSequences> accident_sequences;
 
   /// Loads the cameras of options.cameras (their models too) and adds the event-stream sink; throws what
   /// video::Watcher throws (InvalidArgument / NotFound naming the camera and key). routes_cameras.cpp.

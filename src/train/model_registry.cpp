@@ -2,10 +2,12 @@
 // model file describes itself (architecture, classes, input, normalisation, thresholds, lineage, metrics).
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
 #include "vigil/model/model_file.h"
+#include "vigil/monitor/profile.h"
 #include "vigil/train/tracking.h"
 
 namespace vigil::train {
@@ -85,6 +87,17 @@ store::ModelVersion register_run_model(store::Store& s, const std::string& run_r
   nv.source =
       fmt::format("run {} ({}), {}", run.info.name, run.info.id.substr(0, 8), weights.filename().string());
   auto version = s.register_model_file(nv, tmp);
+  // The run's reference profile (train/run_profile.h) goes with the version: monitoring finds it by the
+  // registered file, whatever alias or replica serves it. A version registered again keeps the one it has.
+  const fs::path run_profile = monitor::profile_path_for(weights);
+  const fs::path version_profile = monitor::profile_path_for(version.file);
+  if (fs::exists(run_profile) && !fs::exists(version_profile)) {
+    try {
+      write_file_atomic(version_profile, read_file(run_profile));
+    } catch (const std::exception& e) {
+      spdlog::warn("registry: {} v{} has no reference profile: {}", version.name, version.version, e.what());
+    }
+  }
   if (!options.alias.empty()) {
     s.set_alias(options.name, options.alias, version.version);
     version = s.get_model_version(options.name, version.version);

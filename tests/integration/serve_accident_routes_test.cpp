@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
+
 #include "integration/serve_util.h"
 #include "integration/tiny_train.h"
 #include "tests_util.h"
@@ -235,6 +237,88 @@ TEST(ServeAccidentRoutes, TheSeedsRoutesAnswerFromVigilsOwnParts) {
     EXPECT_EQ(retrain->status, 409) << "no retrain config";
     EXPECT_THAT(retrain->body, HasSubstr("retrain_config"));
   }
+}
+
+json get_json(httplib::Client& c, const std::string& path) {
+  auto r = c.Get(path);
+  EXPECT_EQ(r->status, 200) << path << ": " << r->body;
+  return json::parse(r->body);
+}
+
+/// /prediction-stats against the answers of the sequences posted (on any server of the store).
+void expect_stats_of(const json& stats, const std::vector<json>& answers) {
+  int positive = 0, frames = 0;
+  double sum = 0;
+  for (const auto& a : answers) {
+    positive += a["prediction"].get<double>() >= 0.5 ? 1 : 0;
+    frames += static_cast<int>(a["prediction_ids"].size());
+    sum += a["prediction"].get<double>();
+  }
+  const auto n = static_cast<int>(answers.size());
+  EXPECT_EQ(stats["total_predictions"], n) << stats.dump();
+  EXPECT_EQ(stats["accident_predictions"], positive) << stats.dump();
+  EXPECT_EQ(stats["total_frames"], frames) << stats.dump();
+  EXPECT_NEAR(stats["average_prediction"].get<double>(), n > 0 ? sum / n : 0.0, 1e-5) << stats.dump();
+}
+
+/// /prediction-history against the answers: every sequence once, with its frames in request order.
+void expect_history_of(const json& history, const std::vector<json>& answers) {
+  ASSERT_EQ(history["total_sequences"], answers.size()) << history.dump();
+  std::map<std::string, json> by_id;
+  for (const auto& record : history["prediction_history"])
+    by_id[record["prediction_id"].get<std::string>()] = record;
+  ASSERT_EQ(by_id.size(), answers.size()) << history.dump();
+  for (const auto& a : answers) {
+    const json& record = by_id[a["sequence_id"].get<std::string>()];
+    EXPECT_EQ(record["prediction_ids"], a["prediction_ids"]) << record.dump();
+    EXPECT_NEAR(record["prediction_result"].get<double>(), a["prediction"].get<double>(), 1e-6);
+  }
+}
+
+// The statistics are read from the log incrementally (each call reads the rows since the last one, less an
+// overlap that re-reads recent rows): every frame counts once, whichever server of the store answered it, and
+// a server started later (a restart: one full read) answers the very same JSON.
+TEST(ServeAccidentRoutes, TheStatisticsAreReadIncrementallyAndAgreeAcrossServersOfOneStore) {
+  TempDir tmp;
+  const fs::path ws = tmp / "ws";
+  const fs::path model = make_model_file(tmp / "acc.vgm", "mask_small_cnn", {"Accident", "Non Accident"}, 5);
+  std::vector<fs::path> images;
+  for (int i = 0; i < 5; ++i) {
+    images.push_back(tmp / fmt::format("f{}.jpg", i));
+    write_image(images.back(), 64, 48, i + 1);
+  }
+  ServerProcess a("--model '" + model.string() + "'", tmp / "a", "serve", ws);
+  ASSERT_TRUE(a.running()) << a.log();
+  httplib::Client ca("127.0.0.1", a.port());
+  std::vector<json> answers;
+  expect_stats_of(get_json(ca, "/prediction-stats"), answers);  // an empty log: nothing to read yet
+  answers.push_back(post_sequence(ca, {images[0], images[1], images[2]}));
+  answers.push_back(post_sequence(ca, {images[3]}));
+  expect_stats_of(get_json(ca, "/prediction-stats"), answers);
+  answers.push_back(post_sequence(ca, {images[4], images[0]}));
+  answers.push_back(post_sequence(ca, {images[1]}));
+  expect_stats_of(get_json(ca, "/prediction-stats"), answers);  // the overlap re-read every earlier row
+  expect_stats_of(get_json(ca, "/prediction-stats"), answers);  // nothing new: the same
+  expect_history_of(get_json(ca, "/prediction-history?limit=100"), answers);
+
+  // A server started after, on the same store: its first read is a whole one, and answers the same.
+  ServerProcess b("--model '" + model.string() + "'", tmp / "b", "serve", ws);
+  ASSERT_TRUE(b.running()) << b.log();
+  httplib::Client cb("127.0.0.1", b.port());
+  EXPECT_EQ(get_json(cb, "/prediction-stats"), get_json(ca, "/prediction-stats"));
+  EXPECT_EQ(get_json(cb, "/prediction-history?limit=100"), get_json(ca, "/prediction-history?limit=100"));
+
+  // Rows written by the other server reach the first one's incremental read (b's own read writes them).
+  answers.push_back(post_sequence(cb, {images[2], images[3]}));
+  expect_stats_of(get_json(cb, "/prediction-stats"), answers);
+  expect_stats_of(get_json(ca, "/prediction-stats"), answers);
+  expect_history_of(get_json(ca, "/prediction-history?limit=100"), answers);
+  EXPECT_EQ(get_json(ca, "/prediction-stats"), get_json(cb, "/prediction-stats"));
+  EXPECT_EQ(get_json(ca, "/prediction-history?limit=100"), get_json(cb, "/prediction-history?limit=100"));
+  const json two = get_json(ca, "/prediction-history?limit=2");
+  EXPECT_EQ(two["total_records"], 2);
+  EXPECT_EQ(two["prediction_history"][0]["prediction_id"], answers.back()["sequence_id"]) << "newest first";
+  EXPECT_EQ(two["total_sequences"], 5);
 }
 
 TEST(ServeAccidentRoutes, AModelWithoutThePositiveClassOrADetectorIsRefused) {

@@ -20,8 +20,18 @@ function verdict(r) {
   }
   const n = r.columns?.length ?? 0;
   const head = r.dataset_drift ? 'Dataset drift' : 'No dataset drift';
-  return { state: r.dataset_drift ? 'drift' : 'ok',
-    text: `${head}: ${r.drifted_columns} of ${n} columns drifted (${pct(r.drift_share)}; drift from ${pct(r.drift_share_threshold)}).` };
+  const emb = r.embedding ? (r.embedding_drift ? ' The image embeddings drifted.' : ' The image embeddings did not drift.') : '';
+  return { state: r.dataset_drift || r.embedding_drift ? 'drift' : 'ok',
+    text: `${head}: ${r.drifted_columns} of ${n} columns drifted (${pct(r.drift_share)}; drift from ${pct(r.drift_share_threshold)}).${emb}` };
+}
+
+/** The embeddings' line: Evidently's method, its score against the threshold, and the verdict. */
+function embeddingText(e) {
+  if (!e) return 'not compared (profile the reference with --model; the server logs embeddings with the prediction log on)';
+  const what = e.method === 'model' ? 'ROC AUC of a classifier separating reference from traffic' : `method ${e.method}`;
+  return `${e.drifted ? 'drifted' : 'no drift'}: ${what} ${fmtValue(e.score)} ${e.drifted ? '>' : '≤'} ${fmtValue(e.threshold)}` +
+    `${e.bootstrap ? ' (bootstrap threshold)' : ''}; ${e.dims} numbers per image from the model's backbone, ` +
+    `${e.current_size} / ${e.reference_size} images`;
 }
 
 /** Reference and current shares per bin, as paired bars. */
@@ -152,6 +162,7 @@ export class MonitoringPage {
         ['predictions', `${r.current_rows} logged, against ${r.reference_rows} reference images`, 'monitor-rows'],
         ['reference', el('span', { class: 'mono', text: r.reference })],
         ['drift share', `${pct(r.drift_share)} of the columns (dataset drift from ${pct(r.drift_share_threshold)})`, 'drift-share'],
+        ['embeddings', embeddingText(r.embedding), 'embedding-drift'],
         ['feedback accuracy', accuracy, 'feedback-accuracy'],
       ]),
       el('p', { class: 'hint', text: `Click a column for both distributions.${schedule}` }),

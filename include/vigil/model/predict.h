@@ -28,6 +28,7 @@ struct PredictOptions {
   int64_t max_detections = -1;   ///< detection: torchvision's box_detections_per_img
   bool fold_batch_norms = true;  ///< fold norms into convolutions (nn/fuse.h): same outputs up to rounding
   bool channels_last = true;     ///< NHWC convolution weights (nn/fuse.h): faster on CPU, same up to rounding
+  bool embed = false;  ///< also fill Prediction::embedding (drift monitoring; from the same forward pass)
 
   template <class V>
   void visit(V& v) {
@@ -42,6 +43,7 @@ struct PredictOptions {
       "fold batch norms into convolutions (faster; equal up to rounding)");
     v("channels_last", channels_last,
       "channels-last convolution weights (faster on CPU; equal up to rounding)");
+    v("embed", embed, "also compute each image's embedding (drift monitoring)");
   }
   /// Throws InvalidArgument naming the field; "cuda" without CUDA available is an error here.
   void validate() const;
@@ -68,6 +70,8 @@ struct Prediction {
   std::vector<float> probs;  ///< softmax, by class index
   // detection
   std::vector<PredictedBox> boxes;  ///< descending score
+  /// With PredictOptions::embed: the backbone's pooled features projected to kEmbeddingDims (embedding.h).
+  std::vector<float> embedding;
   bool ok() const { return error.empty(); }
 };
 

@@ -13,6 +13,8 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include "vigil/data/dataset.h"
+#include "vigil/data/formats.h"
 #include "vigil/monitor/image_stats.h"
 
 namespace vigil::monitor {
@@ -22,6 +24,7 @@ namespace vigil::monitor {
 struct ModelOutput {
   std::vector<std::string> labels;  ///< classification: the top-1 class; detection: one per box
   std::vector<double> scores;       ///< classification: the top-1 probability; detection: one per box
+  std::vector<double> embedding;    ///< the model's image embedding (model/embedding.h); empty = none
 };
 
 struct ProfileRow {
@@ -50,10 +53,22 @@ Profile profile_dataset(const std::filesystem::path& root, const std::string& fo
                         size_t max_images = 0, const std::function<void(size_t, size_t)>& progress = {},
                         const ProfilePredict& predict = {});
 
+/// Profiles the samples `indices` of a loaded dataset (at most `max_images` of them, evenly spread; 0 = all),
+/// each image read from `images(sample)`: what profile_dataset does after reading the folder, and what a
+/// training run does with its validation split (train/run_profile.h). `source` names the data in the profile.
+Profile profile_samples(const data::Dataset& ds, const std::vector<size_t>& indices,
+                        const data::ImageSource& images, const std::string& source, size_t max_images = 0,
+                        const std::function<void(size_t, size_t)>& progress = {},
+                        const ProfilePredict& predict = {});
+
 nlohmann::json to_json(const Profile& p);
 /// Reads what to_json wrote; InvalidArgument naming the field for anything else.
 Profile profile_from_json(const nlohmann::json& j);
 /// Reads a profile file (JSON), or profiles a dataset folder when `path` is a folder.
 Profile load_reference(const std::filesystem::path& path, size_t max_images = 0);
+
+/// Where a model file's own profile lives: beside it, `<stem>.profile.json` (a run's weights/best.ckpt has
+/// weights/best.profile.json, written when training ends; a registered version's object has its copy).
+std::filesystem::path profile_path_for(const std::filesystem::path& model_file);
 
 }  // namespace vigil::monitor

@@ -8,7 +8,9 @@
 /// the model's own answers on the reference images when the profile has them (`vigil monitor profile
 /// --model`), else against the reference data's labels, so a shift in what the model answers shows even
 /// without feedback; "score" (top-1 or box scores) when the profile has the answers; and for detectors
-/// "boxes_per_image".
+/// "boxes_per_image". And, when the profile and the log rows both hold the model's image embeddings
+/// (model/embedding.h), the embeddings' drift by Evidently's embedding methods (embedding_drift.h), reported
+/// beside the columns as Evidently reports it beside its dataset drift.
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "vigil/monitor/drift_tests.h"
+#include "vigil/monitor/embedding_drift.h"
 #include "vigil/monitor/profile.h"
 #include "vigil/store/prediction_log.h"
 
@@ -27,6 +30,7 @@ struct DriftReportOptions {
   std::optional<double> threshold;  ///< every column's threshold (empty: the test's default)
   double drift_share = 0.5;         ///< dataset drift when at least this share of columns drifted
   size_t min_current = 30;          ///< fewer logged predictions than this: no verdict ("not enough data")
+  EmbeddingDriftOptions embedding;  ///< the embeddings' method (default: Evidently's "model")
   void validate() const;
 };
 
@@ -40,9 +44,12 @@ struct DriftReport {
   int64_t since_ms = 0, until_ms = 0;
   std::string reference;  ///< the profile's source
   size_t reference_rows = 0, current_rows = 0;
-  bool enough_data = false;  ///< current_rows >= min_current
-  DatasetDrift drift;        ///< empty columns when !enough_data
+  bool enough_data = false;                 ///< current_rows >= min_current
+  DatasetDrift drift;                       ///< empty columns when !enough_data
+  std::optional<EmbeddingDrift> embedding;  ///< when both sides have embeddings (and enough_data)
   FeedbackSummary feedback;
+  /// Dataset drift, or the embeddings drifted: what the server's gauge and webhook report.
+  bool drifted() const { return drift.drifted || (embedding && embedding->drifted); }
 };
 
 /// Compares `current` (log rows of one model) with `reference`.

@@ -24,13 +24,18 @@ class WebhookSender;
 namespace vigil::serve {
 
 struct DriftMonitorOptions {
-  std::string reference;           ///< a profile (.json) or a dataset folder
+  /// A profile (.json), a dataset folder, or "model": the served model's own profile (written by training
+  /// beside its weights and kept with the registered version: train/run_profile.h), followed when the served
+  /// version changes; then only the served version's traffic is compared.
+  std::string reference;
   double every_s = 3600;           ///< seconds between checks
   double window_s = 86400;         ///< the traffic compared: this many seconds back from the check
   size_t min_current = 30;         ///< fewer logged predictions: no verdict
   double drift_share = 0.5;        ///< dataset drift when at least this share of columns drifted
   std::string webhook;             ///< POST drift / drift_resolved here ("" = none)
   std::string webhook_secret_env;  ///< HMAC key for X-Vigil-Signature from this environment variable
+  /// reference "model": the served model's file and version at each check.
+  std::function<std::string()> model_file, model_version;
   void validate() const;
 };
 
@@ -61,7 +66,12 @@ class DriftMonitor {
   PredictionRecorder& recorder_;
   std::function<std::string()> model_name_;
   std::function<void(const monitor::DriftReport&)> on_report_;
+  /// Loads the served model's profile when the served file changed (reference "model"); Unavailable naming
+  /// the file when the model has none.
+  void follow_model_profile();
+
   monitor::Profile reference_;
+  std::string reference_path_;  ///< reference "model": the profile loaded
   std::unique_ptr<video::WebhookSender> webhook_;
   mutable std::mutex mutex_;
   std::mutex check_mutex_;  ///< one check at a time (schedule and on-demand)

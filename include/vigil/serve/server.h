@@ -129,7 +129,7 @@ struct ServeOptions {
     v("log_images", log_images, "fraction of inputs kept as JPEG for review (0..1)");
     v("log_retention_days", log_retention_days, "prune prediction log rows older than this (0 = never)");
     v("monitor_reference", monitor_reference,
-      "drift monitoring: reference profile (.json) or dataset folder");
+      "drift monitoring: reference profile (.json), dataset folder, or 'model' (the served model's own)");
     v("monitor_every_s", monitor_every_s, "seconds between drift checks");
     v("monitor_window_s", monitor_window_s, "seconds of traffic each drift check compares");
     v("monitor_min_current", monitor_min_current, "logged predictions a drift verdict needs at least");

@@ -185,10 +185,15 @@ MobileNetV2Impl::MobileNetV2Impl(const MobileNetV2Options& options) : options_(o
 }
 
 torch::Tensor MobileNetV2Impl::forward(const torch::Tensor& images) {
+  return forward_with_embedding(images).first;
+}
+
+std::pair<torch::Tensor, torch::Tensor> MobileNetV2Impl::forward_with_embedding(const torch::Tensor& images) {
   VIGIL_CHECK(fc_, "expected a MobileNetV2 built with include_top, got one without a classifier");
-  auto x = torch::adaptive_avg_pool2d(features_->forward(images), {1, 1}).flatten(1);
+  const auto pooled = torch::adaptive_avg_pool2d(features_->forward(images), {1, 1}).flatten(1);
+  auto x = pooled;
   if (options_.dropout() > 0) x = torch::dropout(x, options_.dropout(), is_training());
-  return fc_->forward(x);
+  return {fc_->forward(x), pooled};
 }
 
 void MobileNetV2Impl::replace_head(int64_t num_classes, uint64_t seed) {

@@ -132,11 +132,15 @@ MobileNetV3Impl::MobileNetV3Impl(const MobileNetV3Options& options) : options_(o
 }
 
 torch::Tensor MobileNetV3Impl::forward(const torch::Tensor& images) {
+  return forward_with_embedding(images).first;
+}
+
+std::pair<torch::Tensor, torch::Tensor> MobileNetV3Impl::forward_with_embedding(const torch::Tensor& images) {
   VIGIL_CHECK(fc_, "expected a MobileNetV3 built with include_top, got one without a classifier");
-  auto x = torch::adaptive_avg_pool2d(features_->forward(images), {1, 1}).flatten(1);
-  x = apply_activation_(fc_hidden_->forward(x), Activation::kHardswish);
+  const auto pooled = torch::adaptive_avg_pool2d(features_->forward(images), {1, 1}).flatten(1);
+  auto x = apply_activation_(fc_hidden_->forward(pooled), Activation::kHardswish);
   if (options_.dropout() > 0) x = torch::dropout(x, options_.dropout(), is_training());
-  return fc_->forward(x);
+  return {fc_->forward(x), pooled};
 }
 
 void MobileNetV3Impl::replace_head(int64_t num_classes, uint64_t seed) {

@@ -138,13 +138,18 @@ torch::Tensor ResNetImpl::stem(const torch::Tensor& x) {
 }
 
 torch::Tensor ResNetImpl::forward(const torch::Tensor& images) {
+  return forward_with_embedding(images).first;
+}
+
+std::pair<torch::Tensor, torch::Tensor> ResNetImpl::forward_with_embedding(const torch::Tensor& images) {
   VIGIL_CHECK(fc_, "expected a ResNet built with include_top, got one without fc (use forward_stages)");
   auto x = stem(images);
   for (auto& layer : layers_)
     for (auto& block : layer) x = block->forward(x);
-  x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+  const auto pooled = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+  x = pooled;
   if (options_.dropout() > 0) x = torch::dropout(x, options_.dropout(), is_training());
-  return fc_->forward(x);
+  return {fc_->forward(x), pooled};
 }
 
 std::vector<torch::Tensor> ResNetImpl::forward_stages(const torch::Tensor& images) {

@@ -2,6 +2,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <fmt/format.h>
+
 #include <cmath>
 
 #include "vigil/core/error.h"
@@ -40,6 +42,13 @@ torch::nn::Linear make_linear(int64_t in_features, int64_t out_features, LinearI
     }
   }
   return linear;
+}
+
+std::pair<torch::Tensor, torch::Tensor> Classifier::forward_with_embedding(const torch::Tensor&) {
+  throw InvalidArgument(
+      fmt::format("this classifier ({}) has no image embedding (drift monitoring embeds "
+                  "image classifiers: MobileNet, ResNet, the small CNN)",
+                  name()));
 }
 
 void set_requires_grad(torch::nn::Module& module, bool requires_grad) {

@@ -42,12 +42,17 @@ SmallCnnImpl::SmallCnnImpl(const SmallCnnOptions& options) : options_(options) {
 }
 
 torch::Tensor SmallCnnImpl::forward(const torch::Tensor& images) {
+  return forward_with_embedding(images).first;
+}
+
+std::pair<torch::Tensor, torch::Tensor> SmallCnnImpl::forward_with_embedding(const torch::Tensor& images) {
   auto x = images;
   for (size_t i = 0; i < 3; ++i)
     x = torch::max_pool2d(norms_[i]->forward(convs_[i]->forward(x).relu_()), {2, 2});
-  x = dense_norm_->forward(dense_->forward(x.flatten(1))).relu_();
+  const auto dense = dense_norm_->forward(dense_->forward(x.flatten(1))).relu_();
+  x = dense;
   if (options_.dropout() > 0) x = torch::dropout(x, options_.dropout(), is_training());
-  return fc_->forward(x);
+  return {fc_->forward(x), dense};
 }
 
 void SmallCnnImpl::replace_head(int64_t num_classes, uint64_t seed) {

@@ -160,6 +160,9 @@ DetectorOutput FasterRCNNImpl::forward(const std::vector<torch::Tensor>& images,
   for (auto& [name, value] : proposals.losses) out.losses[name] = value;
   if (!is_training()) {
     out.detections = transform->postprocess(std::move(detections), batch.image_sizes, original_sizes);
+    std::vector<torch::Tensor> maps;
+    for (const auto& item : features) maps.push_back(item.value());
+    out.embeddings = pooled_embedding(maps);
   }
   return out;
 }

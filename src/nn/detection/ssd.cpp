@@ -185,6 +185,7 @@ DetectorOutput SSDImpl::forward(const std::vector<torch::Tensor>& images,
   if (!is_training()) {
     out.detections = transform->postprocess(postprocess_detections(head_outputs, anchors, batch.image_sizes),
                                             batch.image_sizes, original_sizes);
+    out.embeddings = pooled_embedding(features);
   }
   return out;
 }

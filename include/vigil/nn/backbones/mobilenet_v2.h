@@ -122,6 +122,7 @@ class MobileNetV2Impl : public Classifier {
  public:
   explicit MobileNetV2Impl(const MobileNetV2Options& options = {});
   torch::Tensor forward(const torch::Tensor& images) override;
+  std::pair<torch::Tensor, torch::Tensor> forward_with_embedding(const torch::Tensor& images) override;
 
   torch::nn::Sequential& features() { return features_; }
   const FeatureStages& stages() const { return stages_; }

@@ -79,6 +79,7 @@ class MobileNetV3Impl : public Classifier {
  public:
   explicit MobileNetV3Impl(const MobileNetV3Options& options = {});
   torch::Tensor forward(const torch::Tensor& images) override;
+  std::pair<torch::Tensor, torch::Tensor> forward_with_embedding(const torch::Tensor& images) override;
 
   torch::nn::Sequential& features() { return features_; }
   /// `_is_cn` flags and channels per features.N; stages().stage_indices() is _mobilenet_extractor's list.

@@ -73,6 +73,7 @@ class ResNetImpl : public Classifier {
  public:
   explicit ResNetImpl(const ResNetOptions& options);
   torch::Tensor forward(const torch::Tensor& images) override;
+  std::pair<torch::Tensor, torch::Tensor> forward_with_embedding(const torch::Tensor& images) override;
   /// conv1 .. layer4, returning the outputs of layer1..layer4 (strides 4, 8, 16, 32 without dilation).
   std::vector<torch::Tensor> forward_stages(const torch::Tensor& images);
   /// Channels of layer1..layer4 outputs (resnet18: 64..512, resnet50: 256..2048).

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace vigil::nn {
 
@@ -26,6 +27,11 @@ class Classifier : public torch::nn::Module {
  public:
   /// images [N, 3, H, W] (normalised) -> logits [N, num_classes].
   virtual torch::Tensor forward(const torch::Tensor& images) = 0;
+  /// images -> (logits, embedding): the same logits as forward() and, from the same pass, the head's input
+  /// [N, D] (MobileNet, ResNet: the backbone's globally pooled features; the small CNN: its dense layer),
+  /// what drift monitoring compares between training data and traffic. A model without one (a clip
+  /// classifier) throws InvalidArgument.
+  virtual std::pair<torch::Tensor, torch::Tensor> forward_with_embedding(const torch::Tensor& images);
   /// Swaps the last Linear layer for a fresh one with `num_classes` outputs, initialised with the model's own
   /// scheme from a generator seeded with `seed` (the global RNG is left alone).
   virtual void replace_head(int64_t num_classes, uint64_t seed = 0) = 0;

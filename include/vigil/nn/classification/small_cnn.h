@@ -35,6 +35,7 @@ class SmallCnnImpl : public Classifier {
  public:
   explicit SmallCnnImpl(const SmallCnnOptions& options = {});
   torch::Tensor forward(const torch::Tensor& images) override;
+  std::pair<torch::Tensor, torch::Tensor> forward_with_embedding(const torch::Tensor& images) override;
 
   void replace_head(int64_t num_classes, uint64_t seed = 0) override;
   void freeze_backbone(int trainable_stages = 0) override;

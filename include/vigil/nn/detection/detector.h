@@ -31,7 +31,13 @@ using LossMap = std::map<std::string, torch::Tensor>;
 struct DetectorOutput {
   std::vector<Detections> detections;  ///< filled in eval mode (one per image)
   LossMap losses;                      ///< filled whenever targets are given
+  /// Eval mode: [N, C] per image, the spatial mean of every backbone feature map, concatenated (what drift
+  /// monitoring compares between training data and traffic; a few hundred floats, no extra forward pass).
+  torch::Tensor embeddings;
 };
+
+/// The spatial means of feature maps [N, C_i, H_i, W_i], concatenated: [N, sum C_i].
+torch::Tensor pooled_embedding(const std::vector<torch::Tensor>& maps);
 
 /// Post-processing knobs of the ROI heads (torchvision's box_score_thresh, box_nms_thresh,
 /// box_detections_per_img).
