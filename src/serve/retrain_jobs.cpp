@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
+#include <spawn.h>
 #include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "vigil/core/clock.h"
 #include "vigil/core/error.h"
@@ -140,26 +142,27 @@ pid_t RetrainJobs::launch(const Queued& q) {
     args.push_back(s);
   }
   const std::string log = (dir / "log.txt").string();
-  // Everything the child needs is built before fork(): in a threaded server only exec-safe calls may follow
-  // it.
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  if (pid < 0) throw IoError(fmt::format("cannot start retrain job {}: fork failed", q.id));
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      ::dup2(fd, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-    }
-    if (null >= 0) ::dup2(null, STDIN_FILENO);
-    ::execv("/proc/self/exe", argv.data());
-    _exit(127);
-  }
-  ::setpgid(pid, pid);  // also from here: no race with the child's own call
+  // posix_spawn, not fork(): fork() runs the pthread_atfork handlers, and OpenBLAS's shuts its thread pool
+  // down in the parent, which deadlocks an inference worker that is inside a BLAS call at that moment (seen
+  // as a /v1/predict that never returns and a reload that never finishes when a job starts under traffic,
+  // bench/retrain_loop.sh). glibc's posix_spawn clones with CLONE_VFORK and runs no atfork handlers.
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawnattr_setpgroup(&attr, 0);  // its own group: a cancel signals `vigil retrain` and its steps
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) throw IoError(fmt::format("cannot start retrain job {}: {}", q.id, std::strerror(rc)));
   json job = read_json_or_null(dir / "job.json");
   if (!job.is_object()) job = {{"id", q.id}};
   job["state"] = "running";
