@@ -44,7 +44,7 @@ TEST(Config, FileThenOverridesInOrder) {
   vigil::testing::TempDir dir;
   vigil::testing::write_text(dir / "c.yaml", "epochs: 7\noptim:\n  lr: 0.5\n  steps: [1, 2, 3]\n");
   auto o = vigil::config::load<Outer>(
-      Source{(dir / "c.yaml").string(), {"optim.lr=0.25", "flag=true", "name=x y"}});
+      Source{(dir / "c.yaml").string(), {"optim.lr=0.25", "flag=true", "name=x y"}, ""});
   EXPECT_EQ(o.epochs, 7);
   EXPECT_DOUBLE_EQ(o.optim.lr, 0.25);
   EXPECT_EQ(o.optim.steps, (std::vector<int>{1, 2, 3}));
@@ -75,7 +75,7 @@ TEST(Config, ASectionOfAParamsFile) {
 
 TEST(Config, UnknownKeyNamesClosest) {
   try {
-    vigil::config::load<Outer>(Source{"", {"optim.lrr=1"}});
+    vigil::config::load<Outer>(Source{"", {"optim.lrr=1"}, ""});
     FAIL() << "no error";
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("'optim.lrr'"), std::string::npos) << e.what();
@@ -87,7 +87,7 @@ TEST(Config, UnknownTopLevelKeyInFile) {
   vigil::testing::TempDir dir;
   vigil::testing::write_text(dir / "c.yaml", "epocs: 3\n");
   try {
-    vigil::config::load<Outer>(Source{(dir / "c.yaml").string(), {}});
+    vigil::config::load<Outer>(Source{(dir / "c.yaml").string(), {}, ""});
     FAIL() << "no error";
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("did you mean 'epochs'"), std::string::npos) << e.what();
@@ -96,7 +96,7 @@ TEST(Config, UnknownTopLevelKeyInFile) {
 
 TEST(Config, WrongTypeNamesKeyAndExpectation) {
   try {
-    vigil::config::load<Outer>(Source{"", {"epochs=many"}});
+    vigil::config::load<Outer>(Source{"", {"epochs=many"}, ""});
     FAIL() << "no error";
   } catch (const InvalidArgument& e) {
     std::string m = e.what();
@@ -107,20 +107,20 @@ TEST(Config, WrongTypeNamesKeyAndExpectation) {
 }
 
 TEST(Config, ScalarWhereSectionExpected) {
-  EXPECT_THROW(vigil::config::load<Outer>(Source{"", {"optim=3"}}), InvalidArgument);
-  EXPECT_THROW(vigil::config::load<Outer>(Source{"", {"epochs.x=3"}}), InvalidArgument);
+  EXPECT_THROW(vigil::config::load<Outer>(Source{"", {"optim=3"}, ""}), InvalidArgument);
+  EXPECT_THROW(vigil::config::load<Outer>(Source{"", {"epochs.x=3"}, ""}), InvalidArgument);
 }
 
 TEST(Config, ValidateRuns) {
-  EXPECT_THROW(vigil::config::load<Outer>(Source{"", {"epochs=0"}}), InvalidArgument);
+  EXPECT_THROW(vigil::config::load<Outer>(Source{"", {"epochs=0"}, ""}), InvalidArgument);
 }
 
 TEST(Config, MalformedOverrideAndYamlSyntax) {
-  EXPECT_THROW(vigil::config::load<Outer>(Source{"", {"noequals"}}), InvalidArgument);
+  EXPECT_THROW(vigil::config::load<Outer>(Source{"", {"noequals"}, ""}), InvalidArgument);
   vigil::testing::TempDir dir;
   vigil::testing::write_text(dir / "bad.yaml", "epochs: [1, 2\n");
   try {
-    vigil::config::load<Outer>(Source{(dir / "bad.yaml").string(), {}});
+    vigil::config::load<Outer>(Source{(dir / "bad.yaml").string(), {}, ""});
     FAIL() << "no error";
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("bad.yaml:"), std::string::npos) << e.what();
@@ -128,10 +128,10 @@ TEST(Config, MalformedOverrideAndYamlSyntax) {
 }
 
 TEST(Config, ResolvedYamlRoundTrips) {
-  auto o = vigil::config::load<Outer>(Source{"", {"optim.lr=0.125", "epochs=9"}});
+  auto o = vigil::config::load<Outer>(Source{"", {"optim.lr=0.125", "epochs=9"}, ""});
   vigil::testing::TempDir dir;
   vigil::config::write_resolved(vigil::config::to_yaml(o), dir.path());
-  auto back = vigil::config::load<Outer>(Source{(dir / "config.yaml").string(), {}});
+  auto back = vigil::config::load<Outer>(Source{(dir / "config.yaml").string(), {}, ""});
   EXPECT_EQ(back.epochs, 9);
   EXPECT_DOUBLE_EQ(back.optim.lr, 0.125);
   EXPECT_EQ(back.optim.steps, o.optim.steps);

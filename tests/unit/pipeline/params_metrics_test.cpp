@@ -59,7 +59,9 @@ TEST(ParamsMetrics, DiffAgainstLockOutsideGit) {
   d.all = true;
   diff = params_diff(d);
   EXPECT_EQ(diff.rows.size(), 4u);  // a.x, b, train.layers, train.lr
-  EXPECT_EQ(diff_to_json(params_diff(DiffOptions{tmp / "dvc.yaml"}), false)["params.yaml"]["train.lr"].dump(),
+  EXPECT_EQ(diff_to_json(params_diff(DiffOptions{tmp / "dvc.yaml", "", "", false, false}),
+                         false)["params.yaml"]["train.lr"]
+                .dump(),
             R"({"old":0.1,"new":0.2})");
 
   const auto metrics = metrics_show(tmp / "dvc.yaml");
