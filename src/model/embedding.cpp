@@ -43,4 +43,11 @@ std::vector<float> embedding_row(const torch::Tensor& embeddings, int64_t i) {
   return {row.data_ptr<float>(), row.data_ptr<float>() + row.numel()};
 }
 
+std::vector<double> stored_embedding(const std::vector<float>& embedding) {
+  std::vector<double> out;
+  out.reserve(embedding.size());
+  for (float v : embedding) out.push_back(std::round(static_cast<double>(v) * 1e5) / 1e5);
+  return out;
+}
+
 }  // namespace vigil::model

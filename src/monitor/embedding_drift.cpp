@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 #include <random>
 
@@ -53,16 +54,31 @@ std::vector<double> mean_of(const Rows& rows, const std::vector<size_t>* pick = 
   return m;
 }
 
-double euclidean(const std::vector<double>& a, const std::vector<double>& b) {
-  double s = 0;
-  for (size_t d = 0; d < a.size(); ++d) s += (a[d] - b[d]) * (a[d] - b[d]);
-  return std::sqrt(s);
-}
-
 double squared_distance(const std::vector<double>& a, const std::vector<double>& b) {
   double s = 0;
   for (size_t d = 0; d < a.size(); ++d) s += (a[d] - b[d]) * (a[d] - b[d]);
   return s;
+}
+
+double euclidean(const std::vector<double>& a, const std::vector<double>& b) {
+  return std::sqrt(squared_distance(a, b));
+}
+
+/// Evidently's bootstrap under no drift: kDraws pairs of resamples of the reference's `rows` (with
+/// replacement, of `a_size` and `b_size` rows; draw i seeded with i), `stat` of each pair, and the
+/// `quantile` of those.
+double bootstrap_threshold(
+    size_t rows, size_t a_size, size_t b_size, double quantile,
+    const std::function<double(const std::vector<size_t>&, const std::vector<size_t>&)>& stat) {
+  std::vector<double> null;
+  for (int draw = 0; draw < kDraws; ++draw) {
+    std::mt19937_64 bits(static_cast<uint64_t>(draw));
+    std::vector<size_t> a(a_size), b(b_size);
+    for (size_t& i : a) i = index_below(bits, rows);
+    for (size_t& i : b) i = index_below(bits, rows);
+    null.push_back(stat(a, b));
+  }
+  return percentile(std::move(null), quantile);
 }
 
 double median(std::vector<double> v) {
@@ -231,15 +247,10 @@ void distance_method(const Rows& reference, const Rows& current, bool bootstrap,
     const double m = static_cast<double>(reference.size()), n = static_cast<double>(current.size());
     const auto ref_size = std::max<size_t>(1, static_cast<size_t>(m * m / (m + n)));
     const auto cur_size = std::max<size_t>(1, static_cast<size_t>(n * m / (m + n)));
-    std::vector<double> null;
-    for (int draw = 0; draw < kDraws; ++draw) {
-      std::mt19937_64 bits(static_cast<uint64_t>(draw));
-      std::vector<size_t> a(ref_size), b(cur_size);
-      for (size_t& i : a) i = index_below(bits, reference.size());
-      for (size_t& i : b) i = index_below(bits, reference.size());
-      null.push_back(euclidean(mean_of(reference, &a), mean_of(reference, &b)));
-    }
-    out.threshold = percentile(std::move(null), quantile);
+    out.threshold = bootstrap_threshold(reference.size(), ref_size, cur_size, quantile,
+                                        [&](const std::vector<size_t>& a, const std::vector<size_t>& b) {
+                                          return euclidean(mean_of(reference, &a), mean_of(reference, &b));
+                                        });
   }
   out.drifted = out.score > out.threshold;
 }
@@ -278,15 +289,9 @@ void mmd_method(const Rows& reference, const Rows& current, bool bootstrap, doub
     const double md = static_cast<double>(m), nd = static_cast<double>(y.size());
     const auto x_size = std::max<size_t>(2, static_cast<size_t>(md * md / (md + nd)));
     const auto y_size = std::max<size_t>(2, static_cast<size_t>(md * nd / (md + nd)));
-    std::vector<double> null;
-    for (int draw = 0; draw < kDraws; ++draw) {
-      std::mt19937_64 bits(static_cast<uint64_t>(draw));
-      std::vector<size_t> a(x_size), b(y_size);
-      for (size_t& i : a) i = index_below(bits, m);
-      for (size_t& i : b) i = index_below(bits, m);
-      null.push_back(mmd2_indexed(k, m, a, b));
-    }
-    out.threshold = percentile(std::move(null), quantile);
+    out.threshold = bootstrap_threshold(
+        m, x_size, y_size, quantile,
+        [&](const std::vector<size_t>& a, const std::vector<size_t>& b) { return mmd2_indexed(k, m, a, b); });
   }
   out.drifted = mmd > out.threshold;
 }

@@ -12,6 +12,7 @@
 #include "vigil/core/error.h"
 #include "vigil/core/strings.h"
 #include "vigil/image/decode.h"
+#include "vigil/model/embedding.h"
 #include "vigil/monitor/image_stats.h"
 
 namespace vigil::serve {
@@ -215,11 +216,7 @@ void Server::Impl::log_prediction(const ServedModel& model, ImageOutcome& o, con
           {"frame", index},
           {"positive", std::round(p.probs[static_cast<size_t>(params.positive_class)] * 1e6) / 1e6}};
   }
-  if (!p.embedding.empty()) {
-    nlohmann::json e = nlohmann::json::array();
-    for (float v : p.embedding) e.push_back(std::round(static_cast<double>(v) * 1e5) / 1e5);
-    out["embedding"] = std::move(e);
-  }
+  if (!p.embedding.empty()) out["embedding"] = model::stored_embedding(p.embedding);
   row.output_json = out.dump();
   recorder->record(std::move(row), o.sample);  // a full queue drops the row (counted), never the request
   o.sample.release();

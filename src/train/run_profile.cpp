@@ -1,13 +1,17 @@
 #include "vigil/train/run_profile.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
 
-#include <cmath>
+#include <algorithm>
+#include <chrono>
 
+#include "trainer_data.h"
 #include "vigil/core/fs.h"
 #include "vigil/model/clip_predict.h"
+#include "vigil/model/embedding.h"
 #include "vigil/model/model_file.h"
 
 namespace vigil::train {
@@ -30,8 +34,7 @@ monitor::ProfilePredict profile_predictor(std::shared_ptr<model::Predictor> pred
       o.labels.push_back(p.label);
       o.scores.push_back(p.score);
     }
-    // Rounded as the server logs it, so a profile row and a log row of one image are equal.
-    for (float v : p.embedding) o.embedding.push_back(std::round(static_cast<double>(v) * 1e5) / 1e5);
+    o.embedding = model::stored_embedding(p.embedding);  // as the server logs it
     return o;
   };
 }
@@ -51,5 +54,28 @@ fs::path write_model_profile(const fs::path& weights, const data::Dataset& ds,
   write_file_atomic(out, monitor::to_json(p).dump() + "\n");
   return out;
 }
+
+namespace detail {
+
+void write_run_profile(const fs::path& weights, const RunData& run) {
+  if (weights.empty() || !fs::exists(weights)) return;
+  try {
+    const std::vector<int>& split = run.val.empty() ? run.train : run.val;
+    const std::vector<size_t> indices(split.begin(), split.end());
+    const auto t0 = std::chrono::steady_clock::now();
+    const fs::path out =
+        write_model_profile(weights, run.ds, indices, run.images,
+                            fmt::format("{}@{} ({} split)", run.version.name, run.version.short_id(),
+                                        run.val.empty() ? "train" : "val"));
+    if (!out.empty())
+      spdlog::info("train: reference profile for drift monitoring: {} ({} images, {:.1f} s)", out.string(),
+                   std::min(indices.size(), kRunProfileImages),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  } catch (const std::exception& e) {
+    spdlog::warn("train: no reference profile for drift monitoring: {}", e.what());
+  }
+}
+
+}  // namespace detail
 
 }  // namespace vigil::train

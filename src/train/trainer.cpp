@@ -30,7 +30,6 @@
 #include "vigil/train/early_stopping.h"
 #include "vigil/train/observer.h"
 #include "vigil/train/optim.h"
-#include "vigil/train/run_profile.h"
 #include "vigil/train/schedule.h"
 #include "vigil/train/tracking.h"
 
@@ -237,8 +236,6 @@ struct Trainer::Impl {
   void save(const fs::path& file, bool with_optimizer, bool best_written);
   RunStart run_start() const;
   TrainResult train_all();
-  /// The reference profile for drift monitoring beside the weights handed over (train/run_profile.h).
-  void write_profile() const;
   TrainResult result(const TrainEnd& end, std::map<std::string, double> last_metrics) const;
   std::unique_ptr<TrackedRun> start_tracking(const std::string& resumed_run_id);
   void attach_outputs(std::unique_ptr<TrackedRun> tracked, bool best_written);
@@ -889,30 +886,12 @@ TrainResult Trainer::Impl::train_all() {
   if (dist) dist->barrier();
   train_loader.reset();
   val_loader.reset();
-  if (main_rank() && !end.interrupted && !data.clips && checkpoints) write_profile();
-  return result(end, std::move(last_metrics));
-}
-
-void Trainer::Impl::write_profile() const {
-  fs::path weights = checkpoints->best_checkpoint();
-  if (weights.empty()) weights = checkpoints->last_checkpoint();
-  if (weights.empty() || !fs::exists(weights)) return;
-  // A failure here costs monitoring its reference, never the run: the weights are already written.
-  try {
-    const std::vector<int>& split = data.val.empty() ? data.train : data.val;
-    const std::vector<size_t> indices(split.begin(), split.end());
-    const auto t0 = Clock::now();
-    const fs::path out =
-        write_model_profile(weights, data.ds, indices, data.images,
-                            fmt::format("{}@{} ({} split)", data.version.name, data.version.short_id(),
-                                        data.val.empty() ? "train" : "val"));
-    if (!out.empty())
-      spdlog::info("train: reference profile for drift monitoring: {} ({} images, {:.1f} s)", out.string(),
-                   std::min(indices.size(), kRunProfileImages),
-                   std::chrono::duration<double>(Clock::now() - t0).count());
-  } catch (const std::exception& e) {
-    spdlog::warn("train: no reference profile for drift monitoring: {}", e.what());
+  // The reference profile for drift monitoring, beside the weights handed over (train/run_profile.h).
+  if (main_rank() && !end.interrupted && !data.clips && checkpoints) {
+    const fs::path best = checkpoints->best_checkpoint();
+    detail::write_run_profile(best.empty() ? checkpoints->last_checkpoint() : best, data);
   }
+  return result(end, std::move(last_metrics));
 }
 
 TrainResult Trainer::Impl::result(const TrainEnd& end, std::map<std::string, double> last_metrics) const {

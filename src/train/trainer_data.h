@@ -1,6 +1,7 @@
 #pragma once
 // Internal to the trainer: the run's dataset version, split indices, class balancing and loaders.
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,5 +68,10 @@ int classifier_input_size(const TrainOptions& options, const nn::ModelSpec& spec
 /// balance=resample: the training samples of `epoch`, drawn with replacement with probability sample_p, as a
 /// dataset of their own (so each draw gets its own augmentation stream). Deterministic for (seed, epoch).
 data::Dataset resampled_epoch(const RunData& run, uint64_t seed, int epoch);
+
+/// Profiles the run's validation split (the training split without one) with `weights` into
+/// weights/<stem>.profile.json (run_profile.h). A failure costs monitoring its reference, never the run: it
+/// is logged as a warning. Defined in run_profile.cpp.
+void write_run_profile(const std::filesystem::path& weights, const RunData& run);
 
 }  // namespace vigil::train::detail

@@ -24,4 +24,8 @@ torch::Tensor project_embedding(const torch::Tensor& features);
 /// Row `i` of project_embedding's result as a vector.
 std::vector<float> embedding_row(const torch::Tensor& embeddings, int64_t i);
 
+/// An embedding as the prediction log and a reference profile store it (5 decimals), so the server's row
+/// and `vigil monitor profile`'s row of one image hold the same numbers.
+std::vector<double> stored_embedding(const std::vector<float>& embedding);
+
 }  // namespace vigil::model
