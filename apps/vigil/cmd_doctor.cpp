@@ -116,6 +116,9 @@ int run_doctor(int default_threads) {
   auto blas = loaded_blas();
   fmt::print("blas: {}\n", blas.empty() ? "none mapped" : join({blas.begin(), blas.end()}, ", "));
   fmt::print("  matmul 512x512: {:.1f} GFLOP/s\n", gflops);
+  if (const int n = blas_threads(); n > 0)
+    fmt::print("  openblas threads: {} (vigil serve times 1 against this for its model: --blas-threads)\n",
+               n);
   bool reference = false;
   for (const auto& b : blas) reference = reference || b.find("/blas/") != std::string::npos;
   if (reference) {

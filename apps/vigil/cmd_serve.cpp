@@ -175,6 +175,8 @@ void register_serve(CLI::App& app, Context& ctx) {
   add_override(sub, ctx, "--instances", "instances", "inference workers, each with a model copy (default 1)");
   add_override(sub, ctx, "--threads-per-instance", "threads_per_instance",
                "LibTorch threads per worker (default: the cores shared among them)");
+  add_override(sub, ctx, "--blas-threads", "blas_threads",
+               "OpenBLAS threads (default: 1 or one per core, whichever runs the model faster at load)");
   add_override(sub, ctx, "--queue-capacity", "queue_capacity",
                "images waiting at most, then 503 (default 64)");
   add_override(sub, ctx, "--max-body-mb", "max_body_mb", "request body limit in MiB, then 413 (default 10)");

@@ -180,6 +180,8 @@ void ServeOptions::validate() const {
   VIGIL_CHECK(http_threads >= 1 && http_threads <= 256, "expected http_threads in 1..256, got {}",
               http_threads);
   VIGIL_CHECK(queue_capacity >= 1, "expected queue_capacity >= 1, got {}", queue_capacity);
+  VIGIL_CHECK(blas_threads >= 0 && blas_threads <= 256,
+              "expected blas_threads in 0..256 (0 = choose by timing), got {}", blas_threads);
   VIGIL_CHECK(max_body_mb > 0, "expected max_body_mb > 0, got {}", max_body_mb);
   VIGIL_CHECK(max_pixels > 0, "expected max_pixels > 0, got {}", max_pixels);
   VIGIL_CHECK(max_batch_images >= 1, "expected max_batch_images >= 1, got {}", max_batch_images);
@@ -261,7 +263,7 @@ Server::Impl::Impl(ServeOptions o)
   if (!options.model.empty()) {
     host = std::make_unique<ModelHost>(ModelSource{options.model, options.arch, options.num_classes,
                                                    options.class_names, options.name, options.workspace},
-                                       predict_options(options), options.instances);
+                                       predict_options(options), options.instances, options.blas_threads);
     reload("");
   }
   batcher = std::make_unique<Batcher>(BatcherOptions{options.max_batch, options.max_queue_delay_ms,

@@ -16,6 +16,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <random>
 #include <regex>
+#include <thread>
 
 #include "serve_util.h"
 #include "vigil/core/base64.h"
@@ -195,6 +196,20 @@ TEST_F(ServeTest, ClassifierAnswersProbabilitiesOnEveryProtocol) {
   const json models = body_json(c.Get("/v1/models"));
   EXPECT_EQ(models["models"][0]["classes"], json({"with_mask", "without_mask"}));
   EXPECT_EQ(models["models"][0]["input"]["width"], 100);
+  // OpenBLAS's thread count: chosen by timing when the warm-up took at most 60 ms (a busy machine can make
+  // the first inference slower, and then the pool is kept untimed), and then the faster of the two timings.
+  const json& blas = models["models"][0]["blas"];
+  ASSERT_TRUE(blas.contains("threads") && blas.contains("timed")) << blas;
+  if (blas["timed"].get<bool>()) {
+    EXPECT_GT(blas["ms_one_thread"].get<double>(), 0) << blas;
+    if (blas["threads"] == 1)
+      EXPECT_LE(blas["ms_one_thread"].get<double>(), blas["ms_start_threads"].get<double>()) << blas;
+    else
+      EXPECT_GT(blas["ms_one_thread"].get<double>(), 0.97 * blas["ms_start_threads"].get<double>()) << blas;
+  } else {
+    EXPECT_EQ(blas["ms_one_thread"].get<double>(), 0) << blas;
+    EXPECT_GE(blas["threads"].get<int>(), 1) << "the server runs LibTorch's OpenBLAS: " << blas;
+  }
 
   const json req = {{"inputs",
                      {{{"name", "image"},

@@ -32,6 +32,7 @@ struct ServeOptions {
   int queue_capacity = 64;
   int instances = 1;             ///< inference workers, each with a copy of the model
   int threads_per_instance = 0;  ///< intra-op threads per worker (0 = the cores divided among them)
+  int blas_threads = 0;          ///< OpenBLAS's threads (0 = chosen by timing at load: ModelHost::load)
   double max_body_mb = 10;
   int64_t max_pixels = 40'000'000;
   int max_batch_images = 32;
@@ -107,6 +108,8 @@ struct ServeOptions {
     v("queue_capacity", queue_capacity, "images waiting for inference, at most (then 503)");
     v("instances", instances, "inference workers, each with its own copy of the model");
     v("threads_per_instance", threads_per_instance, "LibTorch threads per worker (0 = cores / instances)");
+    v("blas_threads", blas_threads,
+      "OpenBLAS threads (0 = 1 or one per core, whichever runs the model faster)");
     v("max_body_mb", max_body_mb, "request body limit in MiB (then 413)");
     v("max_pixels", max_pixels, "image pixel limit against decompression bombs (then 413)");
     v("max_batch_images", max_batch_images, "images per /v1/predict/batch or infer request");

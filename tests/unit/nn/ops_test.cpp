@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <chrono>
+#include <thread>
+
 #include "vigil/core/error.h"
+#include "vigil/core/thread_pool.h"
 #include "vigil/nn/ops/boxes.h"
 #include "vigil/nn/ops/nms.h"
 #include "vigil/nn/ops/poolers.h"
@@ -221,3 +225,42 @@ TEST(MultiScaleRoIAlign, InfersScalesAndLevels) {
 
 }  // namespace
 }  // namespace vigil::nn::ops
+
+// vigil serve runs OpenBLAS on one thread (set_blas_threads); LibTorch's matmul goes through the OpenBLAS
+// that scripts/install-deps.sh installs, found by symbol.
+TEST(BlasThreads, SetsOpenBlasOwnCountAndReturnsThePreviousOne) {
+  const int before = vigil::blas_threads();
+  ASSERT_GT(before, 0) << "no OpenBLAS in this process";
+  EXPECT_EQ(vigil::set_blas_threads(1), before);
+  EXPECT_EQ(vigil::blas_threads(), 1);
+  const auto product = torch::mm(torch::ones({96, 80}), torch::ones({80, 64}));
+  EXPECT_TRUE(torch::equal(product, torch::full({96, 64}, 80.0f)));
+  EXPECT_EQ(vigil::set_blas_threads(0), 1) << "0 leaves the count as it is";
+  EXPECT_EQ(vigil::blas_threads(), 1);
+  vigil::set_blas_threads(before);
+  EXPECT_EQ(vigil::blas_threads(), before);
+}
+
+// The choice is a measurement: whichever count runs `forward` faster stays set (1 only when clearly faster).
+TEST(BlasThreads, ChooseKeepsTheCountThatRunsTheForwardFaster) {
+  const int start = vigil::blas_threads();
+  ASSERT_GT(start, 0) << "no OpenBLAS in this process";
+  auto sleeping = [](double one_ms, double many_ms) {
+    return [=] {
+      const double ms = vigil::blas_threads() == 1 ? one_ms : many_ms;
+      std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int>(ms * 1000)));
+    };
+  };
+  vigil::BlasChoice c = vigil::choose_blas_threads(4, sleeping(2, 12), 3);
+  EXPECT_TRUE(c.timed);
+  EXPECT_EQ(c.threads, 1);
+  EXPECT_EQ(vigil::blas_threads(), 1);
+  EXPECT_LT(c.ms_one, c.ms_many);
+  c = vigil::choose_blas_threads(4, sleeping(12, 2), 3);
+  EXPECT_EQ(c.threads, 4);
+  EXPECT_EQ(vigil::blas_threads(), 4);
+  EXPECT_GT(c.ms_one, c.ms_many);
+  c = vigil::choose_blas_threads(1, sleeping(2, 12), 3);
+  EXPECT_FALSE(c.timed) << "nothing to choose between";
+  vigil::set_blas_threads(start);
+}
