@@ -29,9 +29,10 @@ demo: deps
 	$(MAKE) build
 	bash scripts/demo.sh $(VIGIL) $(DEMO_WS)
 
+# Regenerates bench/RESULTS.md: every side-by-side benchmark against the Python references (about 30 minutes).
 bench: deps
 	$(MAKE) build
-	bash bench/run.sh $(BUILD)
+	bash bench/results.sh $(BUILD)
 
 format:
 	git ls-files '*.cpp' '*.h' | xargs clang-format -i

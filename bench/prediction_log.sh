@@ -7,7 +7,8 @@
 # a few more rows than answers are the requests in flight when wrk stopped).
 #
 # Usage: bench/prediction_log.sh [build-dir]   env: SECONDS_PER_RUN (20), ROUNDS (3), CONCURRENCY (4), THREADS,
-#        MODEL (mask_small_cnn: the worst case, where the request is mostly decoding; or e.g. mobilenet_v2)
+#        MODEL (mask_small_cnn: the worst case, where the request is mostly decoding; or e.g. mobilenet_v2),
+#        MODES (default "off on images"; "off on" for the log's cost alone)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -42,7 +43,7 @@ cv2.imwrite('$work/img.jpg', cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3)
 results="$work/results.jsonl"
 : >"$results"
 for ((round = 1; round <= rounds; round++)); do
-  for mode in off on images; do
+  for mode in ${MODES:-off on images}; do
     ws="$work/ws-$mode-$round"
     args=(--set prediction_log=false)
     [[ $mode == on ]] && args=()
@@ -79,6 +80,8 @@ print("-" * len(head))
 base = None
 for mode in ("off", "on", "images"):
     rs = [r for r in rows if r["mode"] == mode]
+    if not rs:
+        continue
     rps = statistics.median(r["wrk"]["rps"] for r in rs)
     p50 = statistics.median(r["wrk"]["lat_p50_ms"] for r in rs)
     p99 = statistics.median(r["wrk"]["lat_p99_ms"] for r in rs)
@@ -89,4 +92,16 @@ for mode in ("off", "on", "images"):
     lost = "-" if mode == "off" else str(max(0, answered - logged))
     print(f"{mode:7} {rps:8.1f} {p50:7.2f} {p99:7.2f} {rps / base:7.3f} {answered:9d} "
           f"{logged if mode != 'off' else '-':>8} {lost:>5}")
+# Paired by round: each "on" run against the "off" run just before it, so a slow minute of the shared machine
+# lands on both sides of a ratio instead of between medians.
+by_round = {}
+for r in rows:
+    by_round.setdefault(r["round"], {})[r["mode"]] = r["wrk"]
+for mode in ("on", "images"):
+    ratios = sorted(v[mode]["rps"] / v["off"]["rps"] for v in by_round.values() if mode in v and "off" in v)
+    p50s = sorted(v[mode]["lat_p50_ms"] / v["off"]["lat_p50_ms"] for v in by_round.values() if mode in v and "off" in v)
+    if ratios:
+        print(f"{mode} / off per round: requests/s median {statistics.median(ratios):.3f} "
+              f"(min {ratios[0]:.3f}, max {ratios[-1]:.3f}), p50 latency median {statistics.median(p50s):.3f} "
+              f"over {len(ratios)} rounds")
 PY
