@@ -24,6 +24,9 @@ stamp="$(date -u +%Y%m%d-%H%M%S)"
 out="$here/results/all-$stamp"
 mkdir -p "$out"
 : >"$out/sections.jsonl"
+# The commit the figures belong to, taken before anything runs ("dirty" when tracked files differ from it).
+(cd "$repo" && echo "$(git rev-parse --short=12 HEAD) $([[ -n "$(git status --porcelain --untracked-files=no)" ]] && echo dirty)") \
+  >"$out/commit.txt"
 
 # One section: the command as it is run (recorded verbatim for the report), its output, status and duration.
 section() {
