@@ -11,7 +11,7 @@
 #   micro           the google-benchmark binaries (bench/run.sh): vigil alone, no ratio
 #
 # Usage: bench/results.sh [build-dir]
-# Env:   SECTIONS, MODELS_ITERS (30), MODELS_ARCHS (all), SERVE_ARCHS (fasterrcnn_mobilenet_v3_large_320_fpn),
+# Env:   SECTIONS, MODELS_ITERS (10), MODELS_ROUNDS (3), MODELS_ARCHS (all), SERVE_ARCHS (fasterrcnn_mobilenet_v3_large_320_fpn),
 #        SERVE_DURATION (20), LOG_ROUNDS (8), OUTPUT (bench/RESULTS.md)
 set -uo pipefail
 
@@ -46,7 +46,7 @@ for s in $sections; do
   case "$s" in
     models)
       archs="${MODELS_ARCHS:-}"
-      section models "ITERS=${MODELS_ITERS:-30} TRAIN_ITERS=3 bench/models.sh $rel_build $archs"
+      section models "ITERS=${MODELS_ITERS:-10} ROUNDS=${MODELS_ROUNDS:-3} TRAIN_ITERS=3 bench/models.sh $rel_build $archs"
       ;;
     serve)
       if [[ -d "$repo/../shared/bench/baseline" ]]; then

@@ -125,8 +125,8 @@ def main() -> int:
         out.append("The models section produced no rows: see its output below.\n")
 
     descriptions = {
-        "models": "Inference latency (median ms) at batch 1 and 8 and training images/s, same weights and inputs, "
-                  "Python torchvision then vigil for each architecture.",
+        "models": "Inference latency (median ms) at batch 1 and 8 and training images/s, same weights and inputs; "
+                  "Python torchvision and vigil alternate by rounds, each figure the median of the rounds.",
         "serve": "The seeds' FastAPI + torchvision server against `vigil serve`, same weights, image and wrk load.",
         "prediction_log": "What the prediction log costs a request (vigil against itself, log off and on, "
                           "interleaved rounds).",
