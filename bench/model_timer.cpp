@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "vigil/core/blas.h"
 #include "vigil/core/error.h"
-#include "vigil/core/thread_pool.h"
 #include "vigil/nn/classification/classifier.h"
 #include "vigil/nn/detection/detector.h"
 #include "vigil/nn/fuse.h"
@@ -97,19 +97,14 @@ struct Timings {
   int blas_threads = -1;  ///< OpenBLAS's threads during inference
 };
 
-// What `vigil serve` does at load (serve/model_host.cpp): a model whose first inference takes at most 60 ms
-// gets OpenBLAS at 1 thread or at its start-up count, whichever runs a batch of 4 faster. Training runs with
-// the start-up count, as `vigil train` does.
+// What `vigil serve` does at load (serve/model_host.cpp): OpenBLAS's thread count chosen on a batch of 4
+// (choose_model_blas_threads), here from the second batch-1 inference, past the first's one-time set-up.
+// Training runs with the start-up count, as `vigil train` does.
 int choose_blas_like_serve(const std::function<void()>& b1, const std::function<void()>& b4) {
-  const int start = vigil::initial_blas_threads();
   b1();
   const auto t0 = std::chrono::steady_clock::now();
   b1();
-  if (elapsed_ms(t0) <= 60 && start > 1) {
-    b4();
-    vigil::choose_blas_threads(start, b4);
-  }
-  return vigil::blas_threads();
+  return vigil::choose_model_blas_threads(elapsed_ms(t0), b4).threads;
 }
 
 Timings time_detector(vigil::nn::Detector& model, vigil::nn::Detector& trainee,

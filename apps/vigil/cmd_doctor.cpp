@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "cli.h"
+#include "vigil/core/blas.h"
 #include "vigil/core/strings.h"
 #include "vigil/core/thread_pool.h"
 

@@ -40,15 +40,8 @@ void ModelHost::choose_blas(ServedModel& model, const torch::Tensor& input, int 
     model.blas.threads = blas_threads_;
     return;
   }
-  const int start = initial_blas_threads();
-  constexpr double kTimedUpToMs = 60;  // above, the BLAS calls are long enough to share, and timing is costly
-  if (warm_ms > kTimedUpToMs || start <= 1) {
-    set_blas_threads(start);
-    model.blas.threads = blas_threads();
-    return;
-  }
   // A batch of 4: served under load, images come batched, and what wins at batch 1 can lose at 8 (Faster
-  // R-CNN's box head); the second pass is the warm-up of the batched shape.
+  // R-CNN's box head).
   std::vector<model::Prediction> outputs(4);
   std::vector<model::Prediction*> out;
   for (auto& o : outputs) {
@@ -57,8 +50,7 @@ void ModelHost::choose_blas(ServedModel& model, const torch::Tensor& input, int 
     out.push_back(&o);
   }
   const std::vector<torch::Tensor> batch(4, input);
-  model.predictor->predict(batch, out);
-  model.blas = choose_blas_threads(start, [&] { model.predictor->predict(batch, out); });
+  model.blas = choose_model_blas_threads(warm_ms, [&] { model.predictor->predict(batch, out); });
 }
 
 std::shared_ptr<ServedModel> ModelHost::load(const std::string& path) {

@@ -7,7 +7,7 @@
 #include <mutex>
 #include <string>
 
-#include "vigil/core/thread_pool.h"
+#include "vigil/core/blas.h"
 #include "vigil/model/predict.h"
 
 namespace vigil::serve {
@@ -52,9 +52,8 @@ class ModelHost {
   /// Loads `path` (empty: the current source's path) with the current source's arch and class count,
   /// warms it up with one inference and publishes it. On any failure the previous model stays published
   /// and the error propagates (NotFound, DataError, InvalidArgument, ...). Loads are serialised.
-  /// A model whose warm-up inference takes at most 60 ms also chooses OpenBLAS's thread count (process-wide)
-  /// by timing a batch of 4 with 1 thread and with the start-up count (choose_blas_threads); a slower one
-  /// keeps the start-up count, where BLAS parallelism pays.
+  /// Unless fixed, OpenBLAS's thread count (process-wide) is chosen for the model on a batch of 4
+  /// (choose_model_blas_threads).
   std::shared_ptr<ServedModel> load(const std::string& path = "");
 
   /// The published model, or null before the first successful load.

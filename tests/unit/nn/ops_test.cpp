@@ -6,8 +6,8 @@
 #include <chrono>
 #include <thread>
 
+#include "vigil/core/blas.h"
 #include "vigil/core/error.h"
-#include "vigil/core/thread_pool.h"
 #include "vigil/nn/ops/boxes.h"
 #include "vigil/nn/ops/nms.h"
 #include "vigil/nn/ops/poolers.h"
