@@ -587,6 +587,10 @@ TEST_F(ServeTest, CommandLineErrorsAreClear) {
                           tmp_ / "r");
   EXPECT_EQ(bad_limit.exit_code(), 2) << bad_limit.log();
   EXPECT_THAT(bad_limit.log(), HasSubstr("10/minute"));
+  ServerProcess bad_blas(fmt::format("--model '{}' --blas-threads -1", model("guns.ckpt").string()),
+                         tmp_ / "b");
+  EXPECT_EQ(bad_blas.exit_code(), 2) << bad_blas.log();
+  EXPECT_THAT(bad_blas.log(), HasSubstr("blas_threads in 0..256"));
   auto s = start();
   ASSERT_TRUE(s->running());
   const auto [rc, out] =
