@@ -2,7 +2,7 @@
 // wrote, with the same protocol as models_ref.py's `time` mode (median latency after a warm-up for inference,
 // images/s over a few SGD steps for training), and prints one JSON line.
 //
-// Usage: model_timer DIR ARCH [--threads T] [--iters N] [--train-iters M]
+// Usage: model_timer DIR ARCH [--threads T] [--iters N] [--train-iters M] [--channels-last 0|1] [--bf16 0|1]
 
 #include <torch/torch.h>
 
@@ -20,6 +20,7 @@
 #include "vigil/nn/classification/classifier.h"
 #include "vigil/nn/detection/detector.h"
 #include "vigil/nn/fuse.h"
+#include "vigil/nn/precision.h"
 #include "vigil/nn/weights.h"
 #include "vigil/nn/zoo.h"
 
@@ -33,12 +34,14 @@ struct Args {
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int iters = 5, train_iters = 3;
   int channels_last = 1;  ///< what vigil's predictor and trainer do by default on CPU
+  vigil::nn::Precision precision = vigil::nn::Precision::kFp32;  ///< inference only (--bf16 1)
 };
 
 Args parse(int argc, char** argv) {
   if (argc < 3)
     throw vigil::InvalidArgument(
-        "usage: model_timer DIR ARCH [--threads T] [--iters N] [--train-iters M] [--channels-last 0|1]");
+        "usage: model_timer DIR ARCH [--threads T] [--iters N] [--train-iters M (0: no training)] "
+        "[--channels-last 0|1] [--bf16 0|1]");
   Args a;
   a.dir = argv[1];
   a.arch = argv[2];
@@ -53,6 +56,8 @@ Args parse(int argc, char** argv) {
       a.train_iters = value;
     } else if (flag == "--channels-last") {
       a.channels_last = value;
+    } else if (flag == "--bf16") {
+      a.precision = value ? vigil::nn::Precision::kBf16 : vigil::nn::Precision::kFp32;
     } else {
       throw vigil::InvalidArgument("unknown flag " + flag);
     }
@@ -121,6 +126,7 @@ Timings time_detector(vigil::nn::Detector& model, vigil::nn::Detector& trainee,
   model.eval();
   {
     c10::InferenceMode inference;  // what vigil's predict and serve paths use
+    const vigil::nn::PrecisionGuard precision(a.precision);
     const std::vector<torch::Tensor> batch4(images.begin(), images.begin() + 4);
     t.blas_threads = choose_blas_like_serve([&] { model.forward(batch1); }, [&] { model.forward(batch4); });
     t.b1 = median_ms([&] { model.forward(batch1); }, a.iters);
@@ -132,6 +138,7 @@ Timings time_detector(vigil::nn::Detector& model, vigil::nn::Detector& trainee,
   const std::vector<torch::Tensor> train_images(images.begin(), images.begin() + kDetTrainBatch);
   const std::vector<vigil::nn::DetectionTarget> train_targets(targets.begin(),
                                                               targets.begin() + kDetTrainBatch);
+  if (a.train_iters <= 0) return t;
   t.train = images_per_second(
       [&] {
         opt.zero_grad();
@@ -155,6 +162,7 @@ Timings time_classifier(vigil::nn::Classifier& model, vigil::nn::Classifier& tra
   model.eval();
   {
     c10::InferenceMode inference;  // what vigil's predict and serve paths use
+    const vigil::nn::PrecisionGuard precision(a.precision);
     const torch::Tensor batch4 = images.slice(0, 0, 4);
     t.blas_threads = choose_blas_like_serve([&] { model.forward(batch1); }, [&] { model.forward(batch4); });
     t.b1 = median_ms([&] { model.forward(batch1); }, a.iters);
@@ -163,6 +171,7 @@ Timings time_classifier(vigil::nn::Classifier& model, vigil::nn::Classifier& tra
   vigil::set_blas_threads(vigil::initial_blas_threads());
   trainee.train();
   torch::optim::SGD opt(trainable(trainee), torch::optim::SGDOptions(0.001).momentum(0.9));
+  if (a.train_iters <= 0) return t;
   t.train = images_per_second(
       [&] {
         opt.zero_grad();
@@ -199,6 +208,10 @@ int run(const Args& a) {
     vigil::nn::to_channels_last(*infer);
     vigil::nn::to_channels_last(*train);
   }
+  if (a.precision != vigil::nn::Precision::kFp32) {  // as the Predictor does (model/predict.cpp)
+    vigil::nn::check_precision_supported(a.precision);
+    vigil::nn::convert_weights_to_bf16(*infer);
+  }
   Timings t;
   if (auto det = std::dynamic_pointer_cast<vigil::nn::Detector>(infer)) {
     t = time_detector(*det, *std::dynamic_pointer_cast<vigil::nn::Detector>(train), inputs, a);
@@ -209,8 +222,8 @@ int run(const Args& a) {
   }
   std::printf(
       "{\"arch\": \"%s\", \"infer_b1_ms\": %.3f, \"infer_b8_ms\": %.3f, \"train_img_s\": %.3f, "
-      "\"blas_threads\": %d}\n",
-      a.arch.c_str(), t.b1, t.b8, t.train, t.blas_threads);
+      "\"blas_threads\": %d, \"precision\": \"%s\"}\n",
+      a.arch.c_str(), t.b1, t.b8, t.train, t.blas_threads, vigil::nn::precision_name(a.precision));
   return 0;
 }
 

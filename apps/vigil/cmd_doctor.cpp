@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "vigil/core/blas.h"
+#include "vigil/core/cpu.h"
 #include "vigil/core/strings.h"
 #include "vigil/core/thread_pool.h"
 
@@ -54,24 +55,15 @@ double matmul_gflops() {
   return 2.0 * 512 * 512 * 512 * reps / elapsed / 1e9;
 }
 
-std::string cpu_flags() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line, model;
-  std::set<std::string> flags;
-  const std::set<std::string> wanted = {"sse4_2",      "avx",      "avx2",     "fma",
-                                        "f16c",        "avx512f",  "avx512bw", "avx512_vnni",
-                                        "avx512_bf16", "amx_tile", "neon",     "asimd"};
-  while (std::getline(cpuinfo, line)) {
-    if (starts_with(line, "model name") && model.empty())
-      model = std::string(trim(line.substr(line.find(':') + 1)));
-    if ((starts_with(line, "flags") || starts_with(line, "Features")) && flags.empty()) {
-      for (const auto& f : split_ws(line.substr(line.find(':') + 1))) {
-        if (wanted.count(f)) flags.insert(f);
-      }
-    }
-  }
-  return fmt::format("{} [{}]", model.empty() ? "unknown CPU" : model,
-                     join(std::vector<std::string>(flags.begin(), flags.end()), " "));
+std::string cpu_flags(const CpuInfo& cpu) {
+  const std::set<std::string> wanted = {"sse4_2",   "avx",      "avx2",        "fma",         "f16c",
+                                        "avx512f",  "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile",
+                                        "amx_bf16", "neon",     "asimd"};
+  std::vector<std::string> shown;
+  for (const auto& f : cpu.flags)
+    if (wanted.count(f)) shown.push_back(f);
+  return fmt::format("{} [{}]{}", cpu.model, join(shown, " "),
+                     cpu.flags_overridden ? " (flags from VIGIL_CPU_FLAGS)" : "");
 }
 
 /// The "Media I/O" and "Video I/O" lines of OpenCV's build information.
@@ -99,7 +91,11 @@ int run_doctor(int default_threads) {
     ++warnings;
   };
   fmt::print("vigil {}\n", VIGIL_VERSION);
-  fmt::print("cpu: {}\n", cpu_flags());
+  const CpuInfo cpu = cpu_info();
+  fmt::print("cpu: {}\n", cpu_flags(cpu));
+  const bool bf16 = cpu.flags.count("avx512_bf16") || cpu.flags.count("amx_bf16");
+  fmt::print("  precision bf16: {}\n", bf16 ? "available (--precision bf16 for predict, evaluate, serve)"
+                                            : "not available (needs avx512_bf16 or amx_bf16)");
   fmt::print("cores: {}\n", hardware_threads());
   fmt::print("libtorch: {}.{}.{}\n", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
   fmt::print("  intra-op threads: {} (libtorch default here: {})\n", at::get_num_threads(), default_threads);

@@ -256,6 +256,8 @@ void register_evaluate(CLI::App& app, Context& ctx) {
                                   "the dataset's saved split (default: default, or the run's)");
   add_override(sub, ctx, "--gallery", "gallery", "sample pictures in the report (0: none)");
   add_override(sub, ctx, "--batch", "predict.batch_size", "images per inference batch");
+  add_override(sub, ctx, "--precision", "predict.precision",
+               "fp32 (default), or bf16 on CPUs with AVX512_BF16/AMX");
   add_override(sub, ctx, "--score-threshold", "predict.score_threshold",
                "detection: keep boxes scoring at least this (default: the model's)");
   add_override(sub, ctx, "--frame-model", "frame_model",

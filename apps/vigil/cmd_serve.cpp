@@ -170,6 +170,7 @@ void register_serve(CLI::App& app, Context& ctx) {
   add_http_options(sub, ctx, a);
   add_override(sub, ctx, "--http-threads", "http_threads", "HTTP worker threads (default 8)");
   add_override(sub, ctx, "--max-batch", "max_batch", "images per forward pass (default 8)");
+  add_override(sub, ctx, "--precision", "precision", "fp32 (default), or bf16 on CPUs with AVX512_BF16/AMX");
   add_override(sub, ctx, "--max-queue-delay-ms", "max_queue_delay_ms",
                "how long a waiting image waits for others to batch with (default 5)");
   add_override(sub, ctx, "--instances", "instances", "inference workers, each with a model copy (default 1)");

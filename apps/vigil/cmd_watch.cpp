@@ -37,6 +37,7 @@ struct WatchArgs {
   std::string source, model, classify, name, jsonl, snapshots, detections, annotate, webhook_secret,
       stats_json;
   std::vector<std::string> webhooks, track;
+  std::string precision = "fp32";
   double fps = 5, duration = 0, status_interval = 0;
   int64_t frames = 0;
   bool loop = false, no_store = false, no_snapshots = false, quiet = false;
@@ -76,6 +77,7 @@ video::WatchConfig single_camera(const WatchArgs& a) {
   c.clips.enabled = a.clips;
   c.detect.model = a.model;
   c.detect.fps = a.fps;
+  c.detect.precision = c.classify.precision = a.precision;
   c.classify.model = a.classify;
   if (c.classify.enabled()) c.tracker.class_aware = false;  // as watch_config.cpp does for cascades
   c.rules.name = c.name;
@@ -315,6 +317,8 @@ void register_watch(CLI::App& app, Context& ctx) {
   sub->add_option("--classify", a.classify, "second stage: a classifier run on every detected box (cascade)");
   sub->add_option("--name", a.name, "camera name (default: the file's stem)");
   sub->add_option("--fps", a.fps, "detections per second")->capture_default_str();
+  sub->add_option("--precision", a.precision,
+                  "one-camera mode: fp32 (default), or bf16 on CPUs with AVX512_BF16/AMX (both stages)");
   sub->add_flag("--loop", a.loop, "start the file again at its end");
   sub->add_flag(
       "--no-realtime", a.no_realtime,

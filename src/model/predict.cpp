@@ -74,6 +74,7 @@ void PredictOptions::validate() const {
   VIGIL_CHECK(score_threshold <= 1, "expected score_threshold <= 1 (< 0: the model's), got {}",
               score_threshold);
   VIGIL_CHECK(nms_iou <= 1, "expected nms_iou <= 1 (< 0: the model's), got {}", nms_iou);
+  nn::parse_precision(precision);  // names the valid values
 }
 
 Predictor::Predictor(LoadedModel model, PredictOptions options)
@@ -92,6 +93,13 @@ Predictor::Predictor(LoadedModel model, PredictOptions options)
   model_.module->eval();
   if (options_.fold_batch_norms) nn::fold_batch_norms(*model_.module);
   if (options_.channels_last && device_.is_cpu()) nn::to_channels_last(*model_.module);
+  precision_ = nn::parse_precision(options_.precision);
+  if (precision_ != nn::Precision::kFp32) {
+    VIGIL_CHECK(device_.is_cpu(), "expected device cpu for precision {}, got '{}'", options_.precision,
+                options_.device);
+    nn::check_precision_supported(precision_);
+    nn::convert_weights_to_bf16(*model_.module);
+  }
   input_ = info.preprocess;
   input_.mean = or_default(input_.mean, 0.0);
   input_.std = or_default(input_.std, 1.0);
@@ -132,14 +140,17 @@ void Predictor::predict(const std::vector<torch::Tensor>& inputs, const std::vec
     torch::Tensor batch = torch::stack(inputs).to(device_);
     if (options_.channels_last && device_.is_cpu())
       batch = batch.contiguous(torch::MemoryFormat::ChannelsLast);
-    torch::Tensor logits, embeddings;
-    if (options_.embed) {
-      auto [l, features] = model_.classifier->forward_with_embedding(batch);
-      logits = std::move(l);
-      embeddings = project_embedding(features);
-    } else {
-      logits = model_.classifier->forward(batch);
+    torch::Tensor logits, features, embeddings;
+    {
+      const nn::PrecisionGuard precision(precision_);
+      if (options_.embed) {
+        std::tie(logits, features) = model_.classifier->forward_with_embedding(batch);
+      } else {
+        logits = model_.classifier->forward(batch);
+      }
     }
+    logits = nn::to_float32(logits);
+    if (features.defined()) embeddings = project_embedding(features);
     const torch::Tensor probs = torch::softmax(logits, 1).to(torch::kCPU, torch::kFloat32).contiguous();
     const int64_t n_classes = probs.size(1);
     for (size_t i = 0; i < out.size(); ++i) {
@@ -160,7 +171,11 @@ void Predictor::predict(const std::vector<torch::Tensor>& inputs, const std::vec
   for (const auto& [size, members] : by_size) {
     std::vector<torch::Tensor> images;
     for (size_t i : members) images.push_back(inputs[i].to(device_));
-    const nn::DetectorOutput result = model_.detector->forward(images);
+    nn::DetectorOutput result;
+    {
+      const nn::PrecisionGuard precision(precision_);
+      result = model_.detector->forward(images);
+    }
     VIGIL_ASSERT(result.detections.size() == members.size(), "detector returned {} results for {} images",
                  result.detections.size(), members.size());
     const torch::Tensor embeddings = options_.embed && result.embeddings.defined()

@@ -301,6 +301,7 @@ nlohmann::json Server::Impl::model_json(const ServedModel& m) const {
                       {"loaded_at", m.loaded_at},
                       {"load_time_ms", round3(m.load_ms)},
                       {"parameters", m.parameters},
+                      {"precision", m.predictor->options().precision},
                       {"blas",
                        {{"threads", m.blas.threads},
                         {"timed", m.blas.timed},

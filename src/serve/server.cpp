@@ -25,6 +25,7 @@
 #include "vigil/core/hash.h"
 #include "vigil/core/interrupt.h"
 #include "vigil/core/strings.h"
+#include "vigil/nn/precision.h"
 #include "web_assets.h"
 
 namespace vigil::serve {
@@ -57,6 +58,7 @@ model::PredictOptions predict_options(const ServeOptions& o) {
   p.device = o.device;
   p.fold_batch_norms = o.fold_batch_norms;
   p.channels_last = o.channels_last;
+  p.precision = o.precision;
   p.embed =
       o.prediction_log && !o.workspace.empty();  // the log keeps each image's embedding for drift checks
   return p;
@@ -190,6 +192,7 @@ void ServeOptions::validate() const {
               score_threshold);
   VIGIL_CHECK(read_timeout_s >= 1, "expected read_timeout_s >= 1, got {}", read_timeout_s);
   RateLimit::parse(rate_limit);
+  nn::check_precision_supported(nn::parse_precision(precision));  // at start-up, not at the first load
   BatcherOptions{max_batch, max_queue_delay_ms, static_cast<size_t>(queue_capacity), instances,
                  threads_per_instance}
       .validate();

@@ -224,6 +224,7 @@ class ModelDetector : public FrameDetector {
     po.score_threshold = config.score_threshold;
     po.nms_iou = config.nms_iou;
     po.max_detections = config.max_detections;
+    po.precision = config.precision;
     predictor_ = std::make_unique<model::Predictor>(load_vigil_model(resolved, "detect.model"), po);
     const auto& info = predictor_->info();
     if (predictor_->is_detector()) {
@@ -419,8 +420,10 @@ CropClassifier::CropClassifier(const ClassifyConfig& config, const std::string& 
   impl_->resolved = resolve_model_spec(config.model, workspace);
   VIGIL_CHECK(!impl_->resolved.opencv && !impl_->resolved.faceapi,
               "classify.model: expected a vigil classifier, got '{}'", config.model);
-  impl_->predictor = std::make_unique<model::Predictor>(load_vigil_model(impl_->resolved, "classify.model"),
-                                                        model::PredictOptions{});
+  model::PredictOptions po;
+  po.precision = config.precision;
+  impl_->predictor =
+      std::make_unique<model::Predictor>(load_vigil_model(impl_->resolved, "classify.model"), po);
   VIGIL_CHECK(
       !impl_->predictor->is_detector(),
       "classify.model: expected a classifier, got the detector '{}' ({}); a detector goes in detect.model",

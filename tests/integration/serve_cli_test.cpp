@@ -20,12 +20,14 @@
 
 #include "serve_util.h"
 #include "vigil/core/base64.h"
+#include "vigil/core/cpu.h"
 #include "vigil/core/strings.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using vigil::read_file;
 using vigil::testing::make_model_file;
@@ -196,6 +198,7 @@ TEST_F(ServeTest, ClassifierAnswersProbabilitiesOnEveryProtocol) {
   const json models = body_json(c.Get("/v1/models"));
   EXPECT_EQ(models["models"][0]["classes"], json({"with_mask", "without_mask"}));
   EXPECT_EQ(models["models"][0]["input"]["width"], 100);
+  EXPECT_EQ(models["models"][0]["precision"], "fp32");
   // OpenBLAS's thread count: chosen by timing when the warm-up took at most 60 ms (a busy machine can make
   // the first inference slower, and then the pool is kept untimed), and then the faster of the two timings.
   const json& blas = models["models"][0]["blas"];
@@ -614,6 +617,34 @@ class ScopedEnv {
  private:
   Vars vars_;
 };
+
+// --precision bf16 (nn/precision.h): the same answers within 0.02 where the CPU has the instructions, and a
+// refusal at start-up that names them where it has not (simulated through VIGIL_CPU_FLAGS).
+TEST_F(ServeTest, Bf16AnswersWithinToleranceAndIsRefusedWithoutTheInstructions) {
+  const std::string image = jpeg_bytes(120, 90, 3);
+  if (vigil::cpu_has("avx512_bf16") || vigil::cpu_has("amx_bf16")) {
+    json want, got;
+    for (const std::string precision : {"fp32", "bf16"}) {
+      auto s = start("--precision " + precision, "masks.ckpt");
+      ASSERT_TRUE(s->running());
+      auto c = client(*s);
+      EXPECT_EQ(body_json(c.Get("/v1/models"))["models"][0]["precision"], precision);
+      auto r = c.Post("/v1/predict", image, "image/jpeg");
+      ASSERT_TRUE(r);
+      ASSERT_EQ(r->status, 200) << r->body;
+      (precision == "fp32" ? want : got) = body_json(r)["classification"]["probs"];
+    }
+    ASSERT_EQ(want.size(), 2u);
+    for (const auto& [name, p] : want.items())
+      EXPECT_NEAR(got[name].get<double>(), p.get<double>(), 0.02) << name;
+  }
+  const ScopedEnv cpu(ScopedEnv::Vars{{"VIGIL_CPU_FLAGS", "fpu sse4_2 avx avx2 avx512f"}});
+  ServerProcess refused(fmt::format("--model '{}' --precision bf16", model("masks.ckpt").string()),
+                        tmp_ / "p");
+  EXPECT_FALSE(refused.running());
+  EXPECT_EQ(refused.exit_code(), 2) << refused.log();
+  EXPECT_THAT(refused.log(), AllOf(HasSubstr("avx512_bf16"), HasSubstr("precision fp32")));
+}
 
 TEST_F(ServeTest, EnvironmentConfiguresEveryFlagAndTheCommandLineWins) {
   {

@@ -14,6 +14,7 @@
 #include "vigil/core/progress.h"
 #include "vigil/data/preprocess.h"
 #include "vigil/model/model_file.h"
+#include "vigil/nn/precision.h"
 
 namespace vigil::model {
 
@@ -29,6 +30,7 @@ struct PredictOptions {
   bool fold_batch_norms = true;  ///< fold norms into convolutions (nn/fuse.h): same outputs up to rounding
   bool channels_last = true;     ///< NHWC convolution weights (nn/fuse.h): faster on CPU, same up to rounding
   bool embed = false;  ///< also fill Prediction::embedding (drift monitoring; from the same forward pass)
+  std::string precision = "fp32";  ///< "fp32" or "bf16" (nn/precision.h; bf16 needs AVX512_BF16 or AMX)
 
   template <class V>
   void visit(V& v) {
@@ -44,6 +46,7 @@ struct PredictOptions {
     v("channels_last", channels_last,
       "channels-last convolution weights (faster on CPU; equal up to rounding)");
     v("embed", embed, "also compute each image's embedding (drift monitoring)");
+    v("precision", precision, "fp32, or bf16 on CPUs with AVX512_BF16/AMX (faster, within rounding)");
   }
   /// Throws InvalidArgument naming the field; "cuda" without CUDA available is an error here.
   void validate() const;
@@ -111,6 +114,7 @@ class Predictor {
   LoadedModel model_;
   PredictOptions options_;
   torch::Device device_;
+  nn::Precision precision_ = nn::Precision::kFp32;
   data::PreprocessOptions input_;  ///< what preprocess() makes: the model file's, defaults filled in
 };
 

@@ -54,6 +54,7 @@ struct ServeOptions {
   int max_streams = 8;
   bool fold_batch_norms = true;
   bool channels_last = true;
+  std::string precision = "fp32";  ///< "fp32" or "bf16" (nn/precision.h)
   /// Record every answered image (input statistics, outputs) in the workspace's prediction log, for
   /// /v1/stats across restarts, feedback and drift monitoring. Never slows a request: a bounded queue, one
   /// writer thread, batched transactions; a full queue drops rows and counts them.
@@ -127,6 +128,7 @@ struct ServeOptions {
     v("max_streams", max_streams, "MJPEG and event streams open at once, at most (then 503)");
     v("fold_batch_norms", fold_batch_norms, "fold batch norms into convolutions (faster)");
     v("channels_last", channels_last, "channels-last convolution weights (faster on CPU)");
+    v("precision", precision, "fp32, or bf16 on CPUs with AVX512_BF16/AMX (faster, within rounding)");
     v("prediction_log", prediction_log, "record every answered image in the workspace's prediction log");
     v("log_queue", log_queue, "prediction log rows waiting at most (then dropped and counted)");
     v("log_images", log_images, "fraction of inputs kept as JPEG for review (0..1)");

@@ -84,6 +84,7 @@ struct DetectConfig {
   /// frame's pixels either way.
   bool resize = true;
   std::vector<std::string> labels;  ///< keep only these labels (empty: all)
+  std::string precision = "fp32";   ///< a vigil model's: "fp32" or "bf16" (nn/precision.h)
   OpenCvCascadeConfig opencv;
   FaceApiConfig faceapi;
 
@@ -96,6 +97,7 @@ struct DetectConfig {
     v("max_detections", max_detections, "boxes kept per frame (< 0: the model's)");
     v("resize", resize, "resize frames to the model's input size before batching");
     v("labels", labels, "keep only these labels (empty: all)");
+    v("precision", precision, "a vigil model's precision: fp32, or bf16 on CPUs with AVX512_BF16/AMX");
     v("opencv", opencv, "settings of an opencv:<cascade> detector");
     v("faceapi", faceapi, "settings of a faceapi:<net> detector");
   }
@@ -109,6 +111,7 @@ struct ClassifyConfig {
   double margin = 0.15;             ///< added on every side, as a fraction of the box's width and height
   std::vector<std::string> labels;  ///< detector labels to classify (empty: all); others pass unchanged
   int max_crops = 32;               ///< crops classified per frame at most (highest detector scores first)
+  std::string precision = "fp32";   ///< "fp32" or "bf16" (nn/precision.h)
 
   template <class V>
   void visit(V& v) {
@@ -116,6 +119,7 @@ struct ClassifyConfig {
     v("margin", margin, "crop margin on every side, as a fraction of the box size");
     v("labels", labels, "detector labels to classify (empty: all)");
     v("max_crops", max_crops, "crops classified per frame at most");
+    v("precision", precision, "fp32, or bf16 on CPUs with AVX512_BF16/AMX");
   }
   bool enabled() const { return !model.empty(); }
   void validate() const;

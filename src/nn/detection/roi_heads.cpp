@@ -4,6 +4,7 @@
 
 #include "vigil/core/error.h"
 #include "vigil/nn/ops/nms.h"
+#include "vigil/nn/precision.h"
 
 namespace vigil::nn {
 
@@ -40,7 +41,7 @@ std::pair<torch::Tensor, torch::Tensor> FastRCNNPredictorImpl::forward(const tor
                 c10::str(x.sizes()));
   }
   const auto flat = x.flatten(1);
-  return {cls_score->forward(flat), bbox_pred->forward(flat)};
+  return {to_float32(cls_score->forward(flat)), to_float32(bbox_pred->forward(flat))};
 }
 
 // ------------------------------------------------------------------------------------------ targets

@@ -8,6 +8,7 @@
 #include "vigil/core/error.h"
 #include "vigil/nn/backbones/mobilenet_v2.h"
 #include "vigil/nn/ops/nms.h"
+#include "vigil/nn/precision.h"
 
 namespace vigil::nn {
 
@@ -77,8 +78,8 @@ std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> RPNHeadImpl::f
   std::vector<torch::Tensor> bbox_reg;
   for (const auto& feature : features) {
     const auto t = conv->forward(feature);
-    logits.push_back(cls_logits->forward(t));
-    bbox_reg.push_back(bbox_pred->forward(t));
+    logits.push_back(to_float32(cls_logits->forward(t)));  // decoding and NMS run in float32
+    bbox_reg.push_back(to_float32(bbox_pred->forward(t)));
   }
   return {logits, bbox_reg};
 }

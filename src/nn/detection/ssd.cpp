@@ -10,6 +10,7 @@
 #include "vigil/core/error.h"
 #include "vigil/nn/detection/roi_heads.h"
 #include "vigil/nn/ops/nms.h"
+#include "vigil/nn/precision.h"
 
 namespace vigil::nn {
 
@@ -177,7 +178,9 @@ DetectorOutput SSDImpl::forward(const std::vector<torch::Tensor>& images,
   if (targets) check_box_extents(resized, *targets);
 
   const auto features = backbone->forward(batch.tensors);
-  const SSDHeadOutput head_outputs = head->forward(features);
+  SSDHeadOutput head_outputs = head->forward(features);
+  head_outputs.bbox_regression = to_float32(head_outputs.bbox_regression);  // decoding and NMS in float32
+  head_outputs.cls_logits = to_float32(head_outputs.cls_logits);
   const auto anchors = anchor_generator->forward(batch, features);
 
   DetectorOutput out;

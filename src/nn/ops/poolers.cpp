@@ -8,6 +8,7 @@
 #include "vigil/core/error.h"
 #include "vigil/nn/ops/boxes.h"
 #include "vigil/nn/ops/roi_align.h"
+#include "vigil/nn/precision.h"
 
 namespace vigil::nn::ops {
 
@@ -85,7 +86,9 @@ torch::Tensor MultiScaleRoIAlignImpl::forward(const torch::OrderedDict<std::stri
   const auto& names = options.featmap_names();
   std::vector<torch::Tensor> x;
   for (const auto& item : features) {
-    if (std::find(names.begin(), names.end(), item.key()) != names.end()) x.push_back(item.value());
+    // RoI Align interpolates in the features' type: bfloat16 features (nn/precision.h) are pooled in float32.
+    if (std::find(names.begin(), names.end(), item.key()) != names.end())
+      x.push_back(to_float32(item.value()));
   }
   VIGIL_CHECK(!x.empty(), "expected features named like featmap_names ({}), got none of them",
               fmt::join(names, ", "));

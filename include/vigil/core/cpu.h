@@ -1,0 +1,23 @@
+#pragma once
+/// What the CPU can run: its model name and instruction-set flags, as the kernel reports them.
+
+#include <set>
+#include <string>
+#include <string_view>
+
+namespace vigil {
+
+struct CpuInfo {
+  std::string model;              ///< "model name" of /proc/cpuinfo ("unknown CPU" when absent)
+  std::set<std::string> flags;    ///< the "flags" (x86) or "Features" (ARM) of the first processor
+  bool flags_overridden = false;  ///< true when VIGIL_CPU_FLAGS replaced them
+};
+
+/// Reads /proc/cpuinfo now. When VIGIL_CPU_FLAGS is set, its space-separated words replace the flags: tests
+/// simulate a CPU without an instruction set that way (an empty value is a CPU with no extensions at all).
+CpuInfo cpu_info();
+
+/// Whether the CPU reports `flag` (cpu_info's flags, so VIGIL_CPU_FLAGS counts).
+bool cpu_has(std::string_view flag);
+
+}  // namespace vigil

@@ -1,0 +1,71 @@
+#include "vigil/nn/precision.h"
+
+#include <ATen/autocast_mode.h>
+#include <fmt/format.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+
+#include "vigil/core/cpu.h"
+#include "vigil/core/error.h"
+
+namespace vigil::nn {
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "bf16") return Precision::kBf16;
+  if (name == "int8")
+    throw InvalidArgument(
+        "expected precision fp32 or bf16, got int8: int8 post-training quantisation is not available yet");
+  throw InvalidArgument(fmt::format("expected precision fp32 or bf16, got '{}'", name));
+}
+
+const char* precision_name(Precision p) {
+  return p == Precision::kBf16 ? "bf16" : "fp32";
+}
+
+void check_precision_supported(Precision p) {
+  if (p != Precision::kBf16) return;
+  const CpuInfo cpu = cpu_info();
+  if (cpu.flags.count("avx512_bf16") || cpu.flags.count("amx_bf16")) return;
+  throw InvalidArgument(fmt::format(
+      "expected a CPU with the avx512_bf16 or amx_bf16 instructions for precision bf16, got {}{} without "
+      "either: use precision fp32",
+      cpu.model, cpu.flags_overridden ? " (flags from VIGIL_CPU_FLAGS)" : ""));
+}
+
+int convert_weights_to_bf16(torch::nn::Module& root) {
+  int converted = 0;
+  for (const auto& module : root.modules()) {
+    const bool compute = module->as<torch::nn::Conv2dImpl>() || module->as<torch::nn::Conv1dImpl>() ||
+                         module->as<torch::nn::LinearImpl>();
+    if (!compute) continue;
+    for (auto& p : module->named_parameters(/*recurse=*/false)) {
+      torch::Tensor t = p.value();
+      if (!t.defined() || t.scalar_type() != torch::kFloat32) continue;
+      const auto format = t.dim() == 4 && t.is_contiguous(torch::MemoryFormat::ChannelsLast)
+                              ? torch::MemoryFormat::ChannelsLast
+                              : torch::MemoryFormat::Contiguous;
+      t.set_data(t.to(torch::kBFloat16).contiguous(format));
+      ++converted;
+    }
+  }
+  return converted;
+}
+
+PrecisionGuard::PrecisionGuard(Precision p) {
+  if (p != Precision::kBf16) return;
+  active_ = true;
+  was_enabled_ = at::autocast::is_cpu_enabled();
+  was_dtype_ = at::autocast::get_autocast_cpu_dtype();
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::set_cpu_enabled(true);
+}
+
+PrecisionGuard::~PrecisionGuard() {
+  if (!active_) return;
+  at::autocast::set_cpu_enabled(was_enabled_);
+  at::autocast::set_autocast_cpu_dtype(was_dtype_);
+  if (!was_enabled_) at::autocast::clear_cache();
+}
+
+}  // namespace vigil::nn
