@@ -9,15 +9,20 @@
 # scratch, with the repository's recipes: examples/train/masks_small_cnn.yaml (MASKS_TIME, 6m) and
 # examples/train/guns_frcnn_mobilenet_320.yaml (GUNS_TIME, 24m), each on its dataset's 80/20 split.
 #
-# Usage: bench/precision.sh [build-dir]
+# Usage: bench/precision.sh [build-dir]        bench/precision.sh --report RESULTS_DIR (the tables again, from a run)
 # Env:   ARCHS (mask_small_cnn mobilenet_v2 resnet50 fasterrcnn_mobilenet_v3_large_320_fpn
 #        fasterrcnn_resnet50_fpn), ROUNDS (3), ITERS (10), THREADS (all cores), WORKSPACE (a fresh /tmp dir with
-#        TRAIN=1), RUNS (masks-small-cnn guns-frcnn-mobilenet-320), TRAIN (0), MASKS_TIME, GUNS_TIME,
+#        TRAIN=1), RUNS (masks-small-cnn guns-frcnn-mobilenet-320; '' = speed only), TRAIN (0), MASKS_TIME, GUNS_TIME,
 #        SHARED (../shared), RESULTS_DIR (bench/results/precision-<date>).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
+report_only=""
+if [[ "${1:-}" == "--report" ]]; then
+  report_only="${2:?--report needs the results folder of an earlier run}"
+  shift 2
+fi
 build="${1:-$repo/build}"
 timer="$build/bench/model_timer"
 vigil="$build/apps/vigil/vigil"
@@ -26,14 +31,58 @@ threads="${THREADS:-$(nproc)}"
 rounds="${ROUNDS:-3}"
 iters="${ITERS:-10}"
 read -r -a archs <<<"${ARCHS:-mask_small_cnn mobilenet_v2 resnet50 fasterrcnn_mobilenet_v3_large_320_fpn fasterrcnn_resnet50_fpn}"
-read -r -a runs <<<"${RUNS:-masks-small-cnn guns-frcnn-mobilenet-320}"
+read -r -a runs <<<"${RUNS-masks-small-cnn guns-frcnn-mobilenet-320}"
 shared="${SHARED:-$repo/../shared}"
-res="${RESULTS_DIR:-$here/results/precision-$(date +%Y%m%d-%H%M%S)}"
+res="${report_only:-${RESULTS_DIR:-$here/results/precision-$(date +%Y%m%d-%H%M%S)}}"
 mkdir -p "$res"
+[[ -f "$res/runs.txt" ]] && [[ -n "$report_only" ]] && read -r -a runs <"$res/runs.txt"
 for tool in "$timer" "$vigil"; do [[ -x "$tool" ]] || { echo "no $tool: build first" >&2; exit 2; }; done
 "$python" -c 'import torchvision' 2>/dev/null || { echo "$python lacks torchvision (scripts/install-deps.sh)" >&2; exit 2; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+
+report() {
+  {
+    echo "# bf16 against fp32 ($(cat "$res/started.txt" 2>/dev/null))"
+    echo
+    cat "$res/machine.txt" 2>/dev/null
+    echo
+    "$python" - "$res/timings.jsonl" "$res" "${runs[@]}" <<'PY'
+import json, os, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+res, runs = sys.argv[2], sys.argv[3:]
+print("## Speed: bench/model_timer, median ms over rounds (ratio = fp32 / bf16, > 1 means bf16 is faster)\n")
+print("| model | batch 1 fp32 | batch 1 bf16 | ratio | batch 8 fp32 | batch 8 bf16 | ratio |")
+print("|---|---|---|---|---|---|---|")
+for arch in dict.fromkeys(r["arch"] for r in rows):
+    med = lambda p, k: statistics.median(r[k] for r in rows if r["arch"] == arch and r["precision"] == p)
+    f1, b1, f8, b8 = med("fp32", "infer_b1_ms"), med("bf16", "infer_b1_ms"), med("fp32", "infer_b8_ms"), med("bf16", "infer_b8_ms")
+    print(f"| {arch} | {f1:.1f} | {b1:.1f} | {f1 / b1:.2f} | {f8:.1f} | {b8:.1f} | {f8 / b8:.2f} |")
+if not runs:
+    sys.exit(0)
+print("\n## Quality: `vigil evaluate --split val` of models trained from scratch here\n")
+print("| run | metric | fp32 | bf16 | bf16 - fp32 (points) |")
+print("|---|---|---|---|---|")
+for run in runs:
+    m = {p: json.load(open(os.path.join(res, f"eval-{run}-{p}", "metrics.json"))) for p in ("fp32", "bf16")}
+    keys = [k for k in ("accuracy", "macro/f1", "coco/AP", "coco/AP50", "coco/AP75", "coco/AR100") if k in m["fp32"]]
+    if "samples" in m["fp32"]:
+        keys.append("samples")
+    for k in keys:
+        a, b = m["fp32"][k], m["bf16"][k]
+        diff = f"{100 * (b - a):+.2f}" if k != "samples" else ""
+        fmt = (lambda v: f"{v:.4f}") if k != "samples" else (lambda v: str(v))
+        print(f"| {run} | {k} | {fmt(a)} | {fmt(b)} | {diff} |")
+PY
+    echo
+    echo "Commands: bench/precision.sh; evaluations: $res/commands.txt; raw timings: $res/timings.jsonl"
+  } | tee "$res/results.md"
+}
+if [[ -n "$report_only" ]]; then report; exit 0; fi
+echo "$(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$repo" rev-parse --short=12 HEAD)" >"$res/started.txt"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; threads $threads;" \
+  "bf16 instructions: $(grep -o -m1 -w 'avx512_bf16\|amx_bf16' /proc/cpuinfo | head -1 || echo none)" >"$res/machine.txt"
+echo "${runs[*]}" >"$res/runs.txt"
 
 # ---- models (TRAIN=1) -------------------------------------------------------------------------------------------
 if [[ "${TRAIN:-0}" == 1 ]]; then
@@ -45,8 +94,8 @@ if [[ "${TRAIN:-0}" == 1 ]]; then
   "$vigil" data split guns --val 0.2
   "$vigil" --threads "$threads" train --config "$repo/examples/train/masks_small_cnn.yaml" --set "time=${MASKS_TIME:-6m}"
   "$vigil" --threads "$threads" train --config "$repo/examples/train/guns_frcnn_mobilenet_320.yaml" --set "time=${GUNS_TIME:-24m}"
-else
-  [[ -n "${WORKSPACE:-}" ]] || { echo "set WORKSPACE to a workspace with trained runs (${runs[*]}), or TRAIN=1" >&2; exit 2; }
+elif [[ ${#runs[@]} -gt 0 ]]; then
+  [[ -n "${WORKSPACE:-}" ]] || { echo "set WORKSPACE to a workspace with trained runs (${runs[*]}), TRAIN=1, or RUNS='' (speed only)" >&2; exit 2; }
   export VIGIL_WORKSPACE="$WORKSPACE"
 fi
 
@@ -73,37 +122,4 @@ for arch in "${archs[@]}"; do
   done
 done
 
-{
-  echo "# bf16 against fp32 ($(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$repo" rev-parse --short=12 HEAD))"
-  echo
-  echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; threads $threads;" \
-    "bf16 instructions: $(grep -o -m1 -w 'avx512_bf16\|amx_bf16' /proc/cpuinfo | head -1 || echo none)"
-  echo
-  "$python" - "$timings" "$res" "${runs[@]}" <<'PY'
-import json, os, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-res, runs = sys.argv[2], sys.argv[3:]
-print("## Speed: bench/model_timer, median ms over rounds (ratio = fp32 / bf16, > 1 means bf16 is faster)\n")
-print("| model | batch 1 fp32 | batch 1 bf16 | ratio | batch 8 fp32 | batch 8 bf16 | ratio |")
-print("|---|---|---|---|---|---|---|")
-for arch in dict.fromkeys(r["arch"] for r in rows):
-    med = lambda p, k: statistics.median(r[k] for r in rows if r["arch"] == arch and r["precision"] == p)
-    f1, b1, f8, b8 = med("fp32", "infer_b1_ms"), med("bf16", "infer_b1_ms"), med("fp32", "infer_b8_ms"), med("bf16", "infer_b8_ms")
-    print(f"| {arch} | {f1:.1f} | {b1:.1f} | {f1 / b1:.2f} | {f8:.1f} | {b8:.1f} | {f8 / b8:.2f} |")
-print("\n## Quality: `vigil evaluate --split val` of models trained from scratch here\n")
-print("| run | metric | fp32 | bf16 | bf16 - fp32 (points) |")
-print("|---|---|---|---|---|")
-for run in runs:
-    m = {p: json.load(open(os.path.join(res, f"eval-{run}-{p}", "metrics.json"))) for p in ("fp32", "bf16")}
-    keys = [k for k in ("accuracy", "macro/f1", "AP", "AP50", "AP75") if k in m["fp32"]]
-    if "samples" in m["fp32"]:
-        keys.append("samples")
-    for k in keys:
-        a, b = m["fp32"][k], m["bf16"][k]
-        diff = f"{100 * (b - a):+.2f}" if k != "samples" else ""
-        fmt = (lambda v: f"{v:.4f}") if k != "samples" else (lambda v: str(v))
-        print(f"| {run} | {k} | {fmt(a)} | {fmt(b)} | {diff} |")
-PY
-  echo
-  echo "Commands: bench/precision.sh; evaluations: $res/commands.txt; raw timings: $res/timings.jsonl"
-} | tee "$res/results.md"
+report

@@ -8,17 +8,19 @@
 #   serve           bench/serve.sh: the seeds' FastAPI server against `vigil serve` (req/s, latency, peak RSS);
 #                   needs ../shared/bench/baseline, skipped without it
 #   prediction_log  bench/prediction_log.sh: what the prediction log costs a request, paired rounds
+#   precision       bench/precision.sh: bf16 against fp32 inference latency (vigil against itself); with
+#                   PRECISION_WORKSPACE (a workspace holding its RUNS) also the accuracy / COCO AP of both
 #   micro           the google-benchmark binaries (bench/run.sh): vigil alone, no ratio
 #
 # Usage: bench/results.sh [build-dir]
 # Env:   SECTIONS, MODELS_ITERS (10), MODELS_ROUNDS (3), MODELS_ARCHS (all), SERVE_ARCHS (fasterrcnn_mobilenet_v3_large_320_fpn),
-#        SERVE_DURATION (20), LOG_ROUNDS (8), OUTPUT (bench/RESULTS.md)
+#        SERVE_DURATION (20), LOG_ROUNDS (8), PRECISION_WORKSPACE (none), OUTPUT (bench/RESULTS.md)
 set -uo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 build="$(cd "${1:-$repo/build}" && pwd)"
-sections="${SECTIONS:-models serve prediction_log micro}"
+sections="${SECTIONS:-models serve prediction_log precision micro}"
 output="${OUTPUT:-$here/RESULTS.md}"
 stamp="$(date -u +%Y%m%d-%H%M%S)"
 out="$here/results/all-$stamp"
@@ -59,11 +61,18 @@ DURATION=${SERVE_DURATION:-20} bench/serve.sh $rel_build/apps/vigil/vigil"
     prediction_log)
       section prediction_log "MODES='off on' ROUNDS=${LOG_ROUNDS:-8} SECONDS_PER_RUN=10 bench/prediction_log.sh $rel_build"
       ;;
+    precision)
+      if [[ -n "${PRECISION_WORKSPACE:-}" ]]; then
+        section precision "RESULTS_DIR=$out/precision WORKSPACE=$PRECISION_WORKSPACE ITERS=6 ROUNDS=3 bench/precision.sh $rel_build"
+      else
+        section precision "RESULTS_DIR=$out/precision RUNS='' ITERS=6 ROUNDS=3 bench/precision.sh $rel_build"
+      fi
+      ;;
     micro)
       section micro "bench/run.sh $rel_build --benchmark_min_time=0.2"
       ;;
     *)
-      echo "unknown section '$s' (models, serve, prediction_log, micro)" >&2
+      echo "unknown section '$s' (models, serve, prediction_log, precision, micro)" >&2
       exit 2
       ;;
   esac

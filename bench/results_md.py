@@ -120,6 +120,11 @@ def main() -> int:
         if "per round" in line:
             what, figures = line.split(":", 1)
             out.append(f"| prediction log {what} (vigil against itself) | {figures.strip()} | |")
+    for line in read(folder, "precision.txt").splitlines():  # | model | b1 fp32 | b1 bf16 | ratio | b8 ... |
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and cells[3].replace(".", "", 1).isdigit():
+            out.append(f"| {cells[0]} --precision bf16 | batch-1 / batch-8 latency (vigil bf16 against vigil fp32) | "
+                       f"{cells[3]} / {cells[6]} |")
     out.append("")
     if not models and "models" in by_name:
         out.append("The models section produced no rows: see its output below.\n")
@@ -130,6 +135,8 @@ def main() -> int:
         "serve": "The seeds' FastAPI + torchvision server against `vigil serve`, same weights, image and wrk load.",
         "prediction_log": "What the prediction log costs a request (vigil against itself, log off and on, "
                           "interleaved rounds).",
+        "precision": "bf16 against fp32 (vigil against itself, alternating rounds): inference latency, and with "
+                     "trained models the accuracy or COCO AP of both on a validation split.",
         "micro": "google-benchmark binaries (vigil alone).",
     }
     for s in sections:
