@@ -5,11 +5,11 @@
 //
 // Tolerances: bfloat16 keeps 8 significant bits (about 2-3 decimal digits), so a probability may move by a
 // few thousandths and a box corner by a fraction of a pixel per hundred pixels. Stated here as: probabilities
-// within 0.02 and log-odds within 0.05 + 3%; each of float32's 20 best boxes has a bf16 box of the same class with IoU >= 0.9 whose score
-// is within 0.02 (SSDlite); Faster R-CNN's feature maps within 3% (relative L2) of float32's. Faster R-CNN's
-// boxes are not compared one by one here: with seeded random weights its RPN scores thousands of anchors
-// almost equally, so which 150 proposals survive depends on the last bit. Its boxes on a real validation set
-// are compared as COCO AP instead (bench/precision.sh).
+// within 0.02 and log-odds within 0.05 + 3%; each of float32's 20 best boxes has a bf16 box of the same class
+// with IoU >= 0.9 whose score is within 0.02 (SSDlite); Faster R-CNN's feature maps within 3% (relative L2)
+// of float32's. Faster R-CNN's boxes are not compared one by one here: with seeded random weights its RPN
+// scores thousands of anchors almost equally, so which 150 proposals survive depends on the last bit. Its
+// boxes on a real validation set are compared as COCO AP instead (bench/precision.sh).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
