@@ -93,9 +93,9 @@ int run_doctor(int default_threads) {
   fmt::print("vigil {}\n", VIGIL_VERSION);
   const CpuInfo cpu = cpu_info();
   fmt::print("cpu: {}\n", cpu_flags(cpu));
-  const bool bf16 = cpu.flags.count("avx512_bf16") || cpu.flags.count("amx_bf16");
-  fmt::print("  precision bf16: {}\n", bf16 ? "available (--precision bf16 for predict, evaluate, serve)"
-                                            : "not available (needs avx512_bf16 or amx_bf16)");
+  fmt::print("  precision bf16: {}\n", cpu.has_bf16()
+                                           ? "available (--precision bf16 for predict, evaluate, serve)"
+                                           : "not available (needs avx512_bf16 or amx_bf16)");
   fmt::print("cores: {}\n", hardware_threads());
   fmt::print("libtorch: {}.{}.{}\n", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
   fmt::print("  intra-op threads: {} (libtorch default here: {})\n", at::get_num_threads(), default_threads);

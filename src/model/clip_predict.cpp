@@ -39,8 +39,7 @@ ClipPredictor::ClipPredictor(LoadedModel model, PredictOptions options)
                   std::dynamic_pointer_cast<nn::ClipClassifierImpl>(model_.classifier),
               "expected a clip classifier (clip_<backbone>_<lstm|gru>), got model '{}'", info.arch);
   VIGIL_CHECK(options_.precision == "fp32",
-              "expected precision fp32 for clip model '{}' (its LSTM runs in "
-              "float32 only), got {}",
+              "expected precision fp32 for clip model '{}' (its LSTM runs in float32 only), got {}",
               info.arch, options_.precision);
   clip_length_ = info.clip_length > 0 ? info.clip_length : nn::find_model(info.arch).clip_length;
   device_ = torch::Device(options_.device);

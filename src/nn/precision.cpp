@@ -26,7 +26,7 @@ const char* precision_name(Precision p) {
 void check_precision_supported(Precision p) {
   if (p != Precision::kBf16) return;
   const CpuInfo cpu = cpu_info();
-  if (cpu.flags.count("avx512_bf16") || cpu.flags.count("amx_bf16")) return;
+  if (cpu.has_bf16()) return;
   throw InvalidArgument(fmt::format(
       "expected a CPU with the avx512_bf16 or amx_bf16 instructions for precision bf16, got {}{} without "
       "either: use precision fp32",

@@ -215,8 +215,7 @@ TEST_F(PredictCli, ClassifierProbabilitiesMatchTorchvision) {
 // has the instructions; refused by name where it does not (simulated through VIGIL_CPU_FLAGS, which the
 // child process inherits); other precisions name the valid ones.
 TEST_F(PredictCli, Bf16StaysNearFloat32AndIsRefusedWithoutTheInstructions) {
-  const bool has_bf16 = vigil::cpu_has("avx512_bf16") || vigil::cpu_has("amx_bf16");
-  if (has_bf16) {
+  if (vigil::cpu_info().has_bf16()) {
     auto r = vigil("predict --model " + q(model_path()) + " " + q(images_dir()) + " --precision bf16");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto lines = json_lines(r.out);

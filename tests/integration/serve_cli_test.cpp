@@ -622,7 +622,7 @@ class ScopedEnv {
 // refusal at start-up that names them where it has not (simulated through VIGIL_CPU_FLAGS).
 TEST_F(ServeTest, Bf16AnswersWithinToleranceAndIsRefusedWithoutTheInstructions) {
   const std::string image = jpeg_bytes(120, 90, 3);
-  if (vigil::cpu_has("avx512_bf16") || vigil::cpu_has("amx_bf16")) {
+  if (vigil::cpu_info().has_bf16()) {
     json want, got;
     for (const std::string precision : {"fp32", "bf16"}) {
       auto s = start("--precision " + precision, "masks.ckpt");

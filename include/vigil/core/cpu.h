@@ -11,6 +11,10 @@ struct CpuInfo {
   std::string model;              ///< "model name" of /proc/cpuinfo ("unknown CPU" when absent)
   std::set<std::string> flags;    ///< the "flags" (x86) or "Features" (ARM) of the first processor
   bool flags_overridden = false;  ///< true when VIGIL_CPU_FLAGS replaced them
+
+  /// Whether bfloat16 runs at full speed: AVX512_BF16 or AMX-BF16 (oneDNN emulates it elsewhere, slower
+  /// than float32). What `--precision bf16` requires (nn/precision.h).
+  bool has_bf16() const { return flags.count("avx512_bf16") > 0 || flags.count("amx_bf16") > 0; }
 };
 
 /// Reads /proc/cpuinfo now. When VIGIL_CPU_FLAGS is set, its space-separated words replace the flags: tests

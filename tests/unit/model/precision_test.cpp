@@ -42,10 +42,6 @@ using vigil::model::Predictor;
 const fs::path kSamples = "/usr/share/doc/opencv-doc/examples/data";
 const std::vector<std::string> kPhotos = {"baboon.jpg", "fruits.jpg", "messi5.jpg", "building.jpg"};
 
-bool cpu_runs_bf16() {
-  return vigil::cpu_has("avx512_bf16") || vigil::cpu_has("amx_bf16");
-}
-
 /// The same seeded weights every call, so two Predictors hold identical models.
 LoadedModel seeded_model(const std::string& arch, int num_classes) {
   torch::manual_seed(11);
@@ -102,7 +98,7 @@ double iou(const vigil::model::PredictedBox& a, const vigil::model::PredictedBox
 class Bf16Photos : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!cpu_runs_bf16()) GTEST_SKIP() << "this CPU has neither avx512_bf16 nor amx_bf16";
+    if (!vigil::cpu_info().has_bf16()) GTEST_SKIP() << "this CPU has neither avx512_bf16 nor amx_bf16";
     images_ = photos();
     if (images_.size() < 2) GTEST_SKIP() << "opencv-doc's sample photographs absent";
   }
@@ -167,10 +163,11 @@ TEST_F(Bf16Photos, FasterRcnnFeaturesStayWithinThreePercentAndItsBoxesStayInTheI
   reference->eval();
   reduced->eval();
   vigil::nn::convert_weights_to_bf16(*reduced);
+  const Predictor preprocessing(seeded_model(arch, 3), {});
   c10::InferenceMode inference;
   for (size_t i = 0; i < images_.size(); ++i) {
     SCOPED_TRACE(kPhotos[i]);
-    const torch::Tensor x = vigil::model::Predictor(seeded_model(arch, 3), {}).preprocess(images_[i]);
+    const torch::Tensor x = preprocessing.preprocess(images_[i]);
     const auto batch = reference->transform->forward({x});
     const vigil::nn::FeatureMap want = reference->backbone->forward(batch.tensors);
     vigil::nn::FeatureMap got;
