@@ -21,6 +21,7 @@
 #include "vigil/nn/detection/detector.h"
 #include "vigil/nn/fuse.h"
 #include "vigil/nn/precision.h"
+#include "vigil/nn/quantize.h"
 #include "vigil/nn/weights.h"
 #include "vigil/nn/zoo.h"
 
@@ -41,7 +42,7 @@ Args parse(int argc, char** argv) {
   if (argc < 3)
     throw vigil::InvalidArgument(
         "usage: model_timer DIR ARCH [--threads T] [--iters N] [--train-iters M (0: no training)] "
-        "[--channels-last 0|1] [--bf16 0|1]");
+        "[--channels-last 0|1] [--bf16 0|1] [--int8 0|1]");
   Args a;
   a.dir = argv[1];
   a.arch = argv[2];
@@ -58,6 +59,8 @@ Args parse(int argc, char** argv) {
       a.channels_last = value;
     } else if (flag == "--bf16") {
       a.precision = value ? vigil::nn::Precision::kBf16 : vigil::nn::Precision::kFp32;
+    } else if (flag == "--int8") {
+      a.precision = value ? vigil::nn::Precision::kInt8 : vigil::nn::Precision::kFp32;
     } else {
       throw vigil::InvalidArgument("unknown flag " + flag);
     }
@@ -210,7 +213,21 @@ int run(const Args& a) {
   }
   if (a.precision != vigil::nn::Precision::kFp32) {  // as the Predictor does (model/predict.cpp)
     vigil::nn::check_precision_supported(a.precision);
-    vigil::nn::convert_weights_to_bf16(*infer);
+    if (a.precision == vigil::nn::Precision::kBf16) vigil::nn::convert_weights_to_bf16(*infer);
+  }
+  if (a.precision == vigil::nn::Precision::kInt8) {
+    // Calibrated on the timing inputs themselves: this tool measures speed, not accuracy (the Predictor
+    // calibrates on the user's images).
+    c10::InferenceMode inference;
+    vigil::nn::quantize_int8(*infer, [&] {
+      if (auto det = std::dynamic_pointer_cast<vigil::nn::Detector>(infer)) {
+        for (int i = 0; i < 2; ++i) det->forward({inputs["image" + std::to_string(i)]});
+      } else {
+        const torch::Tensor images = inputs["images"].slice(0, 0, 4);
+        std::dynamic_pointer_cast<vigil::nn::Classifier>(infer)->forward(
+            a.channels_last ? images.contiguous(torch::MemoryFormat::ChannelsLast) : images);
+      }
+    });
   }
   Timings t;
   if (auto det = std::dynamic_pointer_cast<vigil::nn::Detector>(infer)) {

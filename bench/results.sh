@@ -8,7 +8,7 @@
 #   serve           bench/serve.sh: the seeds' FastAPI server against `vigil serve` (req/s, latency, peak RSS);
 #                   needs ../shared/bench/baseline, skipped without it
 #   prediction_log  bench/prediction_log.sh: what the prediction log costs a request, paired rounds
-#   precision       bench/precision.sh: bf16 against fp32 inference latency (vigil against itself); with
+#   precision       bench/precision.sh: bf16 and int8 against fp32 inference latency (vigil against itself); with
 #                   PRECISION_WORKSPACE (a workspace holding its RUNS) also the accuracy / COCO AP of both
 #   micro           the google-benchmark binaries (bench/run.sh): vigil alone, no ratio
 #

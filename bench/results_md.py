@@ -120,11 +120,22 @@ def main() -> int:
         if "per round" in line:
             what, figures = line.split(":", 1)
             out.append(f"| prediction log {what} (vigil against itself) | {figures.strip()} | |")
-    for line in read(folder, "precision.txt").splitlines():  # | model | b1 fp32 | b1 bf16 | ratio | b8 ... |
+    header = []
+    for line in read(folder, "precision.txt").splitlines():  # | model | batch 1 fp32 | batch 1 P | ratio | ... |
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 7 and cells[3].replace(".", "", 1).isdigit():
-            out.append(f"| {cells[0]} --precision bf16 | batch-1 / batch-8 latency (vigil bf16 against vigil fp32) | "
-                       f"{cells[3]} / {cells[6]} |")
+        if len(cells) > 1 and cells[0] == "model":
+            header = cells
+            continue
+        if not header or len(cells) != len(header) or not cells[1].replace(".", "", 1).isdigit():
+            continue
+        for i, name in enumerate(header):  # "batch 1 bf16" followed by its ratio column
+            if not name.startswith("batch 1 ") or name.endswith("fp32"):
+                continue
+            p = name.split()[-1]
+            j = header.index(f"batch 8 {p}") if f"batch 8 {p}" in header else -1
+            if cells[i + 1] and j >= 0 and cells[j + 1]:
+                out.append(f"| {cells[0]} --precision {p} | batch-1 / batch-8 latency (vigil {p} against vigil "
+                           f"fp32) | {cells[i + 1]} / {cells[j + 1]} |")
     out.append("")
     if not models and "models" in by_name:
         out.append("The models section produced no rows: see its output below.\n")
@@ -135,7 +146,7 @@ def main() -> int:
         "serve": "The seeds' FastAPI + torchvision server against `vigil serve`, same weights, image and wrk load.",
         "prediction_log": "What the prediction log costs a request (vigil against itself, log off and on, "
                           "interleaved rounds).",
-        "precision": "bf16 against fp32 (vigil against itself, alternating rounds): inference latency, and with "
+        "precision": "bf16 and int8 against fp32 (vigil against itself, alternating rounds): inference latency, and with "
                      "trained models the accuracy or COCO AP of both on a validation split.",
         "micro": "google-benchmark binaries (vigil alone).",
     }

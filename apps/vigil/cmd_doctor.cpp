@@ -96,6 +96,9 @@ int run_doctor(int default_threads) {
   fmt::print("  precision bf16: {}\n", cpu.has_bf16()
                                            ? "available (--precision bf16 for predict, evaluate, serve)"
                                            : "not available (needs avx512_bf16 or amx_bf16)");
+  fmt::print("  precision int8: {}\n",
+             cpu.has_int8_dot() ? "available for ResNet backbones (--precision int8 --calibration IMAGES)"
+                                : "not available (needs avx512_vnni, avx_vnni or amx_int8)");
   fmt::print("cores: {}\n", hardware_threads());
   fmt::print("libtorch: {}.{}.{}\n", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
   fmt::print("  intra-op threads: {} (libtorch default here: {})\n", at::get_num_threads(), default_threads);

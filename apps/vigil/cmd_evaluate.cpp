@@ -208,6 +208,22 @@ int run_evaluate(const Context& ctx, EvaluateArgs a, bool split_name_given) {
     r = evaluate_clip_model(std::move(loaded), input, options, &progress);
     progress.finish();
   } else {
+    if (options.predict.precision == "int8" && options.predict.calibration.empty()) {
+      // int8 calibrates on the dataset's training images by default: representative, and never the images
+      // being scored.
+      EvaluateOptions train_part = options;
+      train_part.split = "train";
+      const auto train = split_samples(store, version, ds, train_part);
+      fs::create_directories(a.out);
+      const fs::path list = fs::path(a.out) / "calibration.txt";
+      std::string text;
+      for (int s : train) text += to_utf8(input.images(ds.samples[s])) + "\n";
+      write_file_atomic(list, text);
+      options.predict.calibration = "@" + to_utf8(list);
+      spdlog::info("int8: calibrating on {} of the {} training images of split '{}'",
+                   std::min<size_t>(train.size(), options.predict.calibration_images), train.size(),
+                   options.split_name);
+    }
     model::Predictor predictor(std::move(loaded), options.predict);
     Progress progress("evaluating", input.samples.size(), "img");
     r = evaluate_model(predictor, input, options, &progress);
@@ -256,8 +272,14 @@ void register_evaluate(CLI::App& app, Context& ctx) {
                                   "the dataset's saved split (default: default, or the run's)");
   add_override(sub, ctx, "--gallery", "gallery", "sample pictures in the report (0: none)");
   add_override(sub, ctx, "--batch", "predict.batch_size", "images per inference batch");
-  add_override(sub, ctx, "--precision", "predict.precision",
-               "fp32 (default), or bf16 on CPUs with AVX512_BF16/AMX");
+  add_override(
+      sub, ctx, "--precision", "predict.precision",
+      "fp32 (default); bf16 on CPUs with AVX512_BF16/AMX; int8 for ResNet backbones on CPUs with VNNI "
+      "(needs --calibration)");
+  add_override(sub, ctx, "--calibration", "predict.calibration",
+               "int8: representative images to calibrate on (file, folder or @LIST; e.g. training images)");
+  add_override(sub, ctx, "--calibration-images", "predict.calibration_images",
+               "int8: how many of them to use (default 16)");
   add_override(sub, ctx, "--score-threshold", "predict.score_threshold",
                "detection: keep boxes scoring at least this (default: the model's)");
   add_override(sub, ctx, "--frame-model", "frame_model",

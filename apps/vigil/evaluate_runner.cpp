@@ -228,7 +228,10 @@ void EvaluateOptions::validate() const {
               confusion_conf);
   VIGIL_CHECK(confusion_iou >= 0 && confusion_iou <= 1, "expected confusion_iou in [0, 1], got {}",
               confusion_iou);
-  predict.validate();
+  // int8 without calibration images calibrates on the dataset's training split (cmd_evaluate.cpp).
+  model::PredictOptions p = predict;
+  if (p.calibration.empty()) p.calibration = "(the training split)";
+  p.validate();
 }
 
 void check_classes(const model::ModelInfo& model, const data::Dataset& dataset) {

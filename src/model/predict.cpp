@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <map>
 
@@ -16,7 +17,9 @@
 #include "vigil/image/draw.h"
 #include "vigil/model/clip_predict.h"
 #include "vigil/model/embedding.h"
+#include "vigil/model/predict_io.h"
 #include "vigil/nn/fuse.h"
+#include "vigil/nn/quantize.h"
 
 namespace vigil::model {
 namespace {
@@ -74,7 +77,12 @@ void PredictOptions::validate() const {
   VIGIL_CHECK(score_threshold <= 1, "expected score_threshold <= 1 (< 0: the model's), got {}",
               score_threshold);
   VIGIL_CHECK(nms_iou <= 1, "expected nms_iou <= 1 (< 0: the model's), got {}", nms_iou);
-  nn::parse_precision(precision);  // names the valid values
+  const nn::Precision p = nn::parse_precision(precision);  // names the valid values
+  VIGIL_CHECK(p != nn::Precision::kInt8 || !calibration.empty(),
+              "expected calibration images for precision int8 (calibration: a folder, an image or @LIST of "
+              "representative inputs, e.g. the training images), got none");
+  VIGIL_CHECK(calibration_images >= 1 && calibration_images <= 10000,
+              "expected calibration_images in 1..10000, got {}", calibration_images);
 }
 
 Predictor::Predictor(LoadedModel model, PredictOptions options)
@@ -98,7 +106,7 @@ Predictor::Predictor(LoadedModel model, PredictOptions options)
     VIGIL_CHECK(device_.is_cpu(), "expected device cpu for precision {}, got '{}'", options_.precision,
                 options_.device);
     nn::check_precision_supported(precision_);
-    nn::convert_weights_to_bf16(*model_.module);
+    if (precision_ == nn::Precision::kBf16) nn::convert_weights_to_bf16(*model_.module);
   }
   input_ = info.preprocess;
   input_.mean = or_default(input_.mean, 0.0);
@@ -116,6 +124,48 @@ Predictor::Predictor(LoadedModel model, PredictOptions options)
     VIGIL_CHECK(input_.width > 0 && input_.height > 0, "expected a classifier input size, got {}x{}",
                 input_.width, input_.height);
   }
+  if (precision_ == nn::Precision::kInt8) quantize_int8();
+}
+
+void Predictor::quantize_int8() {
+  const ModelInfo& info = model_.info;
+  VIGIL_CHECK(options_.fold_batch_norms, "expected fold_batch_norms for precision int8, got it off");
+  VIGIL_CHECK(nn::count_int8_capable(*model_.module) > 0,
+              "expected a model with a ResNet backbone for precision int8 (resnet18, resnet50, "
+              "fasterrcnn_resnet50_fpn), got '{}': use precision fp32 or bf16",
+              info.arch);
+  const std::string& where = options_.calibration;
+  VIGIL_CHECK(where.rfind('@', 0) == 0 || std::filesystem::exists(where),
+              "expected calibration images for precision int8 (a folder, an image or @LIST), got '{}', which "
+              "does not exist",
+              where);
+  const auto all = collect_inputs({where}, {});
+  const size_t n = std::min(all.size(), static_cast<size_t>(options_.calibration_images));
+  std::vector<torch::Tensor> inputs;
+  std::vector<std::string> unreadable;
+  for (size_t k = 0; k < n; ++k) {
+    const std::string& path = all[k * all.size() / n].path;  // evenly spaced over the sorted list
+    image::Decoded dec = image::decode_file(path);
+    if (!dec.ok()) {
+      unreadable.push_back(path + " (" + dec.error.kind_name() + ": " + dec.error.detail + ")");
+      continue;
+    }
+    inputs.push_back(preprocess(dec.bgr));
+  }
+  VIGIL_CHECK(unreadable.empty(), "expected readable calibration images, got {} unreadable, the first {}",
+              unreadable.size(), unreadable.empty() ? "" : unreadable.front());
+  c10::InferenceMode inference;
+  nn::quantize_int8(*model_.module, [&] {
+    for (const torch::Tensor& input : inputs) {
+      if (is_detector()) {
+        model_.detector->forward({input.to(device_)});
+      } else {
+        torch::Tensor batch = input.unsqueeze(0).to(device_);
+        if (options_.channels_last) batch = batch.contiguous(torch::MemoryFormat::ChannelsLast);
+        model_.classifier->forward(batch);
+      }
+    }
+  });
 }
 
 void Predictor::set_postprocess(const nn::PostprocessOptions& post) {

@@ -7,23 +7,31 @@
 
 #include "vigil/core/cpu.h"
 #include "vigil/core/error.h"
+#include "vigil/nn/quantize.h"
 
 namespace vigil::nn {
 
 Precision parse_precision(const std::string& name) {
   if (name == "fp32") return Precision::kFp32;
   if (name == "bf16") return Precision::kBf16;
-  if (name == "int8")
-    throw InvalidArgument(
-        "expected precision fp32 or bf16, got int8: int8 post-training quantisation is not available yet");
-  throw InvalidArgument(fmt::format("expected precision fp32 or bf16, got '{}'", name));
+  if (name == "int8") return Precision::kInt8;
+  throw InvalidArgument(fmt::format("expected precision fp32, bf16 or int8, got '{}'", name));
 }
 
 const char* precision_name(Precision p) {
-  return p == Precision::kBf16 ? "bf16" : "fp32";
+  switch (p) {
+    case Precision::kBf16:
+      return "bf16";
+    case Precision::kInt8:
+      return "int8";
+    case Precision::kFp32:
+      break;
+  }
+  return "fp32";
 }
 
 void check_precision_supported(Precision p) {
+  if (p == Precision::kInt8) return check_int8_supported();
   if (p != Precision::kBf16) return;
   const CpuInfo cpu = cpu_info();
   if (cpu.has_bf16()) return;

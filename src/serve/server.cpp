@@ -59,6 +59,8 @@ model::PredictOptions predict_options(const ServeOptions& o) {
   p.fold_batch_norms = o.fold_batch_norms;
   p.channels_last = o.channels_last;
   p.precision = o.precision;
+  p.calibration = o.calibration;
+  p.calibration_images = o.calibration_images;
   p.embed =
       o.prediction_log && !o.workspace.empty();  // the log keeps each image's embedding for drift checks
   return p;
@@ -193,6 +195,7 @@ void ServeOptions::validate() const {
   VIGIL_CHECK(read_timeout_s >= 1, "expected read_timeout_s >= 1, got {}", read_timeout_s);
   RateLimit::parse(rate_limit);
   nn::check_precision_supported(nn::parse_precision(precision));  // at start-up, not at the first load
+  predict_options(*this).validate();  // int8's calibration set, named at start-up too
   BatcherOptions{max_batch, max_queue_delay_ms, static_cast<size_t>(queue_capacity), instances,
                  threads_per_instance}
       .validate();

@@ -156,7 +156,10 @@ void DetectConfig::validate() const {
               fps);
   VIGIL_CHECK(score_threshold >= 0 && score_threshold <= 1, "score_threshold: expected [0, 1], got {}",
               score_threshold);
-  nn::parse_precision(precision);
+  VIGIL_CHECK(
+      nn::parse_precision(precision) != nn::Precision::kInt8,
+      "precision: expected fp32 or bf16 when watching, got int8 (int8 needs a calibration set: use it "
+      "with vigil predict, evaluate or serve)");
   VIGIL_CHECK(nms_iou < 0 || nms_iou <= 1, "nms_iou: expected an IoU in [0, 1] (< 0: the model's), got {}",
               nms_iou);
   with_prefix("opencv.", [&] { opencv.validate(); });
@@ -167,7 +170,10 @@ void ClassifyConfig::validate() const {
   VIGIL_CHECK(std::isfinite(margin) && margin >= 0 && margin <= 2,
               "margin: expected a fraction of the box in [0, 2], got {}", margin);
   VIGIL_CHECK(max_crops >= 1 && max_crops <= 1024, "max_crops: expected 1..1024, got {}", max_crops);
-  nn::parse_precision(precision);
+  VIGIL_CHECK(
+      nn::parse_precision(precision) != nn::Precision::kInt8,
+      "precision: expected fp32 or bf16 when watching, got int8 (int8 needs a calibration set: use it "
+      "with vigil predict, evaluate or serve)");
   VIGIL_CHECK(
       !starts_with(model, "opencv:") && !starts_with(model, "faceapi:"),
       "model: expected a vigil classifier, got '{}' (OpenCV cascades and face-api.js are detectors: use "

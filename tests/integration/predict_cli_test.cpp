@@ -229,12 +229,21 @@ TEST_F(PredictCli, Bf16StaysNearFloat32AndIsRefusedWithoutTheInstructions) {
   EXPECT_THAT(r.err, AllOf(HasSubstr("avx512_bf16"), HasSubstr("precision fp32")));
   EXPECT_TRUE(r.out.empty()) << "nothing predicted before the refusal";
 
+  // int8 needs calibration images, and a ResNet backbone (this model is a MobileNetV3): both said before
+  // anything is predicted.
   r = vigil("predict --model " + q(model_path()) + " " + q(images_dir()) + " --precision int8");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("not available yet"));
+  EXPECT_THAT(r.err, HasSubstr("calibration"));
+  if (vigil::cpu_info().has_int8_dot()) {
+    r = vigil("predict --model " + q(model_path()) + " " + q(images_dir()) +
+              " --precision int8 --calibration " + q(images_dir()));
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_THAT(r.err, AllOf(HasSubstr("ResNet backbone"), HasSubstr("mobilenet_v3_small")));
+    EXPECT_TRUE(r.out.empty());
+  }
   r = vigil("predict --model " + q(model_path()) + " " + q(images_dir()) + " --precision fp16");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, AllOf(HasSubstr("fp32 or bf16"), HasSubstr("fp16")));
+  EXPECT_THAT(r.err, AllOf(HasSubstr("fp32, bf16 or int8"), HasSubstr("fp16")));
 }
 
 TEST_F(PredictCli, ShardsCoverEveryImageExactlyOnce) {

@@ -15,6 +15,11 @@ struct CpuInfo {
   /// Whether bfloat16 runs at full speed: AVX512_BF16 or AMX-BF16 (oneDNN emulates it elsewhere, slower
   /// than float32). What `--precision bf16` requires (nn/precision.h).
   bool has_bf16() const { return flags.count("avx512_bf16") > 0 || flags.count("amx_bf16") > 0; }
+  /// Whether 8-bit dot products run at full speed: AVX512_VNNI, AVX_VNNI or AMX-INT8 (oneDNN's int8 kernels
+  /// are no faster than float32 without them). What `--precision int8` requires (nn/quantize.h).
+  bool has_int8_dot() const {
+    return flags.count("avx512_vnni") > 0 || flags.count("avx_vnni") > 0 || flags.count("amx_int8") > 0;
+  }
 };
 
 /// Reads /proc/cpuinfo now. When VIGIL_CPU_FLAGS is set, its space-separated words replace the flags: tests

@@ -30,7 +30,11 @@ struct PredictOptions {
   bool fold_batch_norms = true;  ///< fold norms into convolutions (nn/fuse.h): same outputs up to rounding
   bool channels_last = true;     ///< NHWC convolution weights (nn/fuse.h): faster on CPU, same up to rounding
   bool embed = false;  ///< also fill Prediction::embedding (drift monitoring; from the same forward pass)
-  std::string precision = "fp32";  ///< "fp32" or "bf16" (nn/precision.h; bf16 needs AVX512_BF16 or AMX)
+  std::string precision = "fp32";  ///< "fp32", "bf16" or "int8" (nn/precision.h, nn/quantize.h)
+  /// int8: representative images to calibrate on (a file, a folder searched recursively, or @LIST, as
+  /// collect_inputs reads them); calibration_images of them, evenly spaced in sorted order, are used.
+  std::string calibration;
+  int calibration_images = 16;
 
   template <class V>
   void visit(V& v) {
@@ -46,7 +50,11 @@ struct PredictOptions {
     v("channels_last", channels_last,
       "channels-last convolution weights (faster on CPU; equal up to rounding)");
     v("embed", embed, "also compute each image's embedding (drift monitoring)");
-    v("precision", precision, "fp32, or bf16 on CPUs with AVX512_BF16/AMX (faster, within rounding)");
+    v("precision", precision,
+      "fp32; bf16 on CPUs with AVX512_BF16/AMX (faster, within rounding); int8 for ResNet backbones on "
+      "CPUs with VNNI (calibrated on `calibration`)");
+    v("calibration", calibration, "int8: images to calibrate on (file, folder or @LIST)");
+    v("calibration_images", calibration_images, "int8: how many of them to use");
   }
   /// Throws InvalidArgument naming the field; "cuda" without CUDA available is an error here.
   void validate() const;
@@ -110,6 +118,8 @@ class Predictor {
 
  private:
   void fill_boxes(const nn::Detections& detections, Prediction& prediction) const;
+  /// int8: calibrates on options_.calibration and quantises the model (nn/quantize.h).
+  void quantize_int8();
 
   LoadedModel model_;
   PredictOptions options_;

@@ -71,6 +71,8 @@ class Norm2d {
   /// The norm, or the identity once folded (forward in training mode after folding throws InvalidArgument).
   torch::Tensor forward(const torch::Tensor& x);
   bool is_empty() const { return !bn_ && !frozen_; }
+  /// True when forward() is the identity: no norm, or one folded into its convolution.
+  bool is_identity() const { return folded_ || is_empty(); }
   /// Folds this norm into `conv` (fold_norm_into_conv) and turns forward() into the identity. Returns 1 when
   /// it folded now, 0 when there is nothing (left) to fold.
   int fold_into(torch::nn::Conv2dImpl& conv);

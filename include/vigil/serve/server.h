@@ -54,7 +54,9 @@ struct ServeOptions {
   int max_streams = 8;
   bool fold_batch_norms = true;
   bool channels_last = true;
-  std::string precision = "fp32";  ///< "fp32" or "bf16" (nn/precision.h)
+  std::string precision = "fp32";  ///< "fp32", "bf16" or "int8" (nn/precision.h, nn/quantize.h)
+  std::string calibration;         ///< int8: images to calibrate on (model::PredictOptions::calibration)
+  int calibration_images = 16;
   /// Record every answered image (input statistics, outputs) in the workspace's prediction log, for
   /// /v1/stats across restarts, feedback and drift monitoring. Never slows a request: a bounded queue, one
   /// writer thread, batched transactions; a full queue drops rows and counts them.
@@ -128,7 +130,11 @@ struct ServeOptions {
     v("max_streams", max_streams, "MJPEG and event streams open at once, at most (then 503)");
     v("fold_batch_norms", fold_batch_norms, "fold batch norms into convolutions (faster)");
     v("channels_last", channels_last, "channels-last convolution weights (faster on CPU)");
-    v("precision", precision, "fp32, or bf16 on CPUs with AVX512_BF16/AMX (faster, within rounding)");
+    v("precision", precision,
+      "fp32; bf16 on CPUs with AVX512_BF16/AMX (faster, within rounding); int8 for ResNet backbones on "
+      "CPUs with VNNI (calibrated on `calibration` at every load)");
+    v("calibration", calibration, "int8: images to calibrate on (file, folder or @LIST)");
+    v("calibration_images", calibration_images, "int8: how many of them to use");
     v("prediction_log", prediction_log, "record every answered image in the workspace's prediction log");
     v("log_queue", log_queue, "prediction log rows waiting at most (then dropped and counted)");
     v("log_images", log_images, "fraction of inputs kept as JPEG for review (0..1)");

@@ -1,6 +1,7 @@
 #include "vigil/nn/backbones/resnet.h"
 
 #include "vigil/core/error.h"
+#include "vigil/nn/quantize.h"
 
 namespace vigil::nn {
 
@@ -68,12 +69,66 @@ int ResNetBlockImpl::fold_norms() {
   return n;
 }
 
+/// The activations an int8 block stores in 8 bits, their observers while calibrating, and the int8
+/// convolutions afterwards. conv2 fuses its ReLU only in a bottleneck (in a BasicBlock it feeds the sum).
+struct ResNetBlockImpl::Int8 {
+  RangeObserver r1, r2, r3, rdown, rout;
+  QuantizedConv2d c1, c2, c3, down;
+  QParams out;
+  bool ready = false;
+};
+
 torch::Tensor ResNetBlockImpl::forward(const torch::Tensor& x) {
+  Int8* observe = int8_ && !int8_->ready ? int8_.get() : nullptr;
   auto out = bn1_.forward(conv1_->forward(x)).relu_();
+  if (observe) observe->r1.observe(out);
   out = bn2_.forward(conv2_->forward(out));
-  if (conv3_) out = bn3_.forward(conv3_->forward(out.relu_()));
-  out += down_conv_ ? down_norm_.forward(down_conv_->forward(x)) : x;
-  return out.relu_();
+  if (conv3_) {
+    out.relu_();
+    if (observe) observe->r2.observe(out);
+    out = bn3_.forward(conv3_->forward(out));
+    if (observe) observe->r3.observe(out);
+  } else if (observe) {
+    observe->r2.observe(out);
+  }
+  if (down_conv_) {
+    const auto identity = down_norm_.forward(down_conv_->forward(x));
+    if (observe) observe->rdown.observe(identity);
+    out += identity;
+  } else {
+    out += x;
+  }
+  out.relu_();
+  if (observe) observe->rout.observe(out);
+  return out;
+}
+
+void ResNetBlockImpl::begin_int8_calibration() {
+  VIGIL_CHECK(!is_training(), "expected an eval-mode ResNet block to calibrate for int8, got train mode");
+  VIGIL_CHECK(bn1_.is_identity() && bn2_.is_identity() && bn3_.is_identity() && down_norm_.is_identity(),
+              "expected a ResNet block with its norms folded (fold_batch_norms) before int8 calibration");
+  int8_ = std::make_shared<Int8>();
+}
+
+int ResNetBlockImpl::finish_int8_calibration() {
+  VIGIL_ASSERT(int8_ && !int8_->ready, "finish_int8_calibration without begin_int8_calibration");
+  Int8& q = *int8_;
+  q.c1 = QuantizedConv2d(*conv1_, q.r1.qparams(), /*relu=*/true);
+  q.c2 = QuantizedConv2d(*conv2_, q.r2.qparams(), /*relu=*/static_cast<bool>(conv3_));
+  int n = 2;
+  if (conv3_) q.c3 = QuantizedConv2d(*conv3_, q.r3.qparams(), false), ++n;
+  if (down_conv_) q.down = QuantizedConv2d(*down_conv_, q.rdown.qparams(), false), ++n;
+  q.out = q.rout.qparams();
+  q.ready = true;
+  return n;
+}
+
+torch::Tensor ResNetBlockImpl::forward_int8(const torch::Tensor& qx) {
+  VIGIL_ASSERT(int8_ && int8_->ready, "forward_int8 of a ResNet block that was not quantised");
+  const Int8& q = *int8_;
+  auto out = q.c2.forward(q.c1.forward(qx));
+  if (q.c3.defined()) out = q.c3.forward(out);
+  return quantized_add_relu(out, q.down.defined() ? q.down.forward(qx) : qx, q.out);
 }
 
 void ResNetOptions::validate() const {
@@ -132,9 +187,57 @@ void ResNetImpl::init_weights() {
   }
 }
 
+/// The int8 stem: the observed image range quantises the input, conv1 fuses its ReLU (max pooling keeps
+/// the quantisation parameters).
+struct ResNetImpl::Int8 {
+  RangeObserver input, stem;
+  QParams input_q;
+  QuantizedConv2d conv1;
+  bool ready = false;
+};
+
 torch::Tensor ResNetImpl::stem(const torch::Tensor& x) {
+  if (int8_ && !int8_->ready) int8_->input.observe(x);
   auto out = bn1_.forward(conv1_->forward(x)).relu_();
+  if (int8_ && !int8_->ready) int8_->stem.observe(out);
   return torch::max_pool2d(out, {3, 3}, {2, 2}, {1, 1});
+}
+
+void ResNetImpl::begin_int8_calibration() {
+  VIGIL_CHECK(!is_training(), "expected an eval-mode ResNet to calibrate for int8, got train mode");
+  VIGIL_CHECK(bn1_.is_identity(),
+              "expected a ResNet with its norms folded (fold_batch_norms) before int8 "
+              "calibration, got an unfolded stem");
+  int8_ = std::make_shared<Int8>();
+  for (auto& layer : layers_)
+    for (auto& block : layer) block->begin_int8_calibration();
+}
+
+int ResNetImpl::finish_int8_calibration() {
+  VIGIL_ASSERT(int8_ && !int8_->ready, "finish_int8_calibration without begin_int8_calibration");
+  int8_->input_q = int8_->input.qparams();
+  int8_->conv1 = QuantizedConv2d(*conv1_, int8_->stem.qparams(), /*relu=*/true);
+  int n = 1;
+  for (auto& layer : layers_)
+    for (auto& block : layer) n += block->finish_int8_calibration();
+  int8_->ready = true;
+  return n;
+}
+
+bool ResNetImpl::is_int8() const {
+  return int8_ && int8_->ready;
+}
+
+std::vector<torch::Tensor> ResNetImpl::forward_stages_int8(const torch::Tensor& images) {
+  VIGIL_ASSERT(is_int8(), "forward_stages_int8 of a ResNet that was not quantised");
+  auto x = int8_->conv1.forward(quantize_activation(images.to(torch::kFloat32), int8_->input_q));
+  x = torch::max_pool2d(x, {3, 3}, {2, 2}, {1, 1}, /*dilation=*/{1, 1});  // quantised: no default dilation
+  std::vector<torch::Tensor> outs;
+  for (auto& layer : layers_) {
+    for (auto& block : layer) x = block->forward_int8(x);
+    outs.push_back(x);
+  }
+  return outs;
 }
 
 torch::Tensor ResNetImpl::forward(const torch::Tensor& images) {
@@ -143,9 +246,14 @@ torch::Tensor ResNetImpl::forward(const torch::Tensor& images) {
 
 std::pair<torch::Tensor, torch::Tensor> ResNetImpl::forward_with_embedding(const torch::Tensor& images) {
   VIGIL_CHECK(fc_, "expected a ResNet built with include_top, got one without fc (use forward_stages)");
-  auto x = stem(images);
-  for (auto& layer : layers_)
-    for (auto& block : layer) x = block->forward(x);
+  torch::Tensor x;
+  if (is_int8()) {
+    x = forward_stages_int8(images).back().dequantize();
+  } else {
+    x = stem(images);
+    for (auto& layer : layers_)
+      for (auto& block : layer) x = block->forward(x);
+  }
   const auto pooled = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
   x = pooled;
   if (options_.dropout() > 0) x = torch::dropout(x, options_.dropout(), is_training());
@@ -153,6 +261,11 @@ std::pair<torch::Tensor, torch::Tensor> ResNetImpl::forward_with_embedding(const
 }
 
 std::vector<torch::Tensor> ResNetImpl::forward_stages(const torch::Tensor& images) {
+  if (is_int8()) {
+    auto outs = forward_stages_int8(images);
+    for (auto& o : outs) o = o.dequantize();
+    return outs;
+  }
   std::vector<torch::Tensor> outs;
   auto x = stem(images);
   for (auto& layer : layers_) {

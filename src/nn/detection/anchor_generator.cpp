@@ -58,7 +58,12 @@ std::vector<torch::Tensor> AnchorGeneratorImpl::forward(const ImageList& images,
       images.tensors.defined() ? c10::str(images.tensors.sizes()) : std::string("an undefined tensor"));
   const int64_t image_h = images.tensors.size(-2);
   const int64_t image_w = images.tensors.size(-1);
-  const auto opts = feature_maps.front().options();
+  // Anchors in float32 whatever the maps hold: bfloat16 maps (--precision bf16) would round coordinates
+  // of 1,000 pixels to multiples of 8, and quantised ones (int8) are no arithmetic type at all.
+  const auto& first = feature_maps.front();
+  const auto opts = torch::TensorOptions()
+                        .dtype(first.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32)
+                        .device(first.device());
   std::vector<torch::Tensor> per_level;
   for (size_t i = 0; i < feature_maps.size(); ++i) {
     const auto& fmap = feature_maps[i];

@@ -9,6 +9,7 @@
 #include "vigil/core/error.h"
 #include "vigil/nn/detection/anchor_generator.h"
 #include "vigil/nn/ops/poolers.h"
+#include "vigil/nn/precision.h"
 
 namespace vigil::nn {
 
@@ -161,7 +162,7 @@ DetectorOutput FasterRCNNImpl::forward(const std::vector<torch::Tensor>& images,
   if (!is_training()) {
     out.detections = transform->postprocess(std::move(detections), batch.image_sizes, original_sizes);
     std::vector<torch::Tensor> maps;
-    for (const auto& item : features) maps.push_back(item.value());
+    for (const auto& item : features) maps.push_back(to_float32(item.value()));  // int8: dequantised
     out.embeddings = pooled_embedding(maps);
   }
   return out;

@@ -8,6 +8,7 @@
 
 #include "vigil/core/error.h"
 #include "vigil/nn/classification/classifier.h"
+#include "vigil/nn/quantize.h"
 
 namespace vigil::nn {
 
@@ -30,7 +31,8 @@ std::vector<std::string> numbered_names(size_t count) {
 
 void last_level_max_pool(FeatureMap& results) {
   VIGIL_CHECK(!results.is_empty(), "expected at least one FPN level to pool, got none");
-  results.insert("pool", torch::max_pool2d(results.values().back(), {1, 1}, {2, 2}, {0, 0}));
+  // Explicit dilation: quantised max pooling (int8 FPN levels) has no default for it.
+  results.insert("pool", torch::max_pool2d(results.values().back(), {1, 1}, {2, 2}, {0, 0}, {1, 1}));
 }
 
 // ---------------------------------------------------------------------------- FeaturePyramidNetwork
@@ -59,6 +61,15 @@ FeaturePyramidNetworkImpl::FeaturePyramidNetworkImpl(FeaturePyramidNetworkOption
   }
 }
 
+/// Per level: the observed ranges of the lateral (inner) outputs, of the top-down sums (every level but the
+/// last, whose sum is its lateral) and of the outputs; then their int8 convolutions and sum parameters.
+struct FeaturePyramidNetworkImpl::Int8 {
+  std::vector<RangeObserver> r_inner, r_sum, r_layer;
+  std::vector<QuantizedConv2d> inner, layer;
+  std::vector<QParams> sum;
+  bool ready = false;
+};
+
 FeatureMap FeaturePyramidNetworkImpl::forward(const FeatureMap& x) {
   const auto& in_channels = options.in_channels_list();
   const auto levels = static_cast<int64_t>(in_channels.size());
@@ -71,11 +82,17 @@ FeatureMap FeaturePyramidNetworkImpl::forward(const FeatureMap& x) {
                 "expected FPN input '{}' of shape [N, {}, H, W], got {}", names[i], in_channels[i],
                 c10::str(maps[i].sizes()));
   }
-  auto inner = [this](int64_t i, const torch::Tensor& t) {
-    return inner_blocks[i]->as<ConvNormActivation>()->forward(t);
+  if (is_int8()) return forward_int8(names, maps);
+  Int8* observe = int8_ ? int8_.get() : nullptr;  // calibrating
+  auto inner = [&](int64_t i, const torch::Tensor& t) {
+    auto out = inner_blocks[i]->as<ConvNormActivation>()->forward(t);
+    if (observe) observe->r_inner[i].observe(out);
+    return out;
   };
-  auto layer = [this](int64_t i, const torch::Tensor& t) {
-    return layer_blocks[i]->as<ConvNormActivation>()->forward(t);
+  auto layer = [&](int64_t i, const torch::Tensor& t) {
+    auto out = layer_blocks[i]->as<ConvNormActivation>()->forward(t);
+    if (observe) observe->r_layer[i].observe(out);
+    return out;
   };
 
   std::vector<torch::Tensor> results(static_cast<size_t>(levels));
@@ -85,7 +102,60 @@ FeatureMap FeaturePyramidNetworkImpl::forward(const FeatureMap& x) {
     auto lateral = inner(idx, maps[idx]);
     auto top_down = torch::upsample_nearest2d(last_inner, {lateral.size(-2), lateral.size(-1)});
     last_inner = lateral + top_down;
+    if (observe) observe->r_sum[idx].observe(last_inner);
     results[idx] = layer(idx, last_inner);
+  }
+  FeatureMap out;
+  for (int64_t i = 0; i < levels; ++i) out.insert(names[i], results[i]);
+  if (options.extra_block() == ExtraFPNBlock::kLastLevelMaxPool) last_level_max_pool(out);
+  return out;
+}
+
+void FeaturePyramidNetworkImpl::begin_int8_calibration() {
+  VIGIL_CHECK(!is_training(), "expected an eval-mode FPN to calibrate for int8, got train mode");
+  const size_t levels = inner_blocks->size();
+  int8_ = std::make_shared<Int8>();
+  int8_->r_inner.resize(levels);
+  int8_->r_sum.resize(levels);
+  int8_->r_layer.resize(levels);
+}
+
+int FeaturePyramidNetworkImpl::finish_int8_calibration() {
+  VIGIL_ASSERT(int8_ && !int8_->ready, "finish_int8_calibration without begin_int8_calibration");
+  Int8& q = *int8_;
+  const size_t levels = inner_blocks->size();
+  for (size_t i = 0; i < levels; ++i) {
+    const auto inner = inner_blocks[i]->as<ConvNormActivation>();
+    const auto layer = layer_blocks[i]->as<ConvNormActivation>();
+    VIGIL_CHECK(inner->is_bare_conv(Activation::kNone) && layer->is_bare_conv(Activation::kNone),
+                "expected the FPN's convolutions without norm or activation to quantise, got level {}", i);
+    q.inner.emplace_back(inner->conv(), q.r_inner[i].qparams(), false);
+    q.layer.emplace_back(layer->conv(), q.r_layer[i].qparams(), false);
+    q.sum.push_back(i + 1 < levels ? q.r_sum[i].qparams() : QParams{});
+  }
+  q.ready = true;
+  return static_cast<int>(2 * levels);
+}
+
+bool FeaturePyramidNetworkImpl::is_int8() const {
+  return int8_ && int8_->ready;
+}
+
+FeatureMap FeaturePyramidNetworkImpl::forward_int8(const std::vector<std::string>& names,
+                                                   const std::vector<torch::Tensor>& maps) {
+  const Int8& q = *int8_;
+  const auto levels = static_cast<int64_t>(maps.size());
+  for (int64_t i = 0; i < levels; ++i)
+    VIGIL_CHECK(maps[i].is_quantized(), "expected quantised FPN input '{}' in int8 mode, got {}", names[i],
+                c10::toString(maps[i].scalar_type()));
+  std::vector<torch::Tensor> results(static_cast<size_t>(levels));
+  auto last_inner = q.inner[levels - 1].forward(maps[levels - 1]);
+  results[levels - 1] = q.layer[levels - 1].forward(last_inner);
+  for (int64_t idx = levels - 2; idx >= 0; --idx) {
+    auto lateral = q.inner[idx].forward(maps[idx]);
+    auto top_down = torch::upsample_nearest2d(last_inner, {lateral.size(-2), lateral.size(-1)});
+    last_inner = quantized_add(lateral, top_down, q.sum[idx]);
+    results[idx] = q.layer[idx].forward(last_inner);
   }
   FeatureMap out;
   for (int64_t i = 0; i < levels; ++i) out.insert(names[i], results[i]);
@@ -137,7 +207,10 @@ FeatureMap BackboneWithFPNImpl::forward(const torch::Tensor& images) {
               c10::str(images.sizes()));
   std::vector<torch::Tensor> levels;
   if (is_resnet()) {
-    const auto stages = resnet_->forward_stages(images);
+    // Quantised body and FPN hand each other quint8 maps; the detector's heads take the FPN's levels as
+    // they come (nn/quantize.h).
+    const auto stages = resnet_->is_int8() && fpn_->is_int8() ? resnet_->forward_stages_int8(images)
+                                                              : resnet_->forward_stages(images);
     for (const int layer : returned_layers_) levels.push_back(stages[layer - 1]);
   } else {
     levels = forward_feature_blocks(features_, images, feature_indices_);

@@ -9,6 +9,7 @@
 #include "vigil/nn/backbones/mobilenet_v2.h"
 #include "vigil/nn/ops/nms.h"
 #include "vigil/nn/precision.h"
+#include "vigil/nn/quantize.h"
 
 namespace vigil::nn {
 
@@ -72,16 +73,59 @@ RPNHeadImpl::RPNHeadImpl(int64_t in_channels, int64_t num_anchors, int conv_dept
   }
 }
 
+/// The ranges of each conv's output (after its ReLU) and of the two heads', then their int8 convolutions.
+struct RPNHeadImpl::Int8 {
+  std::vector<RangeObserver> r_conv;
+  RangeObserver r_cls, r_bbox;
+  std::vector<QuantizedConv2d> conv;
+  QuantizedConv2d cls, bbox;
+  bool ready = false;
+};
+
 std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> RPNHeadImpl::forward(
     const std::vector<torch::Tensor>& features) {
   std::vector<torch::Tensor> logits;
   std::vector<torch::Tensor> bbox_reg;
+  Int8* observe = int8_ && !int8_->ready ? int8_.get() : nullptr;
   for (const auto& feature : features) {
-    const auto t = conv->forward(feature);
+    if (feature.is_quantized() && int8_ && int8_->ready) {
+      auto t = feature;
+      for (const auto& c : int8_->conv) t = c.forward(t);
+      logits.push_back(int8_->cls.forward(t).dequantize());
+      bbox_reg.push_back(int8_->bbox.forward(t).dequantize());
+      continue;
+    }
+    auto t = feature.is_quantized() ? feature.dequantize() : feature;
+    for (size_t i = 0; i < conv->size(); ++i) {
+      t = conv[i]->as<ConvNormActivation>()->forward(t);
+      if (observe) observe->r_conv[i].observe(t);
+    }
     logits.push_back(to_float32(cls_logits->forward(t)));  // decoding and NMS run in float32
     bbox_reg.push_back(to_float32(bbox_pred->forward(t)));
+    if (observe) observe->r_cls.observe(logits.back()), observe->r_bbox.observe(bbox_reg.back());
   }
   return {logits, bbox_reg};
+}
+
+void RPNHeadImpl::begin_int8_calibration() {
+  VIGIL_CHECK(!is_training(), "expected an eval-mode RPN head to calibrate for int8, got train mode");
+  int8_ = std::make_shared<Int8>();
+  int8_->r_conv.resize(conv->size());
+}
+
+int RPNHeadImpl::finish_int8_calibration() {
+  VIGIL_ASSERT(int8_ && !int8_->ready, "finish_int8_calibration without begin_int8_calibration");
+  Int8& q = *int8_;
+  for (size_t i = 0; i < conv->size(); ++i) {
+    const auto block = conv[i]->as<ConvNormActivation>();
+    VIGIL_CHECK(block->is_bare_conv(Activation::kReLU),
+                "expected RPN head convolutions without norm, followed by ReLU, to quantise, got conv {}", i);
+    q.conv.emplace_back(block->conv(), q.r_conv[i].qparams(), /*relu=*/true);
+  }
+  q.cls = QuantizedConv2d(*cls_logits, q.r_cls.qparams(), false);
+  q.bbox = QuantizedConv2d(*bbox_pred, q.r_bbox.qparams(), false);
+  q.ready = true;
+  return static_cast<int>(conv->size()) + 2;
 }
 
 // ----------------------------------------------------------------------------- RegionProposalNetwork

@@ -249,9 +249,9 @@ TEST(Precision, EitherInstructionSetIsEnough) {
 TEST(Precision, NamesTheValidValues) {
   EXPECT_EQ(vigil::nn::parse_precision("fp32"), vigil::nn::Precision::kFp32);
   EXPECT_EQ(vigil::nn::parse_precision("bf16"), vigil::nn::Precision::kBf16);
+  EXPECT_EQ(vigil::nn::parse_precision("int8"), vigil::nn::Precision::kInt8);
   EXPECT_THAT(error_of([] { vigil::nn::parse_precision("fp16"); }),
-              AllOf(HasSubstr("fp32 or bf16"), HasSubstr("'fp16'")));
-  EXPECT_THAT(error_of([] { vigil::nn::parse_precision("int8"); }), HasSubstr("not available yet"));
+              AllOf(HasSubstr("fp32, bf16 or int8"), HasSubstr("'fp16'")));
   PredictOptions o;
   o.precision = "half";
   EXPECT_THAT(error_of([&] { o.validate(); }), HasSubstr("'half'"));

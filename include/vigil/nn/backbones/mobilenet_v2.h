@@ -46,6 +46,12 @@ class ConvNormActivationImpl : public torch::nn::Module {
   int64_t out_channels() const { return options_.out_channels(); }
   /// Folds the norm into the conv for inference (see fold_batch_norms in nn/fuse.h).
   int fold_norm() { return norm_.fold_into(*conv_); }
+  /// The convolution, and whether forward() is that convolution alone (no norm, or one folded, and no
+  /// activation) or followed only by a ReLU: what int8 quantisation needs to replace it (nn/quantize.h).
+  const torch::nn::Conv2dImpl& conv() const { return *conv_; }
+  bool is_bare_conv(Activation activation) const {
+    return norm_.is_identity() && options_.activation() == activation;
+  }
 
  private:
   ConvNormActivationOptions options_;

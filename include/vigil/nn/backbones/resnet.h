@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "vigil/nn/classification/classifier.h"
@@ -38,11 +39,20 @@ class ResNetBlockImpl : public torch::nn::Module {
   /// Folds every norm into its conv, for inference (see fold_batch_norms in nn/fuse.h); returns how many.
   int fold_norms();
 
+  /// int8 (nn/quantize.h): from now on forward() records the ranges of the activations the int8 block
+  /// stores; finish_int8_calibration() then builds the int8 convolutions (returns how many), after which
+  /// forward_int8() runs the block on quint8 input. Norms must be folded first.
+  void begin_int8_calibration();
+  int finish_int8_calibration();
+  torch::Tensor forward_int8(const torch::Tensor& qx);
+
  private:
+  struct Int8;
   ResNetBlockOptions options_;
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr}, down_conv_{nullptr};
   Norm2d bn1_, bn2_, bn3_, down_norm_;
   std::string last_norm_name_;
+  std::shared_ptr<Int8> int8_;  ///< observers during calibration, then the int8 convolutions
 };
 TORCH_MODULE(ResNetBlock);
 
@@ -90,9 +100,18 @@ class ResNetImpl : public Classifier {
   int fold_stem_norm() { return bn1_.fold_into(*conv1_); }
   int64_t num_classes() const override;
 
+  /// int8 (nn/quantize.h; called by quantize_int8): begin recording activation ranges in forward passes,
+  /// then build the int8 stem and blocks and run them in every later forward pass (the stage outputs and
+  /// the pooled features come back float32). Returns the number of convolutions quantised.
+  void begin_int8_calibration();
+  int finish_int8_calibration();
+  bool is_int8() const;
+  /// After finish_int8_calibration: forward_stages with the stage outputs left quint8 (for an int8 FPN).
+  std::vector<torch::Tensor> forward_stages_int8(const torch::Tensor& images);
   const ResNetOptions& options() const { return options_; }
 
  private:
+  struct Int8;
   torch::Tensor stem(const torch::Tensor& x);
   void make_layer(int index, int64_t planes, int blocks, int64_t stride, bool dilate);
   void init_weights();
@@ -104,6 +123,7 @@ class ResNetImpl : public Classifier {
   Norm2d bn1_;
   std::array<std::vector<ResNetBlock>, 4> layers_;
   torch::nn::Linear fc_{nullptr};
+  std::shared_ptr<Int8> int8_;
 };
 TORCH_MODULE(ResNet);
 

@@ -59,9 +59,21 @@ class FeaturePyramidNetworkImpl : public torch::nn::Module {
   /// count or channels do not match.
   FeatureMap forward(const FeatureMap& x);
 
+  /// int8 (nn/quantize.h): record the ranges of the laterals, the top-down sums and the outputs in forward
+  /// passes, then build int8 convolutions; after that forward() takes quint8 maps (a quantised ResNet body's
+  /// stages) and returns quint8 levels. Returns the number of convolutions quantised.
+  void begin_int8_calibration();
+  int finish_int8_calibration();
+  bool is_int8() const;
+
   FeaturePyramidNetworkOptions options;
   torch::nn::ModuleList inner_blocks{nullptr};
   torch::nn::ModuleList layer_blocks{nullptr};
+
+ private:
+  struct Int8;
+  FeatureMap forward_int8(const std::vector<std::string>& names, const std::vector<torch::Tensor>& maps);
+  std::shared_ptr<Int8> int8_;
 };
 TORCH_MODULE(FeaturePyramidNetwork);
 

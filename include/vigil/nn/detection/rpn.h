@@ -30,11 +30,21 @@ class RPNHeadImpl : public torch::nn::Module {
   /// Throws InvalidArgument on non-positive channels, anchors or depth.
   RPNHeadImpl(int64_t in_channels, int64_t num_anchors, int conv_depth = 1);
   /// Per level: {objectness [N, A, H, W], deltas [N, 4 * A, H, W]}.
+  /// Quantised features (an int8 FPN's) run the int8 head once it is calibrated, else are dequantised.
   std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> forward(
       const std::vector<torch::Tensor>& features);
 
+  /// int8 (nn/quantize.h): record the ranges of the conv and head outputs in forward passes, then build
+  /// their int8 convolutions. Returns the number quantised.
+  void begin_int8_calibration();
+  int finish_int8_calibration();
+
   torch::nn::Sequential conv{nullptr};
   torch::nn::Conv2d cls_logits{nullptr}, bbox_pred{nullptr};
+
+ private:
+  struct Int8;
+  std::shared_ptr<Int8> int8_;
 };
 TORCH_MODULE(RPNHead);
 
