@@ -116,8 +116,14 @@ int ResNetBlockImpl::finish_int8_calibration() {
   q.c1 = QuantizedConv2d(*conv1_, q.r1.qparams(), /*relu=*/true);
   q.c2 = QuantizedConv2d(*conv2_, q.r2.qparams(), /*relu=*/static_cast<bool>(conv3_));
   int n = 2;
-  if (conv3_) q.c3 = QuantizedConv2d(*conv3_, q.r3.qparams(), false), ++n;
-  if (down_conv_) q.down = QuantizedConv2d(*down_conv_, q.rdown.qparams(), false), ++n;
+  if (conv3_) {
+    q.c3 = QuantizedConv2d(*conv3_, q.r3.qparams(), false);
+    ++n;
+  }
+  if (down_conv_) {
+    q.down = QuantizedConv2d(*down_conv_, q.rdown.qparams(), false);
+    ++n;
+  }
   q.out = q.rout.qparams();
   q.ready = true;
   return n;

@@ -102,7 +102,10 @@ std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> RPNHeadImpl::f
     }
     logits.push_back(to_float32(cls_logits->forward(t)));  // decoding and NMS run in float32
     bbox_reg.push_back(to_float32(bbox_pred->forward(t)));
-    if (observe) observe->r_cls.observe(logits.back()), observe->r_bbox.observe(bbox_reg.back());
+    if (observe) {
+      observe->r_cls.observe(logits.back());
+      observe->r_bbox.observe(bbox_reg.back());
+    }
   }
   return {logits, bbox_reg};
 }
