@@ -4,6 +4,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/native/quantized/PackedParams.h>
 #include <fmt/format.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <cmath>
@@ -226,6 +227,18 @@ int quantize_int8(torch::nn::Module& root, const std::function<void()>& calibrat
   for (auto* m : parts.resnets) quantized += m->finish_int8_calibration();
   for (auto* m : parts.fpns) quantized += m->finish_int8_calibration();
   for (auto* m : parts.rpn_heads) quantized += m->finish_int8_calibration();
+  // The float weights of every quantised convolution are never read again (the int8 copies and their packs
+  // are): free them, about 100 MB for fasterrcnn_resnet50_fpn, and hand the pages back to the system.
+  torch::NoGradGuard no_grad;
+  const auto release = [](torch::nn::Module& m) {
+    for (const auto& sub : m.modules())
+      if (auto* conv = sub->as<torch::nn::Conv2dImpl>())
+        conv->weight.set_data(torch::empty({0}, conv->weight.options()));
+  };
+  for (auto* m : parts.resnets) release(*m);
+  for (auto* m : parts.fpns) release(*m);
+  for (auto* m : parts.rpn_heads) release(*m);
+  malloc_trim(0);
   return quantized;
 }
 

@@ -79,8 +79,9 @@ int count_int8_capable(torch::nn::Module& root);
 
 /// Quantises every ResNet backbone in `root` (eval mode, norms folded): records activation ranges while
 /// `calibrate` runs float forward passes of `root` on representative inputs, then switches those backbones
-/// to int8. Throws InvalidArgument when `root` holds no such backbone or `calibrate` ran none of it.
-/// Inference only: a quantised model must not be trained or saved. Returns the number of convolutions
+/// to int8, freeing the float weights of the convolutions it replaced. Throws InvalidArgument when `root`
+/// holds no such backbone or `calibrate` ran none of it. Inference only: a quantised model must not be
+/// trained or saved. Returns the number of convolutions
 /// quantised.
 int quantize_int8(torch::nn::Module& root, const std::function<void()>& calibrate);
 
