@@ -57,6 +57,20 @@ CLI::Option* add_override(CLI::App* sub, Context& ctx, const std::string& flag, 
       help + " (config key: " + key + ")");
 }
 
+void add_precision_options(CLI::App* sub, Context& ctx, const std::string& prefix,
+                           const std::string& calibration_default) {
+  add_override(
+      sub, ctx, "--precision", prefix + "precision",
+      "fp32 (default); bf16 on CPUs with AVX512_BF16/AMX; int8 for ResNet backbones on CPUs with VNNI "
+      "(calibrated on --calibration)");
+  add_override(sub, ctx, "--calibration", prefix + "calibration",
+               "int8: representative images to calibrate on (file, folder or @LIST; e.g. training images; "
+               "default: " +
+                   calibration_default + ")");
+  add_override(sub, ctx, "--calibration-images", prefix + "calibration_images",
+               "int8: how many of them to use (default 16)");
+}
+
 CLI::Option* add_override_flag(CLI::App* sub, Context& ctx, const std::string& flag, const std::string& key,
                                const std::string& help) {
   ctx.flag_keys[sub].push_back(key);

@@ -55,6 +55,11 @@ void add_config_options(CLI::App* sub, Context& ctx);
 /// Adds a flag whose value becomes the override `key=value` (so flags, YAML and --set fill the same struct).
 CLI::Option* add_override(CLI::App* sub, Context& ctx, const std::string& flag, const std::string& key,
                           const std::string& help);
+/// --precision, --calibration and --calibration-images, whose keys are `prefix` + the PredictOptions field
+/// (predict and serve: "", evaluate: "predict."); `calibration_default` says where int8 calibrates without
+/// --calibration.
+void add_precision_options(CLI::App* sub, Context& ctx, const std::string& prefix,
+                           const std::string& calibration_default);
 /// A boolean flag that sets `key=true` when given.
 CLI::Option* add_override_flag(CLI::App* sub, Context& ctx, const std::string& flag, const std::string& key,
                                const std::string& help);

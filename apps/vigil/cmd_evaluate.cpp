@@ -272,14 +272,7 @@ void register_evaluate(CLI::App& app, Context& ctx) {
                                   "the dataset's saved split (default: default, or the run's)");
   add_override(sub, ctx, "--gallery", "gallery", "sample pictures in the report (0: none)");
   add_override(sub, ctx, "--batch", "predict.batch_size", "images per inference batch");
-  add_override(
-      sub, ctx, "--precision", "predict.precision",
-      "fp32 (default); bf16 on CPUs with AVX512_BF16/AMX; int8 for ResNet backbones on CPUs with VNNI "
-      "(needs --calibration)");
-  add_override(sub, ctx, "--calibration", "predict.calibration",
-               "int8: representative images to calibrate on (file, folder or @LIST; e.g. training images)");
-  add_override(sub, ctx, "--calibration-images", "predict.calibration_images",
-               "int8: how many of them to use (default 16)");
+  add_precision_options(sub, ctx, "predict.", "the split's training images");
   add_override(sub, ctx, "--score-threshold", "predict.score_threshold",
                "detection: keep boxes scoring at least this (default: the model's)");
   add_override(sub, ctx, "--frame-model", "frame_model",

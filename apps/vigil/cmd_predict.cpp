@@ -192,14 +192,7 @@ void register_predict(CLI::App& app, Context& ctx) {
   add_override(sub, ctx, "--batch", "batch_size", "images per inference batch");
   add_override(sub, ctx, "--decode-threads", "decode_threads", "image decode workers (0 = every core)");
   add_override(sub, ctx, "--device", "device", "cpu or cuda");
-  add_override(
-      sub, ctx, "--precision", "precision",
-      "fp32 (default); bf16 on CPUs with AVX512_BF16/AMX; int8 for ResNet backbones on CPUs with VNNI "
-      "(needs --calibration)");
-  add_override(sub, ctx, "--calibration", "calibration",
-               "int8: representative images to calibrate on (file, folder or @LIST; e.g. training images)");
-  add_override(sub, ctx, "--calibration-images", "calibration_images",
-               "int8: how many of them to use (default 16)");
+  add_precision_options(sub, ctx, "", "none, required");
   add_override(sub, ctx, "--score-threshold", "score_threshold",
                "detection: keep boxes scoring at least this (0 keeps all; default: the model's)");
   add_override(sub, ctx, "--nms-iou", "nms_iou", "detection: NMS IoU threshold (default: the model's)");

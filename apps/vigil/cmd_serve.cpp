@@ -170,14 +170,7 @@ void register_serve(CLI::App& app, Context& ctx) {
   add_http_options(sub, ctx, a);
   add_override(sub, ctx, "--http-threads", "http_threads", "HTTP worker threads (default 8)");
   add_override(sub, ctx, "--max-batch", "max_batch", "images per forward pass (default 8)");
-  add_override(
-      sub, ctx, "--precision", "precision",
-      "fp32 (default); bf16 on CPUs with AVX512_BF16/AMX; int8 for ResNet backbones on CPUs with VNNI "
-      "(needs --calibration)");
-  add_override(sub, ctx, "--calibration", "calibration",
-               "int8: representative images to calibrate on (file, folder or @LIST; e.g. training images)");
-  add_override(sub, ctx, "--calibration-images", "calibration_images",
-               "int8: how many of them to use (default 16)");
+  add_precision_options(sub, ctx, "", "none, required");
   add_override(sub, ctx, "--max-queue-delay-ms", "max_queue_delay_ms",
                "how long a waiting image waits for others to batch with (default 5)");
   add_override(sub, ctx, "--instances", "instances", "inference workers, each with a model copy (default 1)");
