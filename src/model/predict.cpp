@@ -145,12 +145,12 @@ void Predictor::quantize_int8() {
   std::vector<std::string> unreadable;
   for (size_t k = 0; k < n; ++k) {
     const std::string& path = all[k * all.size() / n].path;  // evenly spaced over the sorted list
-    image::Decoded dec = image::decode_file(path);
-    if (!dec.ok()) {
-      unreadable.push_back(path + " (" + dec.error.kind_name() + ": " + dec.error.detail + ")");
-      continue;
+    DecodedInput d = decode_input(*this, path, /*keep_image=*/false);
+    if (d.error.empty()) {
+      inputs.push_back(std::move(d.input));
+    } else {
+      unreadable.push_back(path + " (" + d.error + ")");
     }
-    inputs.push_back(preprocess(dec.bgr));
   }
   VIGIL_CHECK(unreadable.empty(), "expected readable calibration images, got {} unreadable, the first {}",
               unreadable.size(), unreadable.empty() ? "" : unreadable.front());

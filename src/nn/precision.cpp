@@ -1,13 +1,15 @@
 #include "vigil/nn/precision.h"
 
+#include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
+#include <algorithm>
+
 #include "vigil/core/cpu.h"
 #include "vigil/core/error.h"
-#include "vigil/nn/quantize.h"
 
 namespace vigil::nn {
 
@@ -30,15 +32,30 @@ const char* precision_name(Precision p) {
   return "fp32";
 }
 
-void check_precision_supported(Precision p) {
-  if (p == Precision::kInt8) return check_int8_supported();
-  if (p != Precision::kBf16) return;
-  const CpuInfo cpu = cpu_info();
-  if (cpu.has_bf16()) return;
+namespace {
+
+/// The refusal of a precision this CPU has none of `instructions` for.
+[[noreturn]] void refuse_cpu(const CpuInfo& cpu, const char* instructions, const char* precision) {
   throw InvalidArgument(fmt::format(
-      "expected a CPU with the avx512_bf16 or amx_bf16 instructions for precision bf16, got {}{} without "
-      "either: use precision fp32",
-      cpu.model, cpu.flags_overridden ? " (flags from VIGIL_CPU_FLAGS)" : ""));
+      "expected a CPU with the {} instructions for precision {}, got {}{} without "
+      "any: use precision fp32",
+      instructions, precision, cpu.model, cpu.flags_overridden ? " (flags from VIGIL_CPU_FLAGS)" : ""));
+}
+
+}  // namespace
+
+void check_precision_supported(Precision p) {
+  if (p == Precision::kFp32) return;
+  const CpuInfo cpu = cpu_info();
+  if (p == Precision::kBf16) {
+    if (!cpu.has_bf16()) refuse_cpu(cpu, "avx512_bf16 or amx_bf16", "bf16");
+    return;
+  }
+  const auto& engines = at::globalContext().supportedQEngines();
+  VIGIL_CHECK(std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) != engines.end(),
+              "expected a LibTorch built with the oneDNN quantised engine for precision int8, got one "
+              "without it: use precision fp32");
+  if (!cpu.has_int8_dot()) refuse_cpu(cpu, "avx512_vnni, avx_vnni or amx_int8", "int8");
 }
 
 int convert_weights_to_bf16(torch::nn::Module& root) {

@@ -14,7 +14,6 @@
 #include <utility>
 #include <vector>
 
-#include "vigil/core/cpu.h"
 #include "vigil/core/error.h"
 #include "vigil/nn/backbones/resnet.h"
 #include "vigil/nn/detection/fpn.h"
@@ -166,26 +165,6 @@ torch::Tensor QuantizedConv2d::forward(const torch::Tensor& qx) const {
   }
 }
 
-void check_int8_supported() {
-  const auto& engines = at::globalContext().supportedQEngines();
-  VIGIL_CHECK(std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) != engines.end(),
-              "expected a LibTorch built with the oneDNN quantised engine for precision int8, got one "
-              "without it: use precision fp32");
-  const CpuInfo cpu = cpu_info();
-  if (cpu.has_int8_dot()) return;
-  throw InvalidArgument(fmt::format(
-      "expected a CPU with the avx512_vnni, avx_vnni or amx_int8 instructions for precision int8, got {}{} "
-      "without any: use precision fp32",
-      cpu.model, cpu.flags_overridden ? " (flags from VIGIL_CPU_FLAGS)" : ""));
-}
-
-int count_int8_capable(torch::nn::Module& root) {
-  int n = 0;
-  for (const auto& m : root.modules())
-    if (m->as<ResNetImpl>()) ++n;
-  return n;
-}
-
 namespace {
 
 /// What quantize_int8 converts, in calibration order: ResNet bodies; the FPNs fed by one (their inputs come
@@ -211,6 +190,10 @@ Int8Parts int8_parts(torch::nn::Module& root) {
 }
 
 }  // namespace
+
+int count_int8_capable(torch::nn::Module& root) {
+  return static_cast<int>(int8_parts(root).resnets.size());
+}
 
 int quantize_int8(torch::nn::Module& root, const std::function<void()>& calibrate) {
   VIGIL_CHECK(!root.is_training(), "expected an eval-mode model to quantise, got train mode");

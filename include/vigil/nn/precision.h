@@ -20,8 +20,9 @@ Precision parse_precision(const std::string& name);
 const char* precision_name(Precision p);
 
 /// Throws InvalidArgument when this CPU cannot run `p` at full speed: bf16 needs AVX512_BF16 or AMX-BF16
-/// (oneDNN would emulate it elsewhere, slower than float32), int8 needs VNNI (check_int8_supported). The
-/// message names the CPU and the flag.
+/// (oneDNN would emulate it elsewhere, slower than float32), int8 needs VNNI (avx512_vnni, avx_vnni or
+/// amx_int8; the int8 kernels are no faster than float32 without it) and LibTorch's oneDNN quantised
+/// engine. The message names the CPU and the instructions.
 void check_precision_supported(Precision p);
 
 /// Stores the weights and biases of every convolution and linear layer of `root` in bfloat16 (layout kept).

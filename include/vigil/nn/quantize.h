@@ -68,11 +68,6 @@ class QuantizedConv2d {
   bool relu_ = false;
 };
 
-/// Throws InvalidArgument when this LibTorch or CPU cannot run int8 at full speed: it needs LibTorch's
-/// oneDNN quantised engine and the VNNI dot-product instructions (avx512_vnni, avx_vnni or amx_int8; without
-/// them the int8 kernels are no faster than float32). The message names the CPU.
-void check_int8_supported();
-
 /// Modules of `root` that quantise_int8 can quantise (ResNet backbones), so callers can refuse a model
 /// before spending time on calibration.
 int count_int8_capable(torch::nn::Module& root);
