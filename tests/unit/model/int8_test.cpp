@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "precision_util.h"
 #include "vigil/core/cpu.h"
 #include "vigil/core/error.h"
 #include "vigil/model/model_file.h"
@@ -40,27 +41,14 @@ using ::testing::HasSubstr;
 using vigil::model::LoadedModel;
 using vigil::model::PredictOptions;
 using vigil::model::Predictor;
+using vigil::precision_test::error_of;
+using vigil::precision_test::seeded_model;
+using vigil::precision_test::SimulatedCpu;
 
 const fs::path kSamples = "/usr/share/doc/opencv-doc/examples/data";
 // Calibrated on these, compared on the others: the quantisation must generalise, not fit its inputs.
 const std::vector<std::string> kCalibration = {"aero1.jpg", "graf1.png", "home.jpg", "pic1.png"};
 const std::vector<std::string> kCompared = {"baboon.jpg", "fruits.jpg", "messi5.jpg", "building.jpg"};
-
-LoadedModel seeded_model(const std::string& arch, int num_classes) {
-  torch::manual_seed(11);
-  vigil::nn::ModelArgs args;
-  args.num_classes = num_classes;
-  LoadedModel m;
-  std::vector<std::string> names;
-  const int named =
-      vigil::nn::find_model(arch).task == vigil::data::Task::kDetection ? num_classes - 1 : num_classes;
-  for (int i = 0; i < named; ++i) names.push_back("c" + std::to_string(i));
-  m.info = vigil::model::default_model_info(arch, names);
-  m.module = vigil::nn::make_model(arch, args);
-  m.classifier = std::dynamic_pointer_cast<vigil::nn::Classifier>(m.module);
-  m.detector = std::dynamic_pointer_cast<vigil::nn::Detector>(m.module);
-  return m;
-}
 
 std::vector<cv::Mat> read_photos(const std::vector<std::string>& names) {
   std::vector<cv::Mat> out;
@@ -187,22 +175,6 @@ TEST(Int8, TheBackboneAndPyramidOfAQuantisedDetectorRunInEightBits) {
     EXPECT_LT(relative_l2(gf, level.value()), 0.10);
     EXPECT_GT(cosine(gf, level.value()), 0.995);
   }
-}
-
-/// Sets VIGIL_CPU_FLAGS for one test.
-class SimulatedCpu {
- public:
-  explicit SimulatedCpu(const char* flags) { setenv("VIGIL_CPU_FLAGS", flags, 1); }
-  ~SimulatedCpu() { unsetenv("VIGIL_CPU_FLAGS"); }
-};
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 PredictOptions int8_on(const std::string& calibration) {

@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "precision_util.h"
 #include "vigil/core/cpu.h"
 #include "vigil/core/error.h"
 #include "vigil/model/model_file.h"
@@ -38,26 +39,12 @@ using vigil::model::LoadedModel;
 using vigil::model::Prediction;
 using vigil::model::PredictOptions;
 using vigil::model::Predictor;
+using vigil::precision_test::error_of;
+using vigil::precision_test::seeded_model;
+using vigil::precision_test::SimulatedCpu;
 
 const fs::path kSamples = "/usr/share/doc/opencv-doc/examples/data";
 const std::vector<std::string> kPhotos = {"baboon.jpg", "fruits.jpg", "messi5.jpg", "building.jpg"};
-
-/// The same seeded weights every call, so two Predictors hold identical models.
-LoadedModel seeded_model(const std::string& arch, int num_classes) {
-  torch::manual_seed(11);
-  vigil::nn::ModelArgs args;
-  args.num_classes = num_classes;
-  LoadedModel m;
-  std::vector<std::string> names;
-  const int named =
-      vigil::nn::find_model(arch).task == vigil::data::Task::kDetection ? num_classes - 1 : num_classes;
-  for (int i = 0; i < named; ++i) names.push_back("c" + std::to_string(i));
-  m.info = vigil::model::default_model_info(arch, names);
-  m.module = vigil::nn::make_model(arch, args);
-  m.classifier = std::dynamic_pointer_cast<vigil::nn::Classifier>(m.module);
-  m.detector = std::dynamic_pointer_cast<vigil::nn::Detector>(m.module);
-  return m;
-}
 
 std::vector<Prediction> run(const std::string& arch, int num_classes, const std::string& precision,
                             const std::vector<cv::Mat>& photos) {
@@ -205,22 +192,6 @@ TEST(Bf16Weights, ConvolutionAndLinearWeightsAreStoredInBfloat16) {
   // Everything but the frozen norms' few parameters: the weights' memory is halved.
   EXPECT_GT(bf16, 50 * fp32) << bf16 << " bfloat16 and " << fp32 << " float32 parameters";
   EXPECT_EQ(vigil::nn::convert_weights_to_bf16(*m.module), 0) << "a second conversion finds nothing left";
-}
-
-/// Sets VIGIL_CPU_FLAGS for one test.
-class SimulatedCpu {
- public:
-  explicit SimulatedCpu(const char* flags) { setenv("VIGIL_CPU_FLAGS", flags, 1); }
-  ~SimulatedCpu() { unsetenv("VIGIL_CPU_FLAGS"); }
-};
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const vigil::InvalidArgument& e) {
-    return e.what();
-  }
-  return "no InvalidArgument";
 }
 
 TEST(Precision, ACpuWithoutTheInstructionsIsRefusedByName) {
