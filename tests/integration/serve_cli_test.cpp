@@ -84,6 +84,16 @@ class ServeTest : public ::testing::Test {
     return c;
   }
 
+  /// The classification probabilities a classifier server answers `image` with, after checking that
+  /// /v1/models reports `precision` (empty json when the request fails, which is reported).
+  static json served_probs(const ServerProcess& s, const std::string& precision, const std::string& image) {
+    auto c = client(s);
+    EXPECT_EQ(body_json(c.Get("/v1/models"))["models"][0]["precision"], precision);
+    auto r = c.Post("/v1/predict", image, "image/jpeg");
+    EXPECT_TRUE(r && r->status == 200) << (r ? r->body : "no answer");
+    return r && r->status == 200 ? body_json(r)["classification"]["probs"] : json();
+  }
+
   static TempDir* dir_;
   TempDir tmp_;
   int n_ = 0;
@@ -628,12 +638,7 @@ TEST_F(ServeTest, Bf16AnswersWithinToleranceAndIsRefusedWithoutTheInstructions) 
     for (const std::string precision : {"fp32", "bf16"}) {
       auto s = start("--precision " + precision, "masks.ckpt");
       ASSERT_TRUE(s->running());
-      auto c = client(*s);
-      EXPECT_EQ(body_json(c.Get("/v1/models"))["models"][0]["precision"], precision);
-      auto r = c.Post("/v1/predict", image, "image/jpeg");
-      ASSERT_TRUE(r);
-      ASSERT_EQ(r->status, 200) << r->body;
-      (precision == "fp32" ? want : got) = body_json(r)["classification"]["probs"];
+      (precision == "fp32" ? want : got) = served_probs(*s, precision, image);
     }
     ASSERT_EQ(want.size(), 2u);
     for (const auto& [name, p] : want.items())
@@ -663,12 +668,7 @@ TEST_F(ServeTest, Int8CalibratesAtLoadAnswersNearFloat32AndRefusesWhatItCannotQu
                                 (tmp_ / "r18.ckpt").string(), precision, (tmp_ / "calibration").string()),
                     tmp_ / ("s_" + precision));
     ASSERT_TRUE(s.running()) << s.log();
-    auto c = client(s);
-    EXPECT_EQ(body_json(c.Get("/v1/models"))["models"][0]["precision"], precision);
-    auto r = c.Post("/v1/predict", image, "image/jpeg");
-    ASSERT_TRUE(r);
-    ASSERT_EQ(r->status, 200) << r->body;
-    (precision == "fp32" ? want : got) = body_json(r)["classification"]["probs"];
+    (precision == "fp32" ? want : got) = served_probs(s, precision, image);
   }
   ASSERT_EQ(want.size(), 2u);
   for (const auto& [name, p] : want.items())
