@@ -64,17 +64,18 @@ struct Steps {
   }
 };
 
-/// The comparison metric from an evaluation's metrics.json: accuracy (classifiers), fitness = 0.1 mAP50 +
-/// 0.9 mAP50-95 (detectors), or a key asked for by name.
+/// The comparison metric from an evaluation's metrics.json: accuracy (classifiers), fitness (detectors:
+/// 0.1 AP50 + 0.9 AP on COCO's AP, eval::detection_fitness, written by `vigil evaluate`), or a key asked for
+/// by name.
 double metric_of(const fs::path& metrics_file, const std::string& metric, std::string* used) {
   const json m = json::parse(read_file(metrics_file));
   std::string key = metric;
   if (metric == "auto") key = m.contains("accuracy") ? "accuracy" : "fitness";
   *used = key;
   if (key == "fitness") {
-    VIGIL_CHECK(m.contains("metrics/mAP50(B)") && m.contains("metrics/mAP50-95(B)"),
+    VIGIL_CHECK(m.contains("fitness") && m["fitness"].is_number(),
                 "{}: expected detection metrics for fitness", metrics_file.string());
-    return 0.1 * m["metrics/mAP50(B)"].get<double>() + 0.9 * m["metrics/mAP50-95(B)"].get<double>();
+    return m["fitness"].get<double>();
   }
   for (const std::string& k : {key, "metrics/" + key + "(B)"})
     if (m.contains(k) && m[k].is_number()) return m[k].get<double>();

@@ -128,7 +128,7 @@ EvaluationReport evaluate_detector(const std::vector<model::Prediction>& predict
   EvaluationReport r;
   r.images = predictions.size();
   r.metrics = ordered(eval::metrics_json(evaluation.coco, evaluation.ultralytics));
-  r.metrics["fitness"] = evaluation.ultralytics.fitness();
+  r.metrics["fitness"] = eval::detection_fitness(evaluation.coco);
   r.summary = eval::detection_summary(evaluation);
   const auto plots = eval::write_detection_plots(evaluation, input.out / "plots");
 
@@ -277,7 +277,7 @@ EvaluationReport evaluate_coco_files(const fs::path& ground_truth, const fs::pat
   EvaluationReport r;
   r.images = data.image_ids.size();
   r.metrics = ordered(eval::metrics_json(evaluation.coco, evaluation.ultralytics));
-  r.metrics["fitness"] = evaluation.ultralytics.fitness();
+  r.metrics["fitness"] = eval::detection_fitness(evaluation.coco);
   r.summary = eval::detection_summary(evaluation);
   ensure_dir(out);
   const auto plots = eval::write_detection_plots(evaluation, out / "plots");

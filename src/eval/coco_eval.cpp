@@ -50,6 +50,10 @@ std::vector<double> numpy_linspace(double start, double stop, size_t num) {
   return y;
 }
 
+double detection_fitness(const CocoEvalResult& coco) {
+  return 0.1 * std::max(0.0, coco.stats[kAP50]) + 0.9 * std::max(0.0, coco.stats[kAP]);
+}
+
 const std::array<std::string_view, kCocoStatCount>& coco_stat_names() {
   static const std::array<std::string_view, kCocoStatCount> names = {
       "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"};

@@ -168,13 +168,15 @@ void add_detection_sections(HtmlReport& report, const DetectionEvaluation& evalu
   for (int i = 0; i < kCocoStatCount; ++i) {
     rows.emplace_back(std::string(coco_stat_names()[i]), fixed(coco.stats[i]));
   }
+  rows.emplace_back("fitness (0.1 AP50 + 0.9 AP: best.ckpt, retraining)", fixed(detection_fitness(coco)));
   report.add_key_values("COCO (pycocotools semantics; n/a where undefined)", rows);
-  report.add_key_values("Ultralytics view", {{"metrics/precision(B)", fixed(m.mp)},
-                                             {"metrics/recall(B)", fixed(m.mr)},
-                                             {"metrics/mAP50(B)", fixed(m.map50)},
-                                             {"metrics/mAP50-95(B)", fixed(m.map)},
-                                             {"fitness (0.1 mAP50 + 0.9 mAP50-95)", fixed(m.fitness())},
-                                             {"confidence of best F1", fixed(m.best_conf, 3)}});
+  report.add_key_values("Ultralytics view",
+                        {{"metrics/precision(B)", fixed(m.mp)},
+                         {"metrics/recall(B)", fixed(m.mr)},
+                         {"metrics/mAP50(B)", fixed(m.map50)},
+                         {"metrics/mAP50-95(B)", fixed(m.map)},
+                         {"Ultralytics fitness (0.1 mAP50 + 0.9 mAP50-95)", fixed(m.fitness())},
+                         {"confidence of best F1", fixed(m.best_conf, 3)}});
   report.add_table(per_class_table(evaluation));
   report.add_table(confusion_table(evaluation));
   report.add_heading("Plots");

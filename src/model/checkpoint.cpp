@@ -52,6 +52,10 @@ std::string tensor_key(size_t index) {
   return "model/" + std::to_string(index);
 }
 
+std::string extra_tensor_key(size_t index) {
+  return "extra/" + std::to_string(index);
+}
+
 std::string dtype_name(const torch::Tensor& t) {
   return std::string(c10::toString(t.scalar_type()));
 }
@@ -86,7 +90,8 @@ json meta_to_json(const Checkpoint& meta, const std::vector<NamedTensor>& tensor
           {"model_json", meta.model_json},
           {"rng_state", meta.rng_state},
           {"optimizer", kind},
-          {"model", model}};
+          {"model", model},
+          {"extra_tensors", meta.extra_tensors.size()}};
 }
 
 Checkpoint meta_from_json(const json& j) {
@@ -248,6 +253,9 @@ void save_checkpoint(const std::filesystem::path& file, const Checkpoint& meta, 
     for (size_t i = 0; i < tensors.size(); ++i) {
       archive.write(tensor_key(i), tensors[i].tensor.detach(), /*is_buffer=*/true);
     }
+    for (size_t i = 0; i < meta.extra_tensors.size(); ++i) {
+      archive.write(extra_tensor_key(i), meta.extra_tensors[i].detach(), /*is_buffer=*/true);
+    }
     if (optimizer != nullptr) {
       OutputArchive opt_archive(archive.compilation_unit());
       optimizer->save(opt_archive);
@@ -282,6 +290,16 @@ Checkpoint load_checkpoint(const std::filesystem::path& file, torch::nn::Module&
   try {
     meta = meta_from_json(j);
     stored = read_matching_tensors(archive, j, current, file);
+    const auto extra = j.value("extra_tensors", size_t{0});
+    for (size_t i = 0; i < extra; ++i) {
+      torch::Tensor t;
+      try {
+        archive.read(extra_tensor_key(i), t, /*is_buffer=*/true);
+      } catch (const c10::Error& e) {
+        throw DataError(fmt::format("{}: cannot read extra tensor {}: {}", to_utf8(file), i, first_line(e)));
+      }
+      meta.extra_tensors.push_back(t);
+    }
   } catch (const json::exception& e) {
     throw DataError(fmt::format("{}: checkpoint metadata is malformed: {}", to_utf8(file), e.what()));
   }

@@ -77,11 +77,14 @@ void TrainOptions::validate() const {
   VIGIL_CHECK(threads >= 0 && threads <= 1024, "expected threads in [0, 1024], got {}", threads);
   VIGIL_CHECK(std::isfinite(grad_clip_norm) && grad_clip_norm >= 0,
               "expected grad_clip_norm >= 0 (0 = no clipping), got {}", grad_clip_norm);
+  VIGIL_CHECK(std::isfinite(label_smoothing) && label_smoothing >= 0 && label_smoothing < 1,
+              "expected label_smoothing in [0, 1) (0 = off), got {}", label_smoothing);
   model.validate();
   data.validate();
   optimizer.validate();
   schedule.validate();
   early_stopping.validate();
+  ema.validate();
   (void)time_budget_seconds(time);
   check_one_of("best_metric", best_metric,
                {"auto", "val_loss", "val_accuracy", "fitness", "mAP50", "mAP50-95"});
@@ -107,6 +110,10 @@ void TrainOptions::validate() const {
                 "expected data.balance none or resample for detector '{}' (its losses take no class "
                 "weights), got 'weights'",
                 model.arch);
+    VIGIL_CHECK(label_smoothing == 0,
+                "expected label_smoothing 0 for detector '{}' (torchvision's detection losses take no "
+                "smoothing; it applies to classifiers), got {}",
+                model.arch, label_smoothing);
   } else {
     VIGIL_CHECK(nn::find_model(model.arch).clip_length == 0 || data.balance != "resample",
                 "expected data.balance none or weights for clip model '{}' (windows are not resampled), got "

@@ -28,6 +28,7 @@
 #include "vigil/model/model_file.h"
 #include "vigil/model/rng_guard.h"
 #include "vigil/train/early_stopping.h"
+#include "vigil/train/ema.h"
 #include "vigil/train/observer.h"
 #include "vigil/train/optim.h"
 #include "vigil/train/schedule.h"
@@ -176,6 +177,7 @@ struct Trainer::Impl {
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::unique_ptr<LrSchedule> schedule;
   std::optional<PlateauReducer> plateau;  ///< schedule.name plateau: the metric-driven part of the lr
+  std::optional<ModelEma> ema;            ///< ema.decay > 0: the weight average validated and handed over
   EarlyStopping stopper;                  ///< early stopping, on early_stopping.metric
   EarlyStopping best;                     ///< best.ckpt, on best_metric (never stops anything)
   model::ModelInfo info;
@@ -217,6 +219,7 @@ struct Trainer::Impl {
   void join_group();
   double all_reduce_step(std::map<std::string, double>& losses, int64_t& images);
   void setup(bool load_weights);
+  void start_ema(const std::vector<torch::Tensor>& trained);
   void create_run_dir();
   std::vector<std::string> columns() const;
   bool stop_requested() const;
@@ -325,6 +328,17 @@ void Trainer::Impl::create_run_dir() {
   }
   ensure_dir(run_dir / "weights");
   info.run_id = opt.name;
+}
+
+/// Starts the weight average from the module's weights. Resuming, the module holds the checkpoint's model
+/// tensors, which are the average, and `trained` the trained weights saved beside them, from which training
+/// continues (`ema` cannot change on resume).
+void Trainer::Impl::start_ema(const std::vector<torch::Tensor>& trained) {
+  if (opt.ema.decay <= 0) return;
+  ema.emplace(model->module(), opt.ema);
+  if (!trained.empty()) ema->restore(trained);
+  spdlog::info("weight EMA (decay {}, tau {} steps): validation, best.ckpt and last.ckpt hold the average",
+               opt.ema.decay, opt.ema.tau);
 }
 
 /// Data-parallel: joins the process group and starts every rank from rank 0's parameters and buffers (a
@@ -465,6 +479,10 @@ void Trainer::Impl::save(const fs::path& file, bool with_optimizer, bool best_wr
   meta.config_yaml = config::to_yaml(opt);
   meta.extra_json = extra(best_written).dump();
   meta.model_json = info.to_json();
+  // With an average, the model tensors saved are the average (what predict, evaluate and serve load); a
+  // checkpoint to resume from also keeps the trained weights, on which training continues.
+  EmaSwap averaged(ema ? &*ema : nullptr);
+  if (ema && with_optimizer) meta.extra_tensors = ema->tensors();
   model::save_checkpoint(file, meta, model->module(), with_optimizer ? optimizer.get() : nullptr);
 }
 
@@ -526,6 +544,7 @@ void Trainer::Impl::step(const data::Batch& batch) {
   if (opt.grad_clip_norm > 0) clip_grad_norm(params, opt.grad_clip_norm);
   optimizer->step();
   ++iteration;
+  if (ema) ema->update(iteration);
   ++state.batches_done;
   state.images += images;
   for (const auto& [name, v] : loss_values) state.loss_sums[name] += v;
@@ -625,6 +644,7 @@ std::map<std::string, double> Trainer::Impl::validate() {
   // Validation must not move the training random stream: a run's weights do not depend on what it is
   // validated on or whether validation was interrupted.
   model::detail::GlobalRngGuard keep_training_stream;
+  EmaSwap averaged(ema ? &*ema : nullptr);  // with an average, it is what is scored (and kept in best.ckpt)
   model->set_eval_mode();
   val_loader->start_epoch(0);
   detail::ValSums sums;
@@ -706,6 +726,7 @@ Trainer::Trainer(Workspace ws, TrainOptions options, TrainControl control) : imp
   m.data = detail::load_run_data(m.ws, m.opt, m.opt.data.dataset);
   m.setup(/*load_weights=*/true);
   m.join_group();
+  m.start_ema({});             // from the weights every rank now shares
   if (!m.main_rank()) return;  // rank 0 writes the run folder and tracks the run
   m.create_run_dir();          // after every check: a run that cannot start leaves no folder behind
   config::write_resolved(config::to_yaml(m.opt), m.run_dir);
@@ -744,8 +765,14 @@ std::unique_ptr<Trainer> Trainer::resume(Workspace ws, const fs::path& run_or_ch
     throw DataError(
         fmt::format("{}: the trainer state in the checkpoint is malformed: {}", to_utf8(file), e.what()));
   }
-  m->setup(/*load_weights=*/false);                                      // the checkpoint holds the weights
-  model::load_checkpoint(file, m->model->module(), m->optimizer.get());  // also the torch generator
+  m->setup(/*load_weights=*/false);  // the checkpoint holds the weights
+  const model::Checkpoint loaded =
+      model::load_checkpoint(file, m->model->module(), m->optimizer.get());  // also the torch generator
+  try {
+    m->start_ema(loaded.extra_tensors);
+  } catch (const DataError& e) {
+    throw DataError(fmt::format("{}: {}", to_utf8(file), e.what()));
+  }
   m->epoch = meta.epoch;
   m->iteration = meta.iteration;
   const bool best_written = m->restore_extra(meta.extra_json, file);

@@ -139,6 +139,12 @@ struct CocoEvalResult {
 /// with id 0 as unmatched (coco_ground_truth_json numbers annotations from 1).
 CocoEvalResult coco_evaluate(const DetectionData& data, const CocoEvalOptions& options = {});
 
+/// The detection fitness that picks a training run's best weights and decides a retraining: Ultralytics'
+/// weights, 0.1 AP50 + 0.9 AP, on COCO's AP (an undefined AP counts 0). Ultralytics' own mAPs close the
+/// precision curve with a straight line down to recall 1, which credits a weak model with recall it never
+/// reaches, so a detector with a few good boxes can outscore a better one.
+double detection_fitness(const CocoEvalResult& coco);
+
 /// pycocotools' bbox IoU (maskApi bbIou) of a detection and a ground-truth box given as x, y, w, h: no +1,
 /// 0 without overlap, intersection over the detection's area for a crowd region.
 double coco_box_iou(const DetBox& dt, const GtBox& gt);

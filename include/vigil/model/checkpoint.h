@@ -32,9 +32,14 @@ struct Checkpoint {
   std::string model_json;
   std::string rng_state;  ///< data-order RNG (see rng_state_string), empty when unused
   std::string optimizer;  ///< optimizer kind ("sgd", "adamw", ...); empty if none was saved
+  /// Tensors the trainer keeps beside the model's: the trained weights of a run whose model tensors are a
+  /// weight average (train/ema.h). Stored as "extra/<i>"; filled by load_checkpoint, not by
+  /// read_checkpoint_meta.
+  std::vector<torch::Tensor> extra_tensors;
 };
 
-/// Saves meta, `model` and, when not null, `optimizer` (plus the default CPU generator) to `file` atomically.
+/// Saves meta (its extra_tensors included), `model` and, when not null, `optimizer` (plus the default CPU
+/// generator) to `file` atomically.
 /// Throws IoError naming the file.
 void save_checkpoint(const std::filesystem::path& file, const Checkpoint& meta, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer);

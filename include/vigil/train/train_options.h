@@ -18,6 +18,7 @@
 #include "vigil/data/augment.h"
 #include "vigil/data/clips.h"
 #include "vigil/data/task.h"
+#include "vigil/train/ema.h"
 #include "vigil/train/optim.h"
 #include "vigil/train/schedule.h"
 
@@ -146,19 +147,26 @@ struct TrainOptions {
   /// only the first guess of that count. A resumed run keeps the time already spent.
   std::string time;
   /// The metric that chooses best.ckpt, the weights a run hands over: auto (classifiers val_accuracy;
-  /// detectors fitness = 0.1 mAP50 + 0.9 mAP50-95, Ultralytics' choice), val_accuracy, fitness, mAP50,
-  /// mAP50-95, or val_loss for a classifier. A detector's best weights are never chosen by a loss.
+  /// detectors fitness = 0.1 AP50 + 0.9 AP, Ultralytics' weights on COCO's AP), val_accuracy, fitness, mAP50,
+  /// mAP50-95 (Ultralytics'), or val_loss for a classifier. A detector's best weights are never chosen by a
+  /// loss.
   std::string best_metric = "auto";
   uint64_t seed = 0;
   std::string device = "cpu";  ///< cpu | cuda | cuda:N
   int threads = 0;             ///< LibTorch intra-op threads; 0 = keep the process setting (every core)
   double grad_clip_norm = 0;   ///< clip the gradients' total L2 norm to this; 0 = no clipping
-  bool channels_last = true;   ///< CPU: NHWC convolution weights and inputs (nn/fuse.h), up to 2x faster
+  /// Classifiers: cross-entropy against (1 - x) one-hot + x uniform targets (PyTorch's label_smoothing,
+  /// Ultralytics' label_smoothing); validation loss stays unsmoothed.
+  double label_smoothing = 0;
+  bool channels_last = true;  ///< CPU: NHWC convolution weights and inputs (nn/fuse.h), up to 2x faster
   ModelSection model;
   DataSection data;
   OptimizerOptions optimizer;
   ScheduleOptions schedule;
   EarlyStoppingOptions early_stopping;
+  /// Exponential moving average of the weights (train/ema.h): validated, kept in best.ckpt and handed over
+  /// instead of the last trained weights when ema.decay > 0.
+  EmaOptions ema;
 
   template <class V>
   void visit(V& v) {
@@ -175,6 +183,8 @@ struct TrainOptions {
     v("device", device, "cpu, cuda or cuda:N");
     v("threads", threads, "LibTorch threads (0 = every core); bit-identical reruns need the same count");
     v("grad_clip_norm", grad_clip_norm, "clip the gradients' total L2 norm (0 = off)");
+    v("label_smoothing", label_smoothing,
+      "classifiers: training targets (1 - x) one-hot + x uniform (0 = off; validation loss unsmoothed)");
     v("channels_last", channels_last,
       "CPU: channels-last convolutions (faster; same results up to rounding)");
     v("model", model, "architecture and starting weights");
@@ -182,6 +192,7 @@ struct TrainOptions {
     v("optimizer", optimizer, "optimizer and its hyper-parameters");
     v("schedule", schedule, "learning-rate schedule");
     v("early_stopping", early_stopping, "early stopping and the best-checkpoint metric");
+    v("ema", ema, "exponential moving average of the weights, validated and handed over (decay 0 = off)");
   }
   /// Range and name checks of every section; an unknown architecture lists the valid ones, a metric that
   /// does not fit the architecture's task is rejected. Throws InvalidArgument.

@@ -61,6 +61,23 @@ inline data::SynthOptions boxes(int images, int width, int height, uint64_t seed
   return s;
 }
 
+/// The small mask CNN on the "shapes" dataset (make_dataset + shapes()) for 3 short epochs with Adam.
+inline TrainOptions small_cnn_options(const std::string& name) {
+  TrainOptions o;
+  o.name = name;
+  o.epochs = 3;
+  o.seed = 7;
+  o.threads = 1;
+  o.model.arch = "mask_small_cnn";
+  o.data.dataset = "shapes";
+  o.data.batch_size = 8;
+  o.data.threads = 1;
+  o.optimizer.name = "adam";
+  o.optimizer.lr = 1e-3;
+  o.schedule.warmup_iters = 4;
+  return o;
+}
+
 /// No progress bars, tracking on, optionally stopping after `stop_after` iterations.
 inline TrainControl quiet(int64_t stop_after = -1) {
   TrainControl c;

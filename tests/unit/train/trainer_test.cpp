@@ -35,23 +35,8 @@ using testing::csv_lines;
 using testing::make_dataset;
 using testing::quiet;
 using testing::shapes;
+using testing::small_cnn_options;
 using vigil::testing::TempDir;
-
-TrainOptions small_cnn_options(const std::string& name) {
-  TrainOptions o;
-  o.name = name;
-  o.epochs = 3;
-  o.seed = 7;
-  o.threads = 1;
-  o.model.arch = "mask_small_cnn";
-  o.data.dataset = "shapes";
-  o.data.batch_size = 8;
-  o.data.threads = 1;
-  o.optimizer.name = "adam";
-  o.optimizer.lr = 1e-3;
-  o.schedule.warmup_iters = 4;
-  return o;
-}
 
 /// Every parameter and buffer of two model files, bit for bit.
 void expect_same_weights(const fs::path& a, const fs::path& b) {
@@ -371,14 +356,17 @@ TEST(TrainerDetection, TrainsValidatesAndResumesBitIdentically) {
   o.optimizer.lr = 0.005;
   o.optimizer.weight_decay = 1e-4;
   const auto straight = Trainer(ws, o, quiet()).run();
-  EXPECT_EQ(straight.metric, "fitness");  // auto for detectors: 0.1 mAP50 + 0.9 mAP50-95
+  EXPECT_EQ(straight.metric, "fitness");  // auto for detectors: 0.1 COCO AP50 + 0.9 COCO AP
   EXPECT_EQ(straight.iterations, 6);
-  for (const char* key : {"train/loss_classifier", "train/loss_box_reg", "train/loss_objectness",
-                          "train/loss_rpn_box_reg", "train/loss", "val/loss", "val/loss_objectness",
-                          "metrics/mAP50(B)", "metrics/mAP50-95(B)", "fitness"}) {
+  for (const char* key :
+       {"train/loss_classifier", "train/loss_box_reg", "train/loss_objectness", "train/loss_rpn_box_reg",
+        "train/loss", "val/loss", "val/loss_objectness", "metrics/mAP50(B)", "metrics/mAP50-95(B)",
+        "metrics/coco_AP", "metrics/coco_AP50", "fitness"}) {
     ASSERT_TRUE(straight.last_metrics.count(key)) << key;
     EXPECT_TRUE(std::isfinite(straight.last_metrics.at(key))) << key;
   }
+  const auto& m = straight.last_metrics;
+  EXPECT_DOUBLE_EQ(m.at("fitness"), 0.1 * m.at("metrics/coco_AP50") + 0.9 * m.at("metrics/coco_AP"));
   const auto info = ModelInfo::from_json(read_checkpoint_meta(straight.best_checkpoint).model_json);
   EXPECT_EQ(info.class_names, (std::vector<std::string>{"__background__", "circle", "square"}));
   auto loaded = load_model(straight.best_checkpoint);
