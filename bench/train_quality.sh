@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Training at equal time, side by side with the seeds' Python recipes (../shared/bench/reference_train): the
 # reference trains first with its wall-clock budget, then `vigil train` with `time:` set to the same budget on
-# the *same* validation images (the reference's list, through `vigil data split --val-list`), one after the
-# other so neither shares the machine with the other. Prints both trainings' best validation figure and their
+# the *same* validation images (the reference's own list, through `vigil data split --val-list`; for accidents a
+# clip-grouped split vigil makes and the reference reads), one after the other so neither shares the machine
+# with the other. Prints both trainings' best validation figure and their
 # training images per second, and the ratios.
 #
-#   masks, accidents: MobileNetV2 at 160 px from scratch. Reference: the mask seeds' recipe (Adam 1e-3, batch
-#                     32, Keras-style augmentation, constant lr). vigil: examples/train/masks_mobilenet_v2.yaml's
-#                     recipe (AdamW, cosine schedule fitted to the budget, rotation + crop) at 160 px.
+#   masks:            reference: MobileNetV2 at 160 px from scratch, the mask seeds' recipe (Adam 1e-3, batch
+#                     32, Keras-style augmentation, constant lr) on its own group-aware 10 % split. vigil:
+#                     examples/train/masks_resnet18.yaml (ResNet-18 at 128 px, AdamW, cosine over the budget) on
+#                     the same validation images. The issue's figure is 5 minutes: `train_quality.sh masks 5`.
+#   accidents:        the same reference recipe at 160 px; vigil: examples/train/accidents_mobilenet_v2.yaml.
+#                     The data's own train/val folders put frames of one clip on both sides (28 of 32 clips),
+#                     so both train on a clip-grouped split instead: `vigil data split --group-clips --val 0.2`
+#                     (a clip is the file name without its frame number: testN_M, N_M, accN (M)), handed to the
+#                     reference as a tree of links in its train/ and val/ layout. SPLIT=folders keeps the
+#                     data's own folders (the leaky split the seeds use).
 #   guns:             Faster R-CNN MobileNetV3-Large-320-FPN from scratch, COCO AP / AP50. Reference: SGD 0.02
 #                     with cosine over the budget (guns_train.py --opt sgd). vigil:
 #                     examples/train/guns_frcnn_mobilenet_320.yaml. guns_train.py needs pycocotools, which
@@ -45,6 +53,29 @@ out="$(cd "$out" && pwd)"
 ws="$out/ws"
 stamp() { echo "[$(date +%T)] $*" >&2; }
 
+v() { "$vigil" --workspace "$ws" "$@"; }
+format=imagefolder
+[[ "$task" == guns ]] && format=guns
+v data ingest "$data" --format "$format" --name "$task" >"$out/ingest.log" 2>&1
+
+# --- accidents: one clip-grouped split for both -----------------------------------------------------------
+ref_data="$data"
+if [[ "$task" == accidents && "${SPLIT:-clips}" != folders ]]; then
+  v data split accidents --group-clips --val 0.2 --seed 0 -o "$out/split" >"$out/split.log" 2>&1
+  grep -m1 '^split ' "$out/split.log" >&2 || true
+  # The reference reads DIR/{train,val}/<class>/: link each image there by the side vigil's split gave it.
+  ref_data="$out/ref_data"
+  rm -rf "$ref_data"
+  for side in train val; do
+    while IFS= read -r rel; do
+      [[ -n "$rel" ]] || continue
+      class="$(basename "$(dirname "$rel")")"
+      mkdir -p "$ref_data/$side/$class"
+      ln -s "$data/$rel" "$ref_data/$side/$class/$(basename "$rel")"
+    done <"$out/split/$side.txt"
+  done
+fi
+
 # --- the reference --------------------------------------------------------------------------------------
 ref_json=""
 if [[ "$task" == guns ]]; then
@@ -65,17 +96,15 @@ if [[ "$task" == guns ]]; then
 else
   stamp "reference: cls_train.py --task $task --size 160, $budget min (load $(cut -d' ' -f1-3 /proc/loadavg))"
   (cd "$reference" && PYTHONWARNINGS=ignore "$python" cls_train.py --task "$task" --size 160 \
-    --budget-min "$budget" --data "$data" --out "$out/ref" >"$out/ref.stdout" 2>&1)
+    --budget-min "$budget" --data "$ref_data" --out "$out/ref" >"$out/ref.stdout" 2>&1)
   ref_json="$out/ref/${task}_mbv2_160_result.json"
 fi
 
 # --- the same validation images for vigil ---------------------------------------------------------------
-v() { "$vigil" --workspace "$ws" "$@"; }
-format=imagefolder
-[[ "$task" == guns ]] && format=guns
-v data ingest "$data" --format "$format" --name "$task" >"$out/ingest.log" 2>&1
-if [[ -n "$ref_json" ]]; then
-  "$python" - "$ref_json" "$out/val.txt" <<'EOF'
+if [[ "$ref_data" != "$data" ]]; then
+  : # accidents: vigil made the split the reference trained on
+elif [[ -n "$ref_json" ]]; then
+  "$python" - "$ref_json" "$out/val.txt" <<'EOF2'
 import json, sys
 r = json.load(open(sys.argv[1]))
 files = r["data"].get("val_files") or r["data"].get("val_ids") or r["data"].get("val")
@@ -84,7 +113,7 @@ if not isinstance(files, list):
 # guns_train.py lists image ids (DIR/Images/N.jpeg); the classifiers list files relative to the dataset.
 files = [f if "." in str(f) else f"Images/{f}.jpeg" for f in files]
 open(sys.argv[2], "w").write("".join(f"{f}\n" for f in files))
-EOF
+EOF2
   v data split "$task" --val-list "$out/val.txt" >"$out/split.log" 2>&1
 else
   v data split "$task" --val 0.1 --seed 0 >"$out/split.log" 2>&1
@@ -93,9 +122,13 @@ grep -m1 '^split ' "$out/split.log" >&2 || true
 
 # --- vigil ----------------------------------------------------------------------------------------------
 case "$task" in
-  masks | accidents)
-    config="$repo/examples/train/masks_mobilenet_v2.yaml"
-    sets=(--set "data.dataset=$task" --set data.image_size=160 --set early_stopping.patience=0)
+  masks)
+    config="$repo/examples/train/masks_resnet18.yaml"
+    sets=(--set early_stopping.patience=0)
+    ;;
+  accidents)
+    config="$repo/examples/train/accidents_mobilenet_v2.yaml"
+    sets=(--set early_stopping.patience=0)
     ;;
   guns)
     config="$repo/examples/train/guns_frcnn_mobilenet_320.yaml"
@@ -119,8 +152,20 @@ rows = [{k.strip(): v.strip() for k, v in r.items()}
         for r in csv.DictReader(open(os.path.join(run, "results.csv")))]
 detector = task == "guns"
 if detector:
+    # The weights handed over (best.ckpt, by fitness), scored by `vigil evaluate` with COCO's own AP and AP50
+    # (pycocotools' numbers, as the reference reports them; results.csv's mAP columns are Ultralytics').
     col = max(rows, key=lambda r: float(r.get("fitness", 0) or 0))
-    vigil_q = {"AP": float(col["metrics/mAP50-95(B)"]), "AP50": float(col["metrics/mAP50(B)"])}
+    coco = json.load(open(os.path.join(run, "eval", "val", "metrics.json")))
+    def find(node, key):
+        if isinstance(node, dict):
+            if key in node and isinstance(node[key], (int, float)):
+                return float(node[key])
+            for v in node.values():
+                got = find(v, key)
+                if got is not None:
+                    return got
+        return None
+    vigil_q = {"AP": find(coco, "AP"), "AP50": find(coco, "AP50")}
 else:
     col = max(rows, key=lambda r: float(r["metrics/accuracy_top1"]))
     vigil_q = {"acc": float(col["metrics/accuracy_top1"])}
