@@ -138,7 +138,10 @@ esac
 stamp "vigil train: $(basename "$config"), time ${budget}m (load $(cut -d' ' -f1-3 /proc/loadavg))"
 v train --config "$config" --name "quality-$task" --set "time=${budget}m" --set epochs=1000 "${sets[@]}" \
   >"$out/vigil.stdout" 2>"$out/vigil.stderr"
-v evaluate --run "quality-$task" --no-track >"$out/vigil_eval.stdout" 2>&1 || true
+# Detectors are scored as the reference scores itself: COCO style, every box down to score 0.001.
+eval_sets=()
+[[ "$task" == guns ]] && eval_sets=(--score-threshold 0.001)
+v evaluate --run "quality-$task" --no-track "${eval_sets[@]}" >"$out/vigil_eval.stdout" 2>&1 || true
 
 # --- side by side ---------------------------------------------------------------------------------------
 "$python" - "$task" "$budget" "${ref_json:-none}" "$out/vigil.stdout" "$ws/runs/quality-$task" <<'EOF' | tee "$out/summary.md"
