@@ -122,22 +122,13 @@ grep -m1 '^split ' "$out/split.log" >&2 || true
 
 # --- vigil ----------------------------------------------------------------------------------------------
 case "$task" in
-  masks)
-    config="$repo/examples/train/masks_resnet18.yaml"
-    sets=(--set early_stopping.patience=0)
-    ;;
-  accidents)
-    config="$repo/examples/train/accidents_mobilenet_v2.yaml"
-    sets=(--set early_stopping.patience=0)
-    ;;
-  guns)
-    config="$repo/examples/train/guns_frcnn_mobilenet_320.yaml"
-    sets=(--set early_stopping.patience=0)
-    ;;
+  masks) config="$repo/examples/train/masks_resnet18.yaml" ;;
+  accidents) config="$repo/examples/train/accidents_mobilenet_v2.yaml" ;;
+  guns) config="$repo/examples/train/guns_frcnn_mobilenet_320.yaml" ;;
 esac
 stamp "vigil train: $(basename "$config"), time ${budget}m (load $(cut -d' ' -f1-3 /proc/loadavg))"
-v train --config "$config" --name "quality-$task" --set "time=${budget}m" --set epochs=1000 "${sets[@]}" \
-  >"$out/vigil.stdout" 2>"$out/vigil.stderr"
+v train --config "$config" --name "quality-$task" --set "time=${budget}m" --set epochs=1000 \
+  --set early_stopping.patience=0 >"$out/vigil.stdout" 2>"$out/vigil.stderr"
 # Detectors are scored as the reference scores itself: COCO style, every box down to score 0.001.
 eval_sets=()
 [[ "$task" == guns ]] && eval_sets=(--score-threshold 0.001)

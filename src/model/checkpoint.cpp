@@ -242,6 +242,12 @@ void restore_generator(InputArchive& archive, const std::filesystem::path& file)
 
 }  // namespace
 
+std::vector<torch::Tensor> state_tensors(const torch::nn::Module& model) {
+  std::vector<torch::Tensor> out;
+  for (auto& t : model_tensors(model)) out.push_back(std::move(t.tensor));
+  return out;
+}
+
 void save_checkpoint(const std::filesystem::path& file, const Checkpoint& meta, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer) {
   const auto tensors = model_tensors(model);

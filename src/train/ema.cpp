@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "vigil/core/error.h"
+#include "vigil/model/checkpoint.h"
 
 namespace vigil::train {
 
@@ -12,19 +13,8 @@ void EmaOptions::validate() const {
   VIGIL_CHECK(std::isfinite(tau) && tau > 0, "expected ema.tau > 0 (optimizer steps), got {}", tau);
 }
 
-std::vector<torch::Tensor> ema_state_tensors(torch::nn::Module& module) {
-  std::vector<torch::Tensor> out;
-  for (const auto& p : module.parameters(true)) {
-    if (p.defined()) out.push_back(p);
-  }
-  for (const auto& b : module.buffers(true)) {
-    if (b.defined()) out.push_back(b);
-  }
-  return out;
-}
-
 ModelEma::ModelEma(torch::nn::Module& module, EmaOptions options)
-    : options_(options), live_(ema_state_tensors(module)) {
+    : options_(options), live_(model::state_tensors(module)) {
   options_.validate();
   torch::NoGradGuard no_grad;
   shadow_.reserve(live_.size());

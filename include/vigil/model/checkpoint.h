@@ -38,6 +38,10 @@ struct Checkpoint {
   std::vector<torch::Tensor> extra_tensors;
 };
 
+/// A module's parameters then buffers, in registration order, undefined slots (bias=false) skipped: the
+/// tensors a checkpoint stores, in its order.
+std::vector<torch::Tensor> state_tensors(const torch::nn::Module& model);
+
 /// Saves meta (its extra_tensors included), `model` and, when not null, `optimizer` (plus the default CPU
 /// generator) to `file` atomically.
 /// Throws IoError naming the file.

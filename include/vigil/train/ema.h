@@ -24,8 +24,8 @@ struct EmaOptions {
   void validate() const;
 };
 
-/// The averaged copy of a module's parameters and buffers (registration order, undefined slots skipped:
-/// model/checkpoint.h's order). Starts equal to the module.
+/// The averaged copy of a module's parameters and buffers (model::state_tensors, the checkpoint's order, so
+/// the trained weights a checkpoint keeps beside the average line up with them). Starts equal to the module.
 class ModelEma {
  public:
   ModelEma(torch::nn::Module& module, EmaOptions options);
@@ -68,8 +68,5 @@ class EmaSwap {
  private:
   ModelEma* ema_;
 };
-
-/// The tensors ModelEma averages: parameters then buffers, defined ones only.
-std::vector<torch::Tensor> ema_state_tensors(torch::nn::Module& module);
 
 }  // namespace vigil::train

@@ -11,10 +11,8 @@
 
 #include <cmath>
 
-#include "tests_util.h"
 #include "train_fixtures.h"
 #include "vigil/core/error.h"
-#include "vigil/core/interrupt.h"
 #include "vigil/model/checkpoint.h"
 #include "vigil/model/model_file.h"
 #include "vigil/train/ema.h"
@@ -25,11 +23,8 @@ namespace vigil::train {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::make_dataset;
 using testing::quiet;
-using testing::shapes;
 using testing::small_cnn_options;
-using vigil::testing::TempDir;
 
 struct Net : torch::nn::Module {
   Net() {
@@ -100,13 +95,8 @@ TEST(ModelEma, SwapKeepsTheModulesTensorsAndRestoreChecksShapes) {
   EXPECT_THROW(ema.restore(saved), DataError);
 }
 
-class EmaTrainerTest : public ::testing::Test {
+class EmaTrainerTest : public testing::ShapesTrainerTest {
  protected:
-  void SetUp() override {
-    clear_interrupt();
-    make_dataset(ws, tmp.path(), "shapes", shapes(48));
-  }
-  void TearDown() override { clear_interrupt(); }
   TrainOptions options(const std::string& name, double decay) const {
     auto o = small_cnn_options(name);
     o.threads = o.data.threads = 2;
@@ -115,8 +105,6 @@ class EmaTrainerTest : public ::testing::Test {
     o.ema.tau = 4;
     return o;
   }
-  TempDir tmp;
-  Workspace ws{tmp / "ws"};
 };
 
 /// The model tensors of a checkpoint, and the trained weights saved beside them (empty without an average).
@@ -126,7 +114,7 @@ struct Saved {
 Saved saved(const fs::path& checkpoint) {
   auto m = model::load_model(checkpoint);
   Saved s;
-  s.model = ema_state_tensors(*m.module);
+  s.model = model::state_tensors(*m.module);
   s.trained = model::load_checkpoint(checkpoint, *m.module, nullptr).extra_tensors;
   return s;
 }

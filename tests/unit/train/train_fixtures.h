@@ -2,12 +2,16 @@
 // Small synthetic datasets and quiet controls shared by the trainer's tests (trainer, observers, SSDlite,
 // budget and best-weights tests): each builds a workspace with one ingested, split dataset.
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "tests_util.h"
 #include "vigil/core/config.h"
 #include "vigil/core/fs.h"
+#include "vigil/core/interrupt.h"
 #include "vigil/core/strings.h"
 #include "vigil/data/split.h"
 #include "vigil/data/store.h"
@@ -77,6 +81,19 @@ inline TrainOptions small_cnn_options(const std::string& name) {
   o.schedule.warmup_iters = 4;
   return o;
 }
+
+/// A workspace holding "shapes" (48 images, split 36/12) for small_cnn_options; the interrupt flag cleared
+/// before and after each test.
+class ShapesTrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    clear_interrupt();
+    make_dataset(ws, tmp.path(), "shapes", shapes(48));
+  }
+  void TearDown() override { clear_interrupt(); }
+  vigil::testing::TempDir tmp;
+  Workspace ws{tmp / "ws"};
+};
 
 /// No progress bars, tracking on, optionally stopping after `stop_after` iterations.
 inline TrainControl quiet(int64_t stop_after = -1) {

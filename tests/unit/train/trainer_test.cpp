@@ -58,16 +58,7 @@ bool same_weights(const fs::path& a, const fs::path& b) {
   return true;
 }
 
-class TrainerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    clear_interrupt();
-    make_dataset(ws, tmp.path(), "shapes", shapes(48));
-  }
-  void TearDown() override { clear_interrupt(); }
-  TempDir tmp;
-  Workspace ws{tmp / "ws"};
-};
+using TrainerTest = testing::ShapesTrainerTest;
 
 TEST_F(TrainerTest, LossFallsAndRunFolderIsComplete) {
   auto o = small_cnn_options("easy");
