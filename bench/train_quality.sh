@@ -24,7 +24,9 @@
 #
 # Usage: bench/train_quality.sh TASK [BUDGET_MIN] [OUT_DIR] [build-dir]
 #   TASK: masks | accidents | guns; BUDGET_MIN defaults to the reference's (15 for masks/accidents, 45 guns).
-#   env: VIGIL_SHARED (default ../shared next to the repository), PYTHON (default /usr/bin/python3).
+#   env: VIGIL_SHARED (default ../shared next to the repository), PYTHON (default /usr/bin/python3),
+#        REF_FROM=DIR reuses the reference result of an earlier OUT_DIR instead of training it again,
+#        SETS="key=value ..." adds `--set` overrides to vigil's recipe (e.g. SETS="mixup=0.2").
 # Time-budgeted figures are only comparable on an otherwise idle machine: the script prints the load average
 # before each training; run nothing else meanwhile.
 set -euo pipefail
@@ -78,7 +80,16 @@ fi
 
 # --- the reference --------------------------------------------------------------------------------------
 ref_json=""
-if [[ "$task" == guns ]]; then
+ref_name="${task}_mbv2_160_result.json"
+[[ "$task" == guns ]] && ref_name="guns_sgd_result.json"
+if [[ -n "${REF_FROM:-}" ]]; then
+  # A vigil-only rerun (after a recipe change) against an earlier run's reference: same split, but the two
+  # trainings no longer ran one right after the other.
+  [[ -f "$REF_FROM/ref/$ref_name" ]] || { echo "REF_FROM=$REF_FROM has no ref/$ref_name" >&2; exit 2; }
+  [[ "$(cd "$REF_FROM" && pwd)" == "$out" ]] || { rm -rf "$out/ref"; cp -r "$REF_FROM/ref" "$out/ref"; }
+  stamp "reference: reused from $REF_FROM (not trained again)"
+  ref_json="$out/ref/$ref_name"
+elif [[ "$task" == guns ]]; then
   # pycocotools where it is installed (or PYCOCO_PATH); otherwise bench/pycocotools_vigil, which evaluates
   # with `vigil evaluate --gt --detections` (the same twelve numbers as pycocotools).
   if ! PYTHONPATH="${PYCOCO_PATH:-}" "$python" -c 'import pycocotools' 2>/dev/null; then
@@ -89,7 +100,7 @@ if [[ "$task" == guns ]]; then
     stamp "reference: guns_train.py --opt sgd, $budget min (load $(cut -d' ' -f1-3 /proc/loadavg))"
     (cd "$reference" && PYTHONWARNINGS=ignore "$python" guns_train.py --opt sgd --budget-min "$budget" \
       --data "$data" --tag guns_sgd --out "$out/ref" >"$out/ref.stdout" 2>&1)
-    ref_json="$out/ref/guns_sgd_result.json"
+    ref_json="$out/ref/$ref_name"
   else
     stamp "reference skipped: pycocotools is not importable (set PYCOCO_PATH); vigil trains on a seeded 10% split"
   fi
@@ -97,7 +108,7 @@ else
   stamp "reference: cls_train.py --task $task --size 160, $budget min (load $(cut -d' ' -f1-3 /proc/loadavg))"
   (cd "$reference" && PYTHONWARNINGS=ignore "$python" cls_train.py --task "$task" --size 160 \
     --budget-min "$budget" --data "$ref_data" --out "$out/ref" >"$out/ref.stdout" 2>&1)
-  ref_json="$out/ref/${task}_mbv2_160_result.json"
+  ref_json="$out/ref/$ref_name"
 fi
 
 # --- the same validation images for vigil ---------------------------------------------------------------
@@ -126,9 +137,11 @@ case "$task" in
   accidents) config="$repo/examples/train/accidents_mobilenet_v2.yaml" ;;
   guns) config="$repo/examples/train/guns_frcnn_mobilenet_320.yaml" ;;
 esac
-stamp "vigil train: $(basename "$config"), time ${budget}m (load $(cut -d' ' -f1-3 /proc/loadavg))"
+stamp "vigil train: $(basename "$config") ${SETS:-}, time ${budget}m (load $(cut -d' ' -f1-3 /proc/loadavg))"
+extra=()
+for kv in ${SETS:-}; do extra+=(--set "$kv"); done
 v train --config "$config" --name "quality-$task" --set "time=${budget}m" --set epochs=1000 \
-  --set early_stopping.patience=0 >"$out/vigil.stdout" 2>"$out/vigil.stderr"
+  --set early_stopping.patience=0 "${extra[@]}" >"$out/vigil.stdout" 2>"$out/vigil.stderr"
 # Detectors are scored as the reference scores itself: COCO style, every box down to score 0.001.
 eval_sets=()
 [[ "$task" == guns ]] && eval_sets=(--score-threshold 0.001)

@@ -88,6 +88,25 @@ int run_import(const Context& ctx, WeightsArgs a) {
   return 0;
 }
 
+/// "min_size [240], anchor_sizes [32, 64], ..." for the fields a model file sets.
+std::string describe_detector_args(const nn::DetectorArgs& d) {
+  std::vector<std::string> parts;
+  if (!d.min_size.empty()) parts.push_back(fmt::format("min_size [{}]", fmt::join(d.min_size, ", ")));
+  if (d.max_size > 0) parts.push_back(fmt::format("max_size {}", d.max_size));
+  if (!d.anchor_sizes.empty())
+    parts.push_back(fmt::format("anchor_sizes [{}]", fmt::join(d.anchor_sizes, ", ")));
+  if (!d.aspect_ratios.empty())
+    parts.push_back(fmt::format("aspect_ratios [{}]", fmt::join(d.aspect_ratios, ", ")));
+  const std::pair<const char*, int64_t> counts[] = {{"rpn_pre_nms_top_n_train", d.rpn_pre_nms_top_n_train},
+                                                    {"rpn_post_nms_top_n_train", d.rpn_post_nms_top_n_train},
+                                                    {"rpn_batch_size_per_image", d.rpn_batch_size_per_image},
+                                                    {"box_batch_size_per_image", d.box_batch_size_per_image}};
+  for (const auto& [key, value] : counts) {
+    if (value > 0) parts.push_back(fmt::format("{} {}", key, value));
+  }
+  return join(parts, ", ");
+}
+
 int run_show(WeightsArgs a) {
   a = resolved(std::move(a));
   model::LoadModelOptions o;
@@ -102,6 +121,7 @@ int run_show(WeightsArgs a) {
                i.postprocess.score_threshold, i.postprocess.nms_iou, i.postprocess.max_detections);
     fmt::print("backbone    {}\n",
                i.pretrained_backbone ? "FrozenBatchNorm2d (from pretrained weights)" : "BatchNorm2d");
+    if (!i.detector.empty()) fmt::print("detector    {}\n", describe_detector_args(i.detector));
   } else {
     fmt::print("input       {}x{}\n", i.preprocess.width, i.preprocess.height);
   }
@@ -167,6 +187,13 @@ int run_export(const WeightsArgs& a) {
   nn::save_state_dict(dict, a.output);
   fmt::print("wrote {} ({} tensors, torchvision names; load with torch.load + load_state_dict)\n", a.output,
              dict.size());
+  if (!m.info.detector.empty()) {
+    // Anchors and sizes are not in a state dict: torchvision's builder must be given the same ones.
+    fmt::print(
+        "note: built with {}; pass the same to torchvision's builder (anchor sizes and ratios through "
+        "rpn_anchor_generator=AnchorGenerator(...)) before load_state_dict\n",
+        describe_detector_args(m.info.detector));
+  }
   return 0;
 }
 

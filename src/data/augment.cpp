@@ -129,6 +129,63 @@ void DetectionAugmentOptions::validate() const {
   check_probability("contrast", contrast);
   check_probability("saturation", saturation);
   VIGIL_CHECK(hue >= 0 && hue <= 0.5, "expected hue in [0, 0.5], got {}", hue);
+  check_probability("mosaic", mosaic);
+}
+
+MosaicPart mosaic4(const std::vector<MosaicPart>& parts, double min_visible, std::mt19937_64& rng) {
+  VIGIL_CHECK(parts.size() == 4, "expected 4 images for a mosaic, got {}", parts.size());
+  for (const auto& p : parts) {
+    VIGIL_CHECK(p.bgr.type() == CV_8UC3 && !p.bgr.empty(),
+                "expected non-empty 8-bit BGR mosaic parts, got type {} {}x{}", p.bgr.type(), p.bgr.cols,
+                p.bgr.rows);
+  }
+  const int s = std::max(parts[0].bgr.cols, parts[0].bgr.rows);
+  const int xc = s / 2 + uniform_int(rng, s - 1), yc = s / 2 + uniform_int(rng, s - 1);
+  cv::Mat canvas(2 * s, 2 * s, CV_8UC3, cv::Scalar(114, 114, 114));  // Ultralytics' grey
+  std::vector<Box> boxes;
+  for (int k = 0; k < 4; ++k) {
+    const cv::Mat& img = parts[static_cast<size_t>(k)].bgr;
+    const int w = img.cols, h = img.rows;
+    // Canvas rectangle a and the part's rectangle b of the same size (load_mosaic's x1a..y2b).
+    int x1a, y1a, x2a, y2a, x1b, y1b;
+    if (k == 0) {
+      x1a = std::max(xc - w, 0), y1a = std::max(yc - h, 0), x2a = xc, y2a = yc;
+      x1b = w - (x2a - x1a), y1b = h - (y2a - y1a);
+    } else if (k == 1) {
+      x1a = xc, y1a = std::max(yc - h, 0), x2a = std::min(xc + w, 2 * s), y2a = yc;
+      x1b = 0, y1b = h - (y2a - y1a);
+    } else if (k == 2) {
+      x1a = std::max(xc - w, 0), y1a = yc, x2a = xc, y2a = std::min(2 * s, yc + h);
+      x1b = w - (x2a - x1a), y1b = 0;
+    } else {
+      x1a = xc, y1a = yc, x2a = std::min(xc + w, 2 * s), y2a = std::min(2 * s, yc + h);
+      x1b = 0, y1b = 0;
+    }
+    const int cw = x2a - x1a, ch = y2a - y1a;
+    if (cw <= 0 || ch <= 0) continue;
+    img(cv::Rect(x1b, y1b, cw, ch)).copyTo(canvas(cv::Rect(x1a, y1a, cw, ch)));
+    // The part's boxes, moved onto the canvas and clipped to the piece copied there and to the window that
+    // is returned; the visible fraction is measured against the whole box in its part.
+    const cv::Rect window(s / 2, s / 2, s, s);
+    const cv::Rect visible = cv::Rect(x1a, y1a, cw, ch) & window;
+    const auto dx = static_cast<float>(x1a - x1b), dy = static_cast<float>(y1a - y1b);
+    for (Box b : parts[static_cast<size_t>(k)].boxes) {
+      const float area = b.area();
+      b.x1 = std::clamp(b.x1 + dx, static_cast<float>(visible.x), static_cast<float>(visible.br().x));
+      b.x2 = std::clamp(b.x2 + dx, static_cast<float>(visible.x), static_cast<float>(visible.br().x));
+      b.y1 = std::clamp(b.y1 + dy, static_cast<float>(visible.y), static_cast<float>(visible.br().y));
+      b.y2 = std::clamp(b.y2 + dy, static_cast<float>(visible.y), static_cast<float>(visible.br().y));
+      if (b.width() <= 0 || b.height() <= 0) continue;
+      if (area > 0 && b.area() < min_visible * area) continue;
+      b.x1 -= static_cast<float>(window.x), b.x2 -= static_cast<float>(window.x);
+      b.y1 -= static_cast<float>(window.y), b.y2 -= static_cast<float>(window.y);
+      boxes.push_back(b);
+    }
+  }
+  MosaicPart out;
+  out.bgr = canvas(cv::Rect(s / 2, s / 2, s, s)).clone();
+  out.boxes = std::move(boxes);
+  return out;
 }
 
 void augment_detection(cv::Mat& bgr, std::vector<Box>& boxes, const DetectionAugmentOptions& o,

@@ -25,6 +25,7 @@ namespace vigil::data {
 namespace {
 
 constexpr uint64_t kShuffleStream = 0x53485546464C45ull;  // keeps the shuffle apart from sample streams
+constexpr uint64_t kMosaicStream = 0x4D4F53414943ull;     // a sample's mosaic draws, apart from its others
 
 /// One decoded, augmented, converted sample; `ok` false when it was skipped.
 struct Item {
@@ -263,7 +264,12 @@ struct DataLoader::Impl {
   void worker_loop();
   void finish_item(std::unique_lock<std::mutex>& lk, uint64_t gen, size_t b, size_t j, Item item);
   Item load(int index, int e) const;
+  std::string file_of(const Sample& s) const;
   ImageCache::Entry decoded(const Sample& s, const std::string& file) const;
+  /// The sample's cached (or freshly decoded) image, a copy the caller may change.
+  ImageCache::Entry cached(int index, const std::string& file) const;
+  /// A detection sample's image and its checked boxes, scaled as the cache scaled the image.
+  MosaicPart detection_part(int index, const std::string& file) const;
   void load_detection(cv::Mat img, std::vector<Box> boxes, std::mt19937_64& rng, Item& item) const;
   Batch collate(std::vector<Item> items) const;
 };
@@ -335,34 +341,66 @@ void DataLoader::Impl::finish_item(std::unique_lock<std::mutex>& lk, uint64_t ge
   ready_cv.notify_all();
 }
 
+std::string DataLoader::Impl::file_of(const Sample& s) const {
+  return images ? images(s).string() : (ds.root / s.file).string();
+}
+
+ImageCache::Entry DataLoader::Impl::cached(int index, const std::string& file) const {
+  ImageCache::Entry img;
+  if (!cache || !cache->get(index, img)) {
+    img = decoded(ds.samples[index], file);
+    if (cache) cache->put(index, img);
+  }
+  // Augmentations may work in place (a flip): the cached pixels are never handed out.
+  img.bgr = img.bgr.clone();
+  return img;
+}
+
+MosaicPart DataLoader::Impl::detection_part(int index, const std::string& file) const {
+  ImageCache::Entry img = cached(index, file);
+  MosaicPart part;
+  part.boxes = ds.samples[index].boxes;
+  sanitize_boxes(part.boxes, static_cast<int>(std::lround(img.bgr.cols / img.sx)),
+                 static_cast<int>(std::lround(img.bgr.rows / img.sy)), file);
+  for (auto& b : part.boxes) {
+    b.x1 *= img.sx;
+    b.x2 *= img.sx;
+    b.y1 *= img.sy;
+    b.y2 *= img.sy;
+  }
+  part.bgr = std::move(img.bgr);
+  return part;
+}
+
 Item DataLoader::Impl::load(int index, int e) const {
   Item item;
   item.index = index;
   const Sample& s = ds.samples[index];
   std::string file = s.file;
   try {
-    file = images ? images(s).string() : (ds.root / s.file).string();
-    ImageCache::Entry img;
-    if (!cache || !cache->get(index, img)) {
-      img = decoded(s, file);
-      if (cache) cache->put(index, img);
-    }
-    // Augmentations may work in place (a flip): the cached pixels are never handed out.
-    img.bgr = img.bgr.clone();
-    std::mt19937_64 rng(
-        splitmix64(splitmix64(o.seed, static_cast<uint64_t>(e)), static_cast<uint64_t>(index)));
+    file = file_of(s);
+    const uint64_t stream =
+        splitmix64(splitmix64(o.seed, static_cast<uint64_t>(e)), static_cast<uint64_t>(index));
+    std::mt19937_64 rng(stream);
     if (ds.task == Task::kDetection) {
-      std::vector<Box> boxes = s.boxes;
-      sanitize_boxes(boxes, static_cast<int>(std::lround(img.bgr.cols / img.sx)),
-                     static_cast<int>(std::lround(img.bgr.rows / img.sy)), file);
-      for (auto& b : boxes) {
-        b.x1 *= img.sx;
-        b.x2 *= img.sx;
-        b.y1 *= img.sy;
-        b.y2 *= img.sy;
+      MosaicPart part = detection_part(index, file);
+      if (o.augment && da.enabled && da.mosaic > 0) {
+        // The mosaic has its own stream, so turning it on leaves every other draw of the sample as it was.
+        std::mt19937_64 mrng(splitmix64(stream, kMosaicStream));
+        if (bernoulli(mrng, da.mosaic)) {
+          std::vector<MosaicPart> parts;
+          parts.push_back(std::move(part));
+          for (int k = 0; k < 3; ++k) {
+            const int other = indices[static_cast<size_t>(
+                std::min(uniform01(mrng) * static_cast<double>(indices.size()), indices.size() - 1.0))];
+            parts.push_back(detection_part(other, file_of(ds.samples[other])));
+          }
+          part = mosaic4(parts, da.min_visible, mrng);
+        }
       }
-      load_detection(std::move(img.bgr), std::move(boxes), rng, item);
+      load_detection(std::move(part.bgr), std::move(part.boxes), rng, item);
     } else {
+      ImageCache::Entry img = cached(index, file);
       const int n_classes = static_cast<int>(ds.classes.size());
       if (s.label < 0 || s.label >= n_classes) {
         throw DataError(fmt::format("label {} is not a class index in [0, {})", s.label, n_classes));

@@ -32,6 +32,7 @@ LoadedModel build_model(const ModelInfo& info, uint64_t seed) {
   args.num_classes = info.num_classes();
   args.pretrained_backbone = info.pretrained_backbone;
   args.clip_length = info.clip_length;
+  args.detector = info.detector;
   torch::manual_seed(seed);
   LoadedModel m;
   m.info = info;
@@ -211,6 +212,19 @@ std::string ModelInfo::to_json() const {
                     {"created_at", created_at}}}};
   json out = j;
   if (clip_length > 0) out["clip_length"] = clip_length;
+  if (!detector.empty()) {
+    json d = json::object();
+    const auto& a = detector;
+    if (!a.min_size.empty()) d["min_size"] = a.min_size;
+    if (a.max_size > 0) d["max_size"] = a.max_size;
+    if (!a.anchor_sizes.empty()) d["anchor_sizes"] = a.anchor_sizes;
+    if (!a.aspect_ratios.empty()) d["aspect_ratios"] = a.aspect_ratios;
+    if (a.rpn_pre_nms_top_n_train > 0) d["rpn_pre_nms_top_n_train"] = a.rpn_pre_nms_top_n_train;
+    if (a.rpn_post_nms_top_n_train > 0) d["rpn_post_nms_top_n_train"] = a.rpn_post_nms_top_n_train;
+    if (a.rpn_batch_size_per_image > 0) d["rpn_batch_size_per_image"] = a.rpn_batch_size_per_image;
+    if (a.box_batch_size_per_image > 0) d["box_batch_size_per_image"] = a.box_batch_size_per_image;
+    out["detector"] = d;
+  }
   if (!metrics.empty()) {
     json m = json::object();
     for (const auto& [k, v] : metrics) m[k] = std::isfinite(v) ? json(v) : json(nullptr);
@@ -251,6 +265,23 @@ ModelInfo ModelInfo::from_json(const std::string& text) {
   read_field(j, "", "std", info.preprocess.std);
   read_field(j, "", "pretrained_backbone", info.pretrained_backbone);
   read_field(j, "", "clip_length", info.clip_length);
+  if (j.contains("detector")) {
+    const json& d = read_object(j, "detector");
+    auto& a = info.detector;
+    read_field(d, "detector.", "min_size", a.min_size);
+    read_field(d, "detector.", "max_size", a.max_size);
+    read_field(d, "detector.", "anchor_sizes", a.anchor_sizes);
+    read_field(d, "detector.", "aspect_ratios", a.aspect_ratios);
+    read_field(d, "detector.", "rpn_pre_nms_top_n_train", a.rpn_pre_nms_top_n_train);
+    read_field(d, "detector.", "rpn_post_nms_top_n_train", a.rpn_post_nms_top_n_train);
+    read_field(d, "detector.", "rpn_batch_size_per_image", a.rpn_batch_size_per_image);
+    read_field(d, "detector.", "box_batch_size_per_image", a.box_batch_size_per_image);
+    try {
+      a.validate();
+    } catch (const InvalidArgument& e) {
+      throw DataError(fmt::format("model info: {}", e.what()));
+    }
+  }
   const json& post = read_object(j, "postprocess");
   read_field(post, "postprocess.", "score_threshold", info.postprocess.score_threshold);
   read_field(post, "postprocess.", "nms_iou", info.postprocess.nms_iou);

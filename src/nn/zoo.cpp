@@ -1,6 +1,7 @@
 #include "vigil/nn/zoo.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <map>
@@ -214,10 +215,39 @@ std::vector<std::string> model_names() {
   return names;
 }
 
+void DetectorArgs::validate() const {
+  for (const auto s : min_size) VIGIL_CHECK(s >= 1, "expected detector.min_size values >= 1, got {}", s);
+  VIGIL_CHECK(max_size >= 0, "expected detector.max_size >= 1 (or 0 for the default), got {}", max_size);
+  for (const auto s : anchor_sizes)
+    VIGIL_CHECK(s > 0, "expected detector.anchor_sizes values > 0 (pixels), got {}", s);
+  for (const auto r : aspect_ratios)
+    VIGIL_CHECK(r > 0, "expected detector.aspect_ratios values > 0 (height / width), got {}", r);
+  const std::pair<const char*, int64_t> counts[] = {{"rpn_pre_nms_top_n_train", rpn_pre_nms_top_n_train},
+                                                    {"rpn_post_nms_top_n_train", rpn_post_nms_top_n_train},
+                                                    {"rpn_batch_size_per_image", rpn_batch_size_per_image},
+                                                    {"box_batch_size_per_image", box_batch_size_per_image}};
+  for (const auto& [key, value] : counts)
+    VIGIL_CHECK(value >= 0, "expected detector.{} >= 1 (or 0 for the default), got {}", key, value);
+}
+
+data::PreprocessOptions model_preprocess(const std::string& name, const DetectorArgs& detector) {
+  auto p = find_model(name).preprocess;
+  if (!detector.min_size.empty()) p.min_size = static_cast<int>(detector.min_size.back());
+  if (detector.max_size > 0) p.max_size = static_cast<int>(detector.max_size);
+  return p;
+}
+
 std::shared_ptr<torch::nn::Module> make_model(const std::string& name, const ModelArgs& args) {
   VIGIL_CHECK(args.num_classes >= 0, "expected num_classes >= 1 (or 0 for the model's default), got {}",
               args.num_classes);
-  return find_model(name).factory(args);
+  const auto& spec = find_model(name);
+  if (!args.detector.empty()) {
+    const auto frcnn = faster_rcnn_names();
+    VIGIL_CHECK(std::find(frcnn.begin(), frcnn.end(), name) != frcnn.end(),
+                "expected detector options only for a Faster R-CNN ({}), got them for '{}'",
+                fmt::join(frcnn, ", "), name);
+  }
+  return spec.factory(args);
 }
 
 std::shared_ptr<Detector> make_detector(const std::string& name, const ModelArgs& args) {

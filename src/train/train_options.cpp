@@ -7,6 +7,7 @@
 
 #include "vigil/core/error.h"
 #include "vigil/core/strings.h"
+#include "vigil/nn/detection/faster_rcnn.h"
 #include "vigil/nn/zoo.h"
 
 namespace vigil::train {
@@ -35,6 +36,16 @@ void ModelSection::validate() const {
   check_one_of("model.weights_scope", weights_scope, {"auto", "full", "backbone"});
   VIGIL_CHECK(trainable_stages >= -1, "expected model.trainable_stages >= -1, got {}", trainable_stages);
   check_one_of("model.batch_norm", batch_norm, {"train", "frozen"});
+  if (!detector.empty() || fit_anchors) {
+    const auto frcnn = nn::faster_rcnn_names();
+    VIGIL_CHECK(std::find(frcnn.begin(), frcnn.end(), arch) != frcnn.end(),
+                "expected model.detector and model.fit_anchors only with a Faster R-CNN ({}), got them with "
+                "'{}'",
+                join(frcnn, ", "), arch);
+    detector.validate();
+    VIGIL_CHECK(!fit_anchors || (detector.anchor_sizes.empty() && detector.aspect_ratios.empty()),
+                "expected either model.fit_anchors or model.detector.anchor_sizes / aspect_ratios, got both");
+  }
 }
 
 void DataSection::validate() const {
@@ -79,6 +90,7 @@ void TrainOptions::validate() const {
               "expected grad_clip_norm >= 0 (0 = no clipping), got {}", grad_clip_norm);
   VIGIL_CHECK(std::isfinite(label_smoothing) && label_smoothing >= 0 && label_smoothing < 1,
               "expected label_smoothing in [0, 1) (0 = off), got {}", label_smoothing);
+  VIGIL_CHECK(std::isfinite(mixup) && mixup >= 0, "expected mixup >= 0 (Beta alpha; 0 = off), got {}", mixup);
   model.validate();
   data.validate();
   optimizer.validate();
@@ -114,6 +126,10 @@ void TrainOptions::validate() const {
                 "expected label_smoothing 0 for detector '{}' (torchvision's detection losses take no "
                 "smoothing; it applies to classifiers), got {}",
                 model.arch, label_smoothing);
+    VIGIL_CHECK(
+        mixup == 0,
+        "expected mixup 0 for detector '{}' (it blends class labels; it applies to classifiers), got {}",
+        model.arch, mixup);
   } else {
     VIGIL_CHECK(nn::find_model(model.arch).clip_length == 0 || data.balance != "resample",
                 "expected data.balance none or weights for clip model '{}' (windows are not resampled), got "

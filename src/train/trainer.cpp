@@ -259,6 +259,7 @@ void Trainer::Impl::setup(bool load_weights) {
   spec = &nn::find_model(opt.model.arch);
   input_size = spec->task == data::Task::kClassification ? detail::classifier_input_size(opt, *spec) : 0;
 
+  if (spec->task == data::Task::kDetection) detail::fit_detector_anchors(opt, data.ds.samples, data.train);
   torch::manual_seed(opt.seed);
   model = detail::make_task_model(opt, data.ds.classes, input_size, data.weights, device, load_weights);
   model->frozen_norm_stats = opt.model.batch_norm == "frozen";
@@ -295,6 +296,10 @@ void Trainer::Impl::setup(bool load_weights) {
   // The model file records what the validation loader feeds the model, so predict and serve reproduce it.
   if (spec->task == data::Task::kClassification) info.preprocess = val_lo.preprocess(false);
   if (data.clips) info.clip_length = opt.data.clips.clip_length;  // windows predict and evaluate cut
+  if (spec->task == data::Task::kDetection) {
+    info.detector = opt.model.detector;
+    info.preprocess = nn::model_preprocess(opt.model.arch, opt.model.detector);
+  }
   info.pretrained_backbone = spec->task == data::Task::kDetection && !opt.model.weights.empty();
   info.dataset_id = data.version.id;
   info.source = fmt::format("vigil train: dataset {}@{}, split {}/{}", data.version.name,

@@ -219,8 +219,12 @@ data::LoaderOptions loader_options(const TrainOptions& options, const nn::ModelS
     // the image the model will see rather than on a full-size one.
     // SSD squeezes every image to one square (min = max): only its short side is bounded, so neither axis
     // is shrunk below what the squeeze keeps.
-    lo.cache_min_size = spec.preprocess.min_size;
-    lo.cache_max_size = spec.preprocess.max_size == spec.preprocess.min_size ? 0 : spec.preprocess.max_size;
+    // With several training sizes (model.detector.min_size) the cache keeps the largest.
+    auto pre = nn::model_preprocess(spec.name, options.model.detector);
+    for (const auto s : options.model.detector.min_size)
+      pre.min_size = std::max(pre.min_size, static_cast<int>(s));
+    lo.cache_min_size = pre.min_size;
+    lo.cache_max_size = pre.max_size == pre.min_size ? 0 : pre.max_size;
   }
   return lo;
 }

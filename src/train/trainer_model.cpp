@@ -1,5 +1,6 @@
 #include "trainer_model.h"
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "vigil/core/error.h"
@@ -10,8 +11,11 @@
 #include "vigil/model/weight_import.h"
 #include "vigil/nn/classification/clip_classifier.h"
 #include "vigil/nn/detection/detector.h"
+#include "vigil/nn/detection/faster_rcnn.h"
 #include "vigil/nn/fuse.h"
 #include "vigil/nn/weights.h"
+#include "vigil/train/anchor_fit.h"
+#include "vigil/train/mixup.h"
 
 namespace vigil::train::detail {
 namespace {
@@ -26,26 +30,35 @@ std::string short_list(const std::vector<std::string>& keys, size_t most = 6) {
 class ClassificationModel : public TaskModel {
  public:
   ClassificationModel(std::shared_ptr<nn::Classifier> net, const std::vector<double>& class_weights,
-                      torch::Device device, bool channels_last, double label_smoothing)
+                      torch::Device device, bool channels_last, double label_smoothing, double mixup_alpha)
       : net_(std::move(net)),
         device_(device),
         channels_last_(channels_last),
-        label_smoothing_(label_smoothing) {
+        label_smoothing_(label_smoothing),
+        mixup_(mixup_alpha) {
     if (!class_weights.empty()) weights_ = torch::tensor(class_weights, torch::kFloat32).to(device);
   }
   torch::nn::Module& module() override { return *net_; }
   std::shared_ptr<torch::nn::Module> module_ptr() override { return net_; }
 
   std::map<std::string, torch::Tensor> train_losses(const data::Batch& batch) override {
-    auto logits = net_->forward(input(batch));
     auto options = F::CrossEntropyFuncOptions().label_smoothing(label_smoothing_);
     if (weights_.defined()) options.weight(weights_);
+    if (mixup_ > 0) {
+      const auto mixed = mixup(batch.images, batch.targets, mixup_);
+      auto logits = net_->forward(input(mixed.images));
+      auto loss = F::cross_entropy(logits, batch.targets.to(device_), options) * mixed.lam;
+      if (mixed.lam < 1)
+        loss = loss + F::cross_entropy(logits, mixed.targets_b.to(device_), options) * (1 - mixed.lam);
+      return {{"loss", loss}};
+    }
+    auto logits = net_->forward(input(batch.images));
     return {{"loss", F::cross_entropy(logits, batch.targets.to(device_), options)}};
   }
 
   void validate_batch(const data::Batch& batch, ValSums& sums) override {
     torch::NoGradGuard no_grad;
-    auto logits = net_->forward(input(batch));
+    auto logits = net_->forward(input(batch.images));
     auto targets = batch.targets.to(device_);
     // Validation loss is unweighted and unsmoothed: comparable across balancing and smoothing choices.
     auto loss = F::cross_entropy(logits, targets, F::CrossEntropyFuncOptions().reduction(torch::kSum));
@@ -65,8 +78,8 @@ class ClassificationModel : public TaskModel {
   std::vector<std::string> val_names() const override { return {"metrics/accuracy_top1", "val/loss"}; }
 
  private:
-  torch::Tensor input(const data::Batch& batch) const {
-    auto x = batch.images.to(device_);
+  torch::Tensor input(const torch::Tensor& images) const {
+    auto x = images.to(device_);
     if (!channels_last_) return x;
     // Clips [B, T, 3, H, W] (clip models): frames stored channels-last, so the model's flatten to
     // [B*T, 3, H, W] is a channels-last view rather than a copy in the other layout.
@@ -78,6 +91,7 @@ class ClassificationModel : public TaskModel {
   torch::Device device_;
   bool channels_last_ = false;
   double label_smoothing_ = 0;
+  double mixup_ = 0;  ///< Beta(alpha, alpha) of train/mixup.h; 0 = off
   torch::Tensor weights_;
 };
 
@@ -108,18 +122,28 @@ class DetectionModel : public TaskModel {
 
   void validate_batch(const data::Batch& batch, ValSums& sums) override {
     torch::NoGradGuard no_grad;
-    auto out = forward(batch);  // eval mode with targets: losses without touching batch-norm statistics
-    const double n = static_cast<double>(batch.size());
-    double total = 0;
-    for (const auto& [name, value] : out.losses) {
-      const double v = value.item<double>();
-      sums.loss_sums[name] += v * n;
-      total += v;
+    // Images of one size per forward pass, as model::Predictor runs them: padding a smaller image to the
+    // batch's largest changes its detections, and best.ckpt is chosen by this score, so it should be the one
+    // `vigil evaluate` and `predict` reproduce from the same weights (up to their batch-norm folding).
+    std::map<std::pair<int64_t, int64_t>, std::vector<size_t>> by_size;
+    for (size_t i = 0; i < batch.size(); ++i)
+      by_size[{batch.image_list[i].size(1), batch.image_list[i].size(2)}].push_back(i);
+    for (const auto& [size, members] : by_size) {
+      auto out =
+          forward(batch, members);  // eval mode with targets: losses without touching batch-norm statistics
+      const double n = static_cast<double>(members.size());
+      double total = 0;
+      for (const auto& [name, value] : out.losses) {
+        const double v = value.item<double>();
+        sums.loss_sums[name] += v * n;
+        total += v;
+      }
+      sums.loss_sums["loss"] += total * n;
+      for (size_t m = 0; m < members.size(); ++m)
+        add_image(batch, members[m], out.detections.at(m), sums.detections);
     }
-    sums.loss_sums["loss"] += total * n;
-    sums.samples += n;
+    sums.samples += static_cast<double>(batch.size());
     sums.batches += 1;
-    for (size_t i = 0; i < batch.size(); ++i) add_image(batch, i, out.detections.at(i), sums.detections);
   }
 
   std::map<std::string, double> val_metrics(const ValSums& sums) const override {
@@ -162,9 +186,15 @@ class DetectionModel : public TaskModel {
 
  private:
   nn::DetectorOutput forward(const data::Batch& batch) {
+    std::vector<size_t> all(batch.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    return forward(batch, all);
+  }
+  /// The images `members` of `batch` with their targets, in that order.
+  nn::DetectorOutput forward(const data::Batch& batch, const std::vector<size_t>& members) {
     std::vector<torch::Tensor> images;
     std::vector<nn::DetectionTarget> targets;
-    for (size_t i = 0; i < batch.size(); ++i) {
+    for (const size_t i : members) {
       images.push_back(batch.image_list[i].to(device_));
       targets.push_back({batch.boxes[i].to(device_), batch.labels[i].to(device_)});
     }
@@ -329,19 +359,40 @@ std::unique_ptr<TaskModel> make_task_model(const TrainOptions& options,
     net->to(device);
     const bool nhwc = options.channels_last && device.is_cpu();
     if (nhwc) nn::to_channels_last(*net);
-    return std::make_unique<ClassificationModel>(net, class_weights, device, nhwc, options.label_smoothing);
+    return std::make_unique<ClassificationModel>(net, class_weights, device, nhwc, options.label_smoothing,
+                                                 options.mixup);
   }
   nn::ModelArgs args;
   args.num_classes = static_cast<int>(class_names.size()) + 1;  // label 0 is the background
   args.dropout = ms.dropout;
   args.pretrained_backbone = !ms.weights.empty();
   args.trainable_backbone_layers = ms.trainable_stages;
+  args.detector = ms.detector;
   auto net = std::dynamic_pointer_cast<nn::Detector>(nn::make_model(ms.arch, args));
   VIGIL_ASSERT(net, "zoo model '{}' (detection) is not an nn::Detector", ms.arch);
   if (load_weights && !ms.weights.empty()) load_start_weights(*net, spec.task, ms);
   net->to(device);
   if (options.channels_last && device.is_cpu()) nn::to_channels_last(*net);
   return std::make_unique<DetectionModel>(net, device, class_names);
+}
+
+void fit_detector_anchors(TrainOptions& options, const std::vector<data::Sample>& samples,
+                          const std::vector<int>& train) {
+  auto& m = options.model;
+  if (!m.fit_anchors) return;
+  // The architecture's own convention: one size per map (ResNet-50 FPN) or one list on every map
+  // (MobileNetV3).
+  const auto defaults = nn::faster_rcnn_defaults(m.arch).rpn_anchor_sizes();
+  bool one_per_map = defaults.size() > 1;
+  for (const auto& sizes : defaults) one_per_map = one_per_map && sizes.size() == 1;
+  const int num_sizes = static_cast<int>(one_per_map ? defaults.size() : defaults.front().size());
+  const auto pre = nn::model_preprocess(m.arch, m.detector);
+  const auto fitted = fit_anchors(samples, train, num_sizes, one_per_map, pre.min_size, pre.max_size);
+  m.detector.anchor_sizes = fitted.sizes;
+  m.detector.aspect_ratios = fitted.ratios;
+  m.fit_anchors = false;
+  spdlog::info("anchors fitted to {} training boxes at min_size {}: sizes [{}], aspect ratios (h/w) [{}]",
+               fitted.boxes, pre.min_size, fmt::join(fitted.sizes, ", "), fmt::join(fitted.ratios, ", "));
 }
 
 }  // namespace vigil::train::detail

@@ -57,4 +57,10 @@ std::unique_ptr<TaskModel> make_task_model(const TrainOptions& options,
                                            const std::vector<double>& class_weights, torch::Device device,
                                            bool load_weights);
 
+/// model.fit_anchors: replaces options.model.detector's anchor sizes and aspect ratios by ones fitted to the
+/// boxes of samples[i], i in `train` (train/anchor_fit.h), logs them, and clears the flag, so the run's
+/// config.yaml records the anchors used and a resumed run builds the same model. No-op without the flag.
+void fit_detector_anchors(TrainOptions& options, const std::vector<data::Sample>& samples,
+                          const std::vector<int>& train);
+
 }  // namespace vigil::train::detail

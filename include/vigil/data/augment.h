@@ -38,6 +38,9 @@ struct DetectionAugmentOptions {
   double min_visible = 0.5;
   /// torchvision ColorJitter ranges: factors in [1-x, 1+x]; hue shift in [-hue, hue] of the colour circle.
   double brightness = 0.2, contrast = 0.2, saturation = 0.2, hue = 0.02;
+  /// Probability that a training image is a mosaic of four (mosaic4 below; Ultralytics' default 1.0 for
+  /// YOLO), made by the loader before the steps above. 0 = off.
+  double mosaic = 0;
   bool enabled = true;
 
   template <class V>
@@ -53,6 +56,7 @@ struct DetectionAugmentOptions {
     v("contrast", contrast, "contrast jitter: factor in [1-x, 1+x]");
     v("saturation", saturation, "saturation jitter: factor in [1-x, 1+x]");
     v("hue", hue, "hue jitter: shift in [-x, x] of the colour circle (max 0.5)");
+    v("mosaic", mosaic, "probability of a 4-image mosaic (Ultralytics' mosaic; 0 = off)");
   }
   void validate() const;
 };
@@ -61,6 +65,20 @@ struct DetectionAugmentOptions {
 /// mostly outside (visible fraction < min_visible) are removed. Deterministic for a given rng state.
 void augment_detection(cv::Mat& bgr, std::vector<Box>& boxes, const DetectionAugmentOptions& o,
                        std::mt19937_64& rng);
+
+/// One image of a mosaic and its boxes, in that image's pixels.
+struct MosaicPart {
+  cv::Mat bgr;
+  std::vector<Box> boxes;
+};
+
+/// Ultralytics' 4-image mosaic (load_mosaic, then the central crop its random_perspective makes): the parts
+/// are laid on a 2s x 2s grey canvas (s = the longer side of parts[0]) around a random centre (xc, yc) in
+/// [s/2, 3s/2), part 0 up and left of it, 1 up and right, 2 down and left, 3 down and right, each cut where
+/// the canvas ends; the s x s window [s/2, 3s/2) of the canvas, which always holds the centre and so a piece
+/// of each part, is returned. Objects keep their pixel size. Boxes move with their pixels and are clipped to
+/// the window; those with less than `min_visible` of their area left are dropped. Two draws from `rng`.
+MosaicPart mosaic4(const std::vector<MosaicPart>& parts, double min_visible, std::mt19937_64& rng);
 
 /// Classification augmentations: the seeds' torchvision RandomResizedCrop + RandomHorizontalFlip and Keras
 /// ImageDataGenerator (rotation, shifts, zoom, brightness), fused into one affine warp.

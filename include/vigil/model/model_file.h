@@ -17,6 +17,7 @@
 #include "vigil/data/task.h"
 #include "vigil/nn/classification/classifier.h"
 #include "vigil/nn/detection/detector.h"
+#include "vigil/nn/zoo.h"
 
 namespace vigil::model {
 
@@ -37,6 +38,9 @@ struct ModelInfo {
   /// Clip classifiers (nn/classification/clip_classifier.h): frames per window the model was trained on,
   /// which prediction and evaluation cut their windows to; 0 for image models. Stored only when > 0.
   int clip_length = 0;
+  /// Faster R-CNN: the hyper-parameters it was built with where they differ from the architecture's
+  /// (multi-scale sizes, anchors, sampling); stored as the object "detector" only when some are set.
+  nn::DetectorArgs detector;
   /// Lineage: where the weights came from.
   std::string run_id, dataset_id, source, code_version, created_at;
   /// What the model scored when it was registered (training and evaluation metrics); empty before.

@@ -16,6 +16,54 @@
 
 namespace vigil::nn {
 
+/// Faster R-CNN hyper-parameters a training config may change, named as torchvision's FasterRCNN keyword
+/// arguments; an empty list or 0 keeps the architecture's default. They are part of the model: a model file
+/// records them (model/model_file.h) and the model is rebuilt with them.
+struct DetectorArgs {
+  /// Short-side targets of the model's resize; training picks one per image at random (torchvision's
+  /// multi-scale training), evaluation and prediction use the last.
+  std::vector<int64_t> min_size;
+  int64_t max_size = 0;  ///< long-side cap of that resize
+  /// Anchor sizes in pixels of the resized image. A backbone whose feature maps all carry every size
+  /// (MobileNetV3: three maps) takes the list as is; one with a size per map (ResNet-50 FPN: five) takes
+  /// one value per map, smallest first.
+  std::vector<double> anchor_sizes;
+  std::vector<double> aspect_ratios;  ///< anchor height / width, on every map
+  /// Training cost: proposals kept before / after the RPN's NMS, anchors the RPN loss samples, proposals
+  /// the box head trains on per image (torchvision 2000 / 2000 / 256 / 512; the box head's 12544 x 1024
+  /// layer on 512 proposals is most of a MobileNet detector's training step).
+  int64_t rpn_pre_nms_top_n_train = 0;
+  int64_t rpn_post_nms_top_n_train = 0;
+  int64_t rpn_batch_size_per_image = 0;
+  int64_t box_batch_size_per_image = 0;
+
+  bool empty() const {
+    return min_size.empty() && max_size == 0 && anchor_sizes.empty() && aspect_ratios.empty() &&
+           rpn_pre_nms_top_n_train == 0 && rpn_post_nms_top_n_train == 0 && rpn_batch_size_per_image == 0 &&
+           box_batch_size_per_image == 0;
+  }
+  /// Throws InvalidArgument naming the field when a value is out of range.
+  void validate() const;
+
+  template <class V>
+  void visit(V& v) {
+    v("min_size", min_size,
+      "short-side sizes of the model's resize; training picks one per image, prediction uses the last "
+      "([] = the architecture's)");
+    v("max_size", max_size, "long-side cap of that resize (0 = the architecture's)");
+    v("anchor_sizes", anchor_sizes,
+      "anchor sizes in resized pixels: every map's list (MobileNetV3) or one per map (ResNet-50 FPN) ([] = "
+      "the architecture's)");
+    v("aspect_ratios", aspect_ratios, "anchor height / width ratios ([] = 0.5, 1, 2)");
+    v("rpn_pre_nms_top_n_train", rpn_pre_nms_top_n_train,
+      "training proposals before the RPN's NMS (0 = 2000)");
+    v("rpn_post_nms_top_n_train", rpn_post_nms_top_n_train, "training proposals after it (0 = 2000)");
+    v("rpn_batch_size_per_image", rpn_batch_size_per_image, "anchors per image in the RPN loss (0 = 256)");
+    v("box_batch_size_per_image", box_batch_size_per_image,
+      "proposals per image the box head trains on (0 = 512; 128 trains a MobileNet detector ~1.8x faster)");
+  }
+};
+
 /// What a factory is asked to build.
 struct ModelArgs {
   /// Classes (detectors: including the background); 0 = the architecture's default (classifiers 1000,
@@ -26,6 +74,7 @@ struct ModelArgs {
   bool pretrained_backbone = false;
   int trainable_backbone_layers = -1;  ///< detection: < 0 = torchvision's default
   int clip_length = 0;                 ///< clip models: frames per clip; 0 = the spec's clip_length
+  DetectorArgs detector;               ///< Faster R-CNN only; other models refuse a non-empty one
 };
 
 /// One zoo entry.
@@ -53,7 +102,11 @@ void register_builtin_models();
 const ModelSpec& find_model(const std::string& name);
 /// Registered names, sorted.
 std::vector<std::string> model_names();
-/// Builds any registered model; throws InvalidArgument for an unknown name or num_classes < 0.
+/// The input `name` expects when built with `detector`: its spec's preprocess with the detector's test-time
+/// min_size (the list's last) and max_size.
+data::PreprocessOptions model_preprocess(const std::string& name, const DetectorArgs& detector = {});
+/// Builds any registered model; throws InvalidArgument for an unknown name, num_classes < 0, or detector
+/// options for a model that is not a Faster R-CNN.
 std::shared_ptr<torch::nn::Module> make_model(const std::string& name, const ModelArgs& args = {});
 /// Builds a detection model; throws InvalidArgument for unknown or non-detection names.
 std::shared_ptr<Detector> make_detector(const std::string& name, const ModelArgs& args = {});

@@ -18,6 +18,7 @@
 #include "vigil/data/augment.h"
 #include "vigil/data/clips.h"
 #include "vigil/data/task.h"
+#include "vigil/nn/zoo.h"
 #include "vigil/train/ema.h"
 #include "vigil/train/optim.h"
 #include "vigil/train/schedule.h"
@@ -41,6 +42,11 @@ struct ModelSection {
   /// or loaded, while its scale and shift still train (detectron2's FrozenBN for small per-process batches).
   /// A data-parallel run with `frozen` follows the arithmetic of one process with the same global batch.
   std::string batch_norm = "train";
+  /// Faster R-CNN: sizes, anchors and sampling (nn::DetectorArgs), recorded in the model file.
+  nn::DetectorArgs detector;
+  /// Faster R-CNN: anchor sizes and aspect ratios fitted to the training split's boxes (train/anchor_fit.h)
+  /// instead of detector.anchor_sizes / aspect_ratios; the run's config.yaml then records the fitted ones.
+  bool fit_anchors = false;
 
   template <class V>
   void visit(V& v) {
@@ -56,6 +62,11 @@ struct ModelSection {
     v("batch_norm", batch_norm,
       "train (batch statistics) or frozen (running statistics kept as initialised or loaded; scale and "
       "shift still train)");
+    v("detector", detector,
+      "Faster R-CNN: multi-scale sizes, anchors and sampling, torchvision's keyword arguments (kept in the "
+      "model file)");
+    v("fit_anchors", fit_anchors,
+      "Faster R-CNN: fit anchor sizes and aspect ratios to the training boxes (config.yaml records them)");
   }
   void validate() const;
 };
@@ -158,6 +169,8 @@ struct TrainOptions {
   /// Classifiers: cross-entropy against (1 - x) one-hot + x uniform targets (PyTorch's label_smoothing,
   /// Ultralytics' label_smoothing); validation loss stays unsmoothed.
   double label_smoothing = 0;
+  /// Classifiers: mixup's Beta(alpha, alpha) (train/mixup.h; torchvision's reference uses 0.2); 0 = off.
+  double mixup = 0;
   bool channels_last = true;  ///< CPU: NHWC convolution weights and inputs (nn/fuse.h), up to 2x faster
   ModelSection model;
   DataSection data;
@@ -185,6 +198,8 @@ struct TrainOptions {
     v("grad_clip_norm", grad_clip_norm, "clip the gradients' total L2 norm (0 = off)");
     v("label_smoothing", label_smoothing,
       "classifiers: training targets (1 - x) one-hot + x uniform (0 = off; validation loss unsmoothed)");
+    v("mixup", mixup,
+      "classifiers: blend each batch with itself rolled by one, lam ~ Beta(x, x) (0 = off; torchvision 0.2)");
     v("channels_last", channels_last,
       "CPU: channels-last convolutions (faster; same results up to rounding)");
     v("model", model, "architecture and starting weights");

@@ -54,6 +54,36 @@ void check_box_extents(const std::vector<DetectionTarget>& resized,
 
 }  // namespace
 
+void apply_detector_args(FasterRCNNOptions& options, const DetectorArgs& args) {
+  args.validate();
+  if (!args.min_size.empty()) options.min_size(args.min_size);
+  if (args.max_size > 0) options.max_size(args.max_size);
+  const size_t maps = options.rpn_anchor_sizes().size();
+  if (!args.anchor_sizes.empty()) {
+    // torchvision's two conventions: MobileNetV3 repeats one list on each map, ResNet-50 FPN has one size
+    // per map.
+    bool per_map = true;
+    for (const auto& sizes : options.rpn_anchor_sizes()) per_map = per_map && sizes.size() == 1;
+    if (per_map && maps > 1) {
+      VIGIL_CHECK(args.anchor_sizes.size() == maps,
+                  "expected detector.anchor_sizes to give one size per feature map ({} values, smallest "
+                  "first), got {}",
+                  maps, args.anchor_sizes.size());
+      FasterRCNNOptions::SizeLists sizes;
+      for (const double s : args.anchor_sizes) sizes.push_back({s});
+      options.rpn_anchor_sizes(sizes);
+    } else {
+      options.rpn_anchor_sizes(FasterRCNNOptions::SizeLists(maps, args.anchor_sizes));
+    }
+  }
+  if (!args.aspect_ratios.empty())
+    options.rpn_aspect_ratios(FasterRCNNOptions::SizeLists(maps, args.aspect_ratios));
+  if (args.rpn_pre_nms_top_n_train > 0) options.rpn_pre_nms_top_n_train(args.rpn_pre_nms_top_n_train);
+  if (args.rpn_post_nms_top_n_train > 0) options.rpn_post_nms_top_n_train(args.rpn_post_nms_top_n_train);
+  if (args.rpn_batch_size_per_image > 0) options.rpn_batch_size_per_image(args.rpn_batch_size_per_image);
+  if (args.box_batch_size_per_image > 0) options.box_batch_size_per_image(args.box_batch_size_per_image);
+}
+
 // ------------------------------------------------------------------------------------------ options
 
 void FasterRCNNOptions::validate() const {
@@ -233,6 +263,7 @@ FasterRCNN make_faster_rcnn(const std::string& name, const ModelArgs& args,
   VIGIL_CHECK(args.num_classes >= 0, "expected num_classes >= 2 (or 0 for the default), got {}",
               args.num_classes);
   if (args.num_classes > 0) opts.num_classes(args.num_classes);
+  apply_detector_args(opts, args.detector);
   opts.validate();
 
   const int layers = detail::trainable_layers_for(name, args.pretrained_backbone,

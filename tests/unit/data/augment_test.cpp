@@ -227,6 +227,53 @@ TEST(AugmentDetection, UniformIsInRangeAndPortable) {
   }
 }
 
+TEST(AugmentDetection, MosaicMovesEachPartsBoxesWithItsPixels) {
+  // Four parts of different sizes, each with one box in its own marker colour (class k = colour k): every box
+  // the mosaic keeps must enclose exactly its colour's pixels in the s x s output, and a dropped one must be
+  // mostly gone from it.
+  const std::vector<std::pair<cv::Size, Box>> specs = {{{320, 240}, {100, 80, 180, 160, 0}},
+                                                       {{200, 150}, {20, 30, 90, 120, 1}},
+                                                       {{320, 240}, {250, 10, 300, 60, 2}},
+                                                       {{100, 300}, {10, 200, 60, 290, 3}}};
+  std::vector<MosaicPart> parts;
+  std::vector<Box> before;
+  for (size_t k = 0; k < specs.size(); ++k) {
+    MosaicPart p;
+    p.bgr = marked_image(specs[k].first.width, specs[k].first.height, {});
+    const Box& b = specs[k].second;
+    p.bgr(cv::Rect(static_cast<int>(b.x1), static_cast<int>(b.y1), static_cast<int>(b.width()),
+                   static_cast<int>(b.height())))
+        .setTo(cv::Scalar(kColours[k][0], kColours[k][1], kColours[k][2]));
+    p.boxes = {b};
+    before.push_back(b);
+    parts.push_back(p);
+  }
+  size_t most_parts = 0;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    std::mt19937_64 rng(seed);
+    const auto m = mosaic4(parts, 0.3, rng);
+    ASSERT_EQ(m.bgr.size(), cv::Size(320, 320)) << seed;  // s = the first part's longer side
+    expect_boxes_follow_pixels(m.bgr, before, m.boxes, 0.01, 0.3);
+    for (const auto& b : m.boxes) {
+      EXPECT_GE(b.x1, 0);
+      EXPECT_LE(b.x2, 320);
+      EXPECT_GE(b.y1, 0);
+      EXPECT_LE(b.y2, 320);
+    }
+    most_parts = std::max(most_parts, m.boxes.size());
+    // Same draws, same mosaic.
+    std::mt19937_64 again(seed);
+    const auto n = mosaic4(parts, 0.3, again);
+    EXPECT_EQ(cv::norm(m.bgr, n.bgr, cv::NORM_INF), 0) << seed;
+  }
+  EXPECT_GE(most_parts, 3u);  // the centre is always in the window: mosaics really mix the images
+  std::mt19937_64 rng(0);
+  EXPECT_THROW(mosaic4({parts[0], parts[1]}, 0.5, rng), InvalidArgument);
+  DetectionAugmentOptions bad;
+  bad.mosaic = 1.5;
+  EXPECT_THROW(bad.validate(), InvalidArgument);
+}
+
 TEST(AugmentOptions, ValidateAndConfig) {
   DetectionAugmentOptions d;
   EXPECT_NO_THROW(d.validate());

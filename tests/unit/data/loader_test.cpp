@@ -103,6 +103,61 @@ TEST(Loader, DetectionBatchesHaveTorchvisionShapesAndLabels) {
   EXPECT_EQ(b.indices, (std::vector<int>{0, 1}));
 }
 
+TEST(Loader, MosaicMixesFourTrainingImagesDeterministically) {
+  // Each sample has two boxes; a mosaic is the s x s window (s = the first image's longer side) of four
+  // images around a centre it always contains, so its boxes come from several samples.
+  TempDir dir;
+  const Dataset ds = detection_dataset(dir, 8);
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.threads = 2;
+  o.seed = 3;
+  DetectionAugmentOptions da;
+  da.hflip = 0;
+  da.scale_min = da.scale_max = 1;
+  da.crop_prob = 0;
+  da.brightness = da.contrast = da.saturation = da.hue = 0;
+  da.min_visible = 0.2;
+  da.mosaic = 1;
+  DataLoader loader(ds, {}, all_indices(ds), o, da);
+  size_t most_boxes = 0;
+  const auto mosaics = drain(loader, 0);
+  for (const auto& b : mosaics) {
+    for (size_t i = 0; i < b.size(); ++i) {
+      const auto& img = b.image_list[i];
+      const int64_t side = std::max(ds.samples[b.indices[i]].width, ds.samples[b.indices[i]].height);
+      EXPECT_EQ(img.size(1), side);
+      EXPECT_EQ(img.size(2), side);
+      most_boxes = std::max(most_boxes, static_cast<size_t>(b.boxes[i].size(0)));
+      if (b.boxes[i].numel() > 0) {
+        EXPECT_GE(b.boxes[i].min().item<float>(), 0.0f);
+        EXPECT_LE(b.boxes[i].max().item<float>(), static_cast<float>(side));
+      }
+    }
+  }
+  EXPECT_GT(most_boxes, 2u);
+  // One thread or two, the same mosaics (each sample's draws are its own stream).
+  o.threads = 1;
+  DataLoader again(ds, {}, all_indices(ds), o, da);
+  const auto repeat = drain(again, 0);
+  ASSERT_EQ(repeat.size(), mosaics.size());
+  for (size_t k = 0; k < repeat.size(); ++k) {
+    for (size_t i = 0; i < repeat[k].size(); ++i) {
+      EXPECT_TRUE(torch::equal(repeat[k].image_list[i], mosaics[k].image_list[i]));
+      EXPECT_TRUE(torch::equal(repeat[k].boxes[i], mosaics[k].boxes[i]));
+    }
+  }
+  // Off (the default), images keep their own size and their two boxes.
+  da.mosaic = 0;
+  DataLoader plain(ds, {}, all_indices(ds), o, da);
+  for (const auto& b : drain(plain, 0)) {
+    for (size_t i = 0; i < b.size(); ++i) {
+      EXPECT_EQ(b.image_list[i].size(2), ds.samples[b.indices[i]].width);
+      EXPECT_EQ(b.boxes[i].size(0), 2);
+    }
+  }
+}
+
 TEST(Loader, PixelsAreRgbAndNormalisedOnRequest) {
   TempDir dir;
   Dataset ds = detection_dataset(dir, 1);

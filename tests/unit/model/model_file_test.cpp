@@ -315,6 +315,43 @@ TEST(ModelFile, DetectorRoundTripWhenTheZooHasOne) {
   EXPECT_TRUE(torch::equal(c["roi_heads.box_head.fc6.weight"], a["roi_heads.box_head.fc6.weight"]));
 }
 
+TEST(ModelFile, DetectorArgsAreKeptAndRebuildTheSameModel) {
+  // A detector trained with its own sizes and anchors (train: model.detector) has an RPN head of another
+  // shape than the zoo's default: the file must say so, or it could not be loaded again.
+  TempDir tmp;
+  const std::string arch = "fasterrcnn_mobilenet_v3_large_320_fpn";
+  auto info = vigil::model::default_model_info(arch, {"gun"});
+  info.detector.min_size = {192, 224};
+  info.detector.anchor_sizes = {24, 48};
+  info.detector.aspect_ratios = {0.5, 1.0};
+  info.detector.box_batch_size_per_image = 128;
+  info.preprocess = vigil::nn::model_preprocess(arch, info.detector);
+  vigil::nn::ModelArgs args;
+  args.num_classes = 2;
+  args.detector = info.detector;
+  torch::manual_seed(5);
+  auto module = vigil::nn::make_model(arch, args);
+  vigil::model::save_model(tmp / "d.vgm", info, *module);
+  const auto loaded = vigil::model::load_model(tmp / "d.vgm");
+  EXPECT_EQ(loaded.info.detector.min_size, (std::vector<int64_t>{192, 224}));
+  EXPECT_EQ(loaded.info.detector.anchor_sizes, (std::vector<double>{24, 48}));
+  EXPECT_EQ(loaded.info.detector.box_batch_size_per_image, 128);
+  EXPECT_EQ(loaded.info.preprocess.min_size, 224);
+  auto a = module->named_parameters(), b = loaded.module->named_parameters();
+  EXPECT_EQ(b["rpn.head.cls_logits.weight"].size(0), 4);  // 2 sizes x 2 ratios
+  for (const auto& p : a) EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << p.key();
+  EXPECT_EQ(ModelInfo::from_json(info.to_json()).to_json(), info.to_json());
+  // Without detector options nothing is written, so older readers see the same file.
+  EXPECT_EQ(vigil::model::default_model_info(arch, {"gun"}).to_json().find("\"detector\""),
+            std::string::npos);
+  EXPECT_THAT(
+      error_of([] {
+        ModelInfo::from_json(
+            R"({"arch": "a", "task": "detection", "class_names": [], "detector": {"min_size": [-3]}})");
+      }),
+      HasSubstr("detector.min_size"));
+}
+
 TEST(ModelFile, DetectorBackboneFromAnImageNetClassifier) {
   const std::string arch = "fasterrcnn_mobilenet_v3_large_320_fpn";
   const auto names = vigil::nn::model_names();

@@ -181,6 +181,80 @@ TEST(DetectionZoo, HonoursModelArgs) {
   EXPECT_THROW(make_detector("fasterrcnn_resnet50_fpn", args), InvalidArgument);
 }
 
+TEST(DetectionZoo, DetectorArgsReplaceTorchvisionsKeywordArguments) {
+  ModelArgs args;
+  args.num_classes = 3;
+  args.detector.min_size = {224, 256};
+  args.detector.max_size = 400;
+  args.detector.anchor_sizes = {16, 32, 64};
+  args.detector.aspect_ratios = {0.5, 1.0, 2.0, 4.0};
+  args.detector.rpn_post_nms_top_n_train = 300;
+  args.detector.box_batch_size_per_image = 64;
+  auto model = fasterrcnn_mobilenet_v3_large_320_fpn(args);
+  const auto& o = model->options();
+  EXPECT_EQ(o.min_size(), (std::vector<int64_t>{224, 256}));
+  EXPECT_EQ(o.max_size(), 400);
+  // MobileNetV3's three maps each carry the whole list.
+  EXPECT_EQ(o.rpn_anchor_sizes(), FasterRCNNOptions::SizeLists(3, {16, 32, 64}));
+  EXPECT_EQ(o.rpn_aspect_ratios(), FasterRCNNOptions::SizeLists(3, {0.5, 1.0, 2.0, 4.0}));
+  EXPECT_EQ(o.rpn_post_nms_top_n_train(), 300);
+  EXPECT_EQ(o.rpn_pre_nms_top_n_train(), 2000);  // not given: torchvision's
+  EXPECT_EQ(o.box_batch_size_per_image(), 64);
+  // 3 sizes x 4 ratios = 12 anchors per location in the RPN head.
+  EXPECT_EQ(model->rpn->head->cls_logits->weight.size(0), 12);
+
+  // ResNet-50 FPN has one size per map: five values, or a message saying so.
+  ModelArgs r;
+  r.num_classes = 2;
+  r.detector.anchor_sizes = {16, 32, 64, 128, 256};
+  auto resnet = fasterrcnn_resnet50_fpn(r);
+  EXPECT_EQ(resnet->options().rpn_anchor_sizes(),
+            (FasterRCNNOptions::SizeLists{{16}, {32}, {64}, {128}, {256}}));
+  r.detector.anchor_sizes = {16, 32};
+  expect_invalid([&] { fasterrcnn_resnet50_fpn(r); }, "one size per feature map (5 values");
+
+  ModelArgs bad;
+  bad.detector.min_size = {0};
+  expect_invalid([&] { make_detector("fasterrcnn_mobilenet_v3_large_320_fpn", bad); },
+                 "detector.min_size values >= 1");
+  bad.detector = {};
+  bad.detector.box_batch_size_per_image = -1;
+  expect_invalid([&] { make_detector("fasterrcnn_mobilenet_v3_large_320_fpn", bad); },
+                 "detector.box_batch_size_per_image");
+  // Only Faster R-CNN takes them: SSDlite's and a classifier's builders would ignore them silently.
+  ModelArgs ssd;
+  ssd.detector.min_size = {300};
+  expect_invalid([&] { make_detector("ssdlite320_mobilenet_v3_large", ssd); },
+                 "detector options only for a Faster R-CNN");
+  expect_invalid([&] { make_model("resnet18", ssd); }, "detector options only for a Faster R-CNN");
+  // The input the model file records follows the test-time size.
+  EXPECT_EQ(model_preprocess("fasterrcnn_mobilenet_v3_large_320_fpn", args.detector).min_size, 256);
+  EXPECT_EQ(model_preprocess("fasterrcnn_mobilenet_v3_large_320_fpn", args.detector).max_size, 400);
+  EXPECT_EQ(model_preprocess("fasterrcnn_mobilenet_v3_large_320_fpn").min_size, 320);
+}
+
+TEST(FasterRCNN, TrainingPicksOneOfTheMinSizesPerImage) {
+  // torchvision's multi-scale training: each training image is resized to a random entry of min_size.
+  torch::manual_seed(0);
+  ModelArgs args;
+  args.num_classes = 2;
+  args.detector.min_size = {64, 96, 128};
+  args.detector.max_size = 1000;
+  auto model = fasterrcnn_mobilenet_v3_large_320_fpn(args);
+  std::set<int64_t> heights;
+  model->transform->train();
+  for (int i = 0; i < 30; ++i) {
+    std::vector<DetectionTarget> targets(1);
+    targets[0].boxes = torch::tensor({{2.0f, 2.0f, 20.0f, 20.0f}});
+    targets[0].labels = torch::tensor({1}, torch::kInt64);
+    const auto out = model->transform->forward({torch::rand({3, 40, 40})}, &targets);
+    heights.insert(out.image_sizes[0][0]);
+  }
+  EXPECT_EQ(heights, (std::set<int64_t>{64, 96, 128}));
+  model->transform->eval();
+  EXPECT_EQ(model->transform->forward({torch::rand({3, 40, 40})}).image_sizes[0][0], 128);
+}
+
 // ------------------------------------------------------------------------------------------ FasterRCNN
 
 TEST(FasterRCNN, TrainingLossesAreFiniteAndBackpropagate) {

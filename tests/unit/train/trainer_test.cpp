@@ -341,6 +341,10 @@ TEST(TrainerDetection, TrainsValidatesAndResumesBitIdentically) {
   o.threads = o.data.threads = 1;
   o.grad_clip_norm = 10;
   o.model.arch = "fasterrcnn_mobilenet_v3_large_320_fpn";
+  // The detector's own sizes, anchors and sampling travel through config.yaml (resume) and the model file.
+  o.model.detector.min_size = {80, 96};
+  o.model.detector.anchor_sizes = {16, 32, 64};
+  o.model.detector.box_batch_size_per_image = 64;
   o.data.dataset = "boxes";
   o.data.batch_size = 2;
   o.optimizer.name = "sgd";
@@ -360,9 +364,14 @@ TEST(TrainerDetection, TrainsValidatesAndResumesBitIdentically) {
   EXPECT_DOUBLE_EQ(m.at("fitness"), 0.1 * m.at("metrics/coco_AP50") + 0.9 * m.at("metrics/coco_AP"));
   const auto info = ModelInfo::from_json(read_checkpoint_meta(straight.best_checkpoint).model_json);
   EXPECT_EQ(info.class_names, (std::vector<std::string>{"__background__", "circle", "square"}));
+  EXPECT_EQ(info.detector.min_size, (std::vector<int64_t>{80, 96}));
+  EXPECT_EQ(info.detector.anchor_sizes, (std::vector<double>{16, 32, 64}));
+  EXPECT_EQ(info.preprocess.min_size, 96);  // prediction resizes to the last training size
   auto loaded = load_model(straight.best_checkpoint);
   ASSERT_TRUE(loaded.detector);
   EXPECT_EQ(loaded.detector->num_classes(), 3);
+  EXPECT_EQ(loaded.module->named_parameters()["rpn.head.cls_logits.weight"].size(0),
+            9);  // 3 sizes x 3 ratios
 
   o.name = "stopped";
   const auto r1 = Trainer(ws, o, quiet(/*stop_after=*/4)).run();  // 3 batches per epoch: epoch 2, batch 1

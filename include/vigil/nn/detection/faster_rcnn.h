@@ -117,12 +117,17 @@ std::vector<std::string> faster_rcnn_names();
 /// min/max size, anchors, RPN top-n and score threshold. Throws InvalidArgument for an unknown name.
 FasterRCNNOptions faster_rcnn_defaults(const std::string& name);
 
+/// Replaces `options`' values by the ones `args` sets (DetectorArgs, nn/zoo.h). Throws InvalidArgument on an
+/// out-of-range value or an anchor list that does not fit the options' feature maps.
+void apply_detector_args(FasterRCNNOptions& options, const DetectorArgs& args);
+
 /// Builds `name` as torchvision 0.14's builder of that name does with weights=None:
 ///  - args.pretrained_backbone is torchvision's is_trained: FrozenBatchNorm2d in the backbone and
 ///    args.trainable_backbone_layers (< 0: 3) stages trainable; otherwise BatchNorm2d and every stage
 ///    trainable (torchvision ignores trainable_backbone_layers then);
 ///  - args.num_classes > 0 replaces options' num_classes (ModelArgs' 0 keeps it, 91 by default);
-///  - `options` are FasterRCNN's keyword arguments, faster_rcnn_defaults(name) when not given.
+///  - `options` are FasterRCNN's keyword arguments, faster_rcnn_defaults(name) when not given;
+///  - args.detector's values replace theirs (apply_detector_args).
 /// Throws InvalidArgument for an unknown name, out-of-range trainable layers or bad options.
 FasterRCNN make_faster_rcnn(const std::string& name, const ModelArgs& args = {},
                             std::optional<FasterRCNNOptions> options = std::nullopt);
