@@ -91,19 +91,13 @@ int run_import(const Context& ctx, WeightsArgs a) {
 /// "min_size [240], anchor_sizes [32, 64], ..." for the fields a model file sets.
 std::string describe_detector_args(const nn::DetectorArgs& d) {
   std::vector<std::string> parts;
-  if (!d.min_size.empty()) parts.push_back(fmt::format("min_size [{}]", fmt::join(d.min_size, ", ")));
-  if (d.max_size > 0) parts.push_back(fmt::format("max_size {}", d.max_size));
-  if (!d.anchor_sizes.empty())
-    parts.push_back(fmt::format("anchor_sizes [{}]", fmt::join(d.anchor_sizes, ", ")));
-  if (!d.aspect_ratios.empty())
-    parts.push_back(fmt::format("aspect_ratios [{}]", fmt::join(d.aspect_ratios, ", ")));
-  const std::pair<const char*, int64_t> counts[] = {{"rpn_pre_nms_top_n_train", d.rpn_pre_nms_top_n_train},
-                                                    {"rpn_post_nms_top_n_train", d.rpn_post_nms_top_n_train},
-                                                    {"rpn_batch_size_per_image", d.rpn_batch_size_per_image},
-                                                    {"box_batch_size_per_image", d.box_batch_size_per_image}};
-  for (const auto& [key, value] : counts) {
-    if (value > 0) parts.push_back(fmt::format("{} {}", key, value));
-  }
+  d.for_each_set([&](const char* key, const auto& value) {
+    if constexpr (requires { value.begin(); }) {
+      parts.push_back(fmt::format("{} [{}]", key, fmt::join(value, ", ")));
+    } else {
+      parts.push_back(fmt::format("{} {}", key, value));
+    }
+  });
   return join(parts, ", ");
 }
 

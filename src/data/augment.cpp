@@ -142,6 +142,7 @@ MosaicPart mosaic4(const std::vector<MosaicPart>& parts, double min_visible, std
   const int s = std::max(parts[0].bgr.cols, parts[0].bgr.rows);
   const int xc = s / 2 + uniform_int(rng, s - 1), yc = s / 2 + uniform_int(rng, s - 1);
   cv::Mat canvas(2 * s, 2 * s, CV_8UC3, cv::Scalar(114, 114, 114));  // Ultralytics' grey
+  const cv::Rect window(s / 2, s / 2, s, s);                         // what is returned
   std::vector<Box> boxes;
   for (int k = 0; k < 4; ++k) {
     const cv::Mat& img = parts[static_cast<size_t>(k)].bgr;
@@ -166,7 +167,6 @@ MosaicPart mosaic4(const std::vector<MosaicPart>& parts, double min_visible, std
     img(cv::Rect(x1b, y1b, cw, ch)).copyTo(canvas(cv::Rect(x1a, y1a, cw, ch)));
     // The part's boxes, moved onto the canvas and clipped to the piece copied there and to the window that
     // is returned; the visible fraction is measured against the whole box in its part.
-    const cv::Rect window(s / 2, s / 2, s, s);
     const cv::Rect visible = cv::Rect(x1a, y1a, cw, ch) & window;
     const auto dx = static_cast<float>(x1a - x1b), dy = static_cast<float>(y1a - y1b);
     for (Box b : parts[static_cast<size_t>(k)].boxes) {
@@ -183,7 +183,7 @@ MosaicPart mosaic4(const std::vector<MosaicPart>& parts, double min_visible, std
     }
   }
   MosaicPart out;
-  out.bgr = canvas(cv::Rect(s / 2, s / 2, s, s)).clone();
+  out.bgr = canvas(window).clone();
   out.boxes = std::move(boxes);
   return out;
 }

@@ -214,15 +214,7 @@ std::string ModelInfo::to_json() const {
   if (clip_length > 0) out["clip_length"] = clip_length;
   if (!detector.empty()) {
     json d = json::object();
-    const auto& a = detector;
-    if (!a.min_size.empty()) d["min_size"] = a.min_size;
-    if (a.max_size > 0) d["max_size"] = a.max_size;
-    if (!a.anchor_sizes.empty()) d["anchor_sizes"] = a.anchor_sizes;
-    if (!a.aspect_ratios.empty()) d["aspect_ratios"] = a.aspect_ratios;
-    if (a.rpn_pre_nms_top_n_train > 0) d["rpn_pre_nms_top_n_train"] = a.rpn_pre_nms_top_n_train;
-    if (a.rpn_post_nms_top_n_train > 0) d["rpn_post_nms_top_n_train"] = a.rpn_post_nms_top_n_train;
-    if (a.rpn_batch_size_per_image > 0) d["rpn_batch_size_per_image"] = a.rpn_batch_size_per_image;
-    if (a.box_batch_size_per_image > 0) d["box_batch_size_per_image"] = a.box_batch_size_per_image;
+    detector.for_each_set([&](const char* key, const auto& value) { d[key] = value; });
     out["detector"] = d;
   }
   if (!metrics.empty()) {
@@ -267,17 +259,10 @@ ModelInfo ModelInfo::from_json(const std::string& text) {
   read_field(j, "", "clip_length", info.clip_length);
   if (j.contains("detector")) {
     const json& d = read_object(j, "detector");
-    auto& a = info.detector;
-    read_field(d, "detector.", "min_size", a.min_size);
-    read_field(d, "detector.", "max_size", a.max_size);
-    read_field(d, "detector.", "anchor_sizes", a.anchor_sizes);
-    read_field(d, "detector.", "aspect_ratios", a.aspect_ratios);
-    read_field(d, "detector.", "rpn_pre_nms_top_n_train", a.rpn_pre_nms_top_n_train);
-    read_field(d, "detector.", "rpn_post_nms_top_n_train", a.rpn_post_nms_top_n_train);
-    read_field(d, "detector.", "rpn_batch_size_per_image", a.rpn_batch_size_per_image);
-    read_field(d, "detector.", "box_batch_size_per_image", a.box_batch_size_per_image);
+    auto read = [&](const char* key, auto& field, const char*) { read_field(d, "detector.", key, field); };
+    info.detector.visit(read);
     try {
-      a.validate();
+      info.detector.validate();
     } catch (const InvalidArgument& e) {
       throw DataError(fmt::format("model info: {}", e.what()));
     }

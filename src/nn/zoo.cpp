@@ -241,12 +241,9 @@ std::shared_ptr<torch::nn::Module> make_model(const std::string& name, const Mod
   VIGIL_CHECK(args.num_classes >= 0, "expected num_classes >= 1 (or 0 for the model's default), got {}",
               args.num_classes);
   const auto& spec = find_model(name);
-  if (!args.detector.empty()) {
-    const auto frcnn = faster_rcnn_names();
-    VIGIL_CHECK(std::find(frcnn.begin(), frcnn.end(), name) != frcnn.end(),
-                "expected detector options only for a Faster R-CNN ({}), got them for '{}'",
-                fmt::join(frcnn, ", "), name);
-  }
+  VIGIL_CHECK(args.detector.empty() || is_faster_rcnn(name),
+              "expected detector options only for a Faster R-CNN ({}), got them for '{}'",
+              fmt::join(faster_rcnn_names(), ", "), name);
   return spec.factory(args);
 }
 

@@ -37,11 +37,10 @@ void ModelSection::validate() const {
   VIGIL_CHECK(trainable_stages >= -1, "expected model.trainable_stages >= -1, got {}", trainable_stages);
   check_one_of("model.batch_norm", batch_norm, {"train", "frozen"});
   if (!detector.empty() || fit_anchors) {
-    const auto frcnn = nn::faster_rcnn_names();
-    VIGIL_CHECK(std::find(frcnn.begin(), frcnn.end(), arch) != frcnn.end(),
+    VIGIL_CHECK(nn::is_faster_rcnn(arch),
                 "expected model.detector and model.fit_anchors only with a Faster R-CNN ({}), got them with "
                 "'{}'",
-                join(frcnn, ", "), arch);
+                join(nn::faster_rcnn_names(), ", "), arch);
     detector.validate();
     VIGIL_CHECK(!fit_anchors || (detector.anchor_sizes.empty() && detector.aspect_ratios.empty()),
                 "expected either model.fit_anchors or model.detector.anchor_sizes / aspect_ratios, got both");

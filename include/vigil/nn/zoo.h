@@ -37,10 +37,24 @@ struct DetectorArgs {
   int64_t rpn_batch_size_per_image = 0;
   int64_t box_batch_size_per_image = 0;
 
+  /// Calls f(key, value) for each field that is set (a non-empty list, a non-zero number), in visit() order:
+  /// what a model file stores and `vigil weights show` prints.
+  template <class F>
+  void for_each_set(F&& f) const {
+    DetectorArgs copy = *this;  // visit() hands out mutable fields
+    auto each = [&](const char* key, const auto& value, const char* = "") {
+      if constexpr (requires { value.empty(); }) {
+        if (!value.empty()) f(key, value);
+      } else if (value != 0) {
+        f(key, value);
+      }
+    };
+    copy.visit(each);
+  }
   bool empty() const {
-    return min_size.empty() && max_size == 0 && anchor_sizes.empty() && aspect_ratios.empty() &&
-           rpn_pre_nms_top_n_train == 0 && rpn_post_nms_top_n_train == 0 && rpn_batch_size_per_image == 0 &&
-           box_batch_size_per_image == 0;
+    bool any = false;
+    for_each_set([&](const char*, const auto&) { any = true; });
+    return !any;
   }
   /// Throws InvalidArgument naming the field when a value is out of range.
   void validate() const;

@@ -238,6 +238,10 @@ std::vector<std::string> faster_rcnn_names() {
   return {kMobileNet320, kMobileNet, kResNet50};
 }
 
+bool is_faster_rcnn(const std::string& name) {
+  return name == kMobileNet320 || name == kMobileNet || name == kResNet50;
+}
+
 FasterRCNNOptions faster_rcnn_defaults(const std::string& name) {
   FasterRCNNOptions options;
   if (name == kResNet50) return options;

@@ -112,6 +112,8 @@ TORCH_MODULE(FasterRCNN);
 
 /// Names of the Faster R-CNN builders below, as registered in the zoo.
 std::vector<std::string> faster_rcnn_names();
+/// True when `name` is one of faster_rcnn_names() (the models DetectorArgs applies to).
+bool is_faster_rcnn(const std::string& name);
 
 /// The FasterRCNN keyword arguments builder `name` passes by default (torchvision's `defaults` dicts):
 /// min/max size, anchors, RPN top-n and score threshold. Throws InvalidArgument for an unknown name.
