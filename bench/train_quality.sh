@@ -172,7 +172,14 @@ if detector:
                 if got is not None:
                     return got
         return None
-    vigil_q = {"AP": find(coco, "AP"), "AP50": find(coco, "AP50")}
+    def metric(name):
+        # metrics.json keeps COCO's figures as "coco/AP", "coco/AP50" (older files: nested "AP", "AP50").
+        for key in ("coco/" + name, name):
+            got = find(coco, key)
+            if got is not None:
+                return got
+        sys.exit(f"{run}/eval/val/metrics.json: no COCO {name}")
+    vigil_q = {"AP": metric("AP"), "AP50": metric("AP50")}
 else:
     col = max(rows, key=lambda r: float(r["metrics/accuracy_top1"]))
     vigil_q = {"acc": float(col["metrics/accuracy_top1"])}

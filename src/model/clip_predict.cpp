@@ -60,29 +60,18 @@ torch::Tensor ClipPredictor::preprocess(const cv::Mat& bgr) const {
   return data::classification_input(bgr, input_);
 }
 
-std::vector<ClipPrediction> ClipPredictor::predict(const torch::Tensor& windows, bool per_frame) {
-  VIGIL_CHECK(windows.dim() == 5 && windows.size(2) == 3 && windows.size(0) >= 1 && windows.size(1) >= 1,
-              "expected windows [B, T, 3, H, W] with B, T >= 1, got {}", c10::str(windows.sizes()));
-  c10::InferenceMode inference;
-  auto& net = dynamic_cast<nn::ClipClassifierImpl&>(*model_.classifier);
+torch::Tensor ClipPredictor::model_input(const torch::Tensor& windows) const {
   torch::Tensor x = windows.to(device_);
   // Frames channels-last, so the model's flatten to [B*T, 3, H, W] is a channels-last view.
   if (options_.channels_last && device_.is_cpu())
     x = x.permute({0, 1, 3, 4, 2}).contiguous().permute({0, 1, 4, 2, 3});
-  const int64_t b = x.size(0), t = x.size(1);
-  const torch::Tensor features = net.frame_features(x);  // [B, T, F]: the CNN runs once for both outputs
-  const torch::Tensor probs =
-      torch::softmax(net.classify_features(features), 1).to(torch::kCPU, torch::kFloat32).contiguous();
-  torch::Tensor frame_probs;
-  if (per_frame) {
-    // Each frame as a window of one: [B*T, 1, F] through the recurrent layer and the head.
-    frame_probs = torch::softmax(net.classify_features(features.reshape({b * t, 1, features.size(2)})), 1)
-                      .to(torch::kCPU, torch::kFloat32)
-                      .contiguous();
-  }
-  std::vector<ClipPrediction> out(static_cast<size_t>(b));
+  return x;
+}
+
+std::vector<ClipPrediction> ClipPredictor::to_predictions(const torch::Tensor& probs) const {
   const auto& names = model_.info.class_names;
-  for (int64_t i = 0; i < b; ++i) {
+  std::vector<ClipPrediction> out(static_cast<size_t>(probs.size(0)));
+  for (int64_t i = 0; i < probs.size(0); ++i) {
     ClipPrediction& p = out[static_cast<size_t>(i)];
     p.probs = row(probs, i);
     const auto best = std::max_element(p.probs.begin(), p.probs.end()) - p.probs.begin();
@@ -90,11 +79,52 @@ std::vector<ClipPrediction> ClipPredictor::predict(const torch::Tensor& windows,
     p.score = p.probs[static_cast<size_t>(best)];
     p.label = best < static_cast<int64_t>(names.size()) ? names[static_cast<size_t>(best)]
                                                         : fmt::format("class_{}", best);
-    if (per_frame) {
-      for (int64_t k = 0; k < t; ++k) p.frame_probs.push_back(row(frame_probs, i * t + k));
-    }
   }
   return out;
+}
+
+std::vector<ClipPrediction> ClipPredictor::predict(const torch::Tensor& windows, bool per_frame) {
+  VIGIL_CHECK(windows.dim() == 5 && windows.size(2) == 3 && windows.size(0) >= 1 && windows.size(1) >= 1,
+              "expected windows [B, T, 3, H, W] with B, T >= 1, got {}", c10::str(windows.sizes()));
+  c10::InferenceMode inference;
+  auto& net = dynamic_cast<nn::ClipClassifierImpl&>(*model_.classifier);
+  const int64_t b = windows.size(0), t = windows.size(1);
+  // [B, T, F]: the CNN runs once for both outputs.
+  const torch::Tensor features = net.frame_features(model_input(windows));
+  std::vector<ClipPrediction> out = to_predictions(
+      torch::softmax(net.classify_features(features), 1).to(torch::kCPU, torch::kFloat32).contiguous());
+  if (per_frame) {
+    // Each frame as a window of one: [B*T, 1, F] through the recurrent layer and the head.
+    const torch::Tensor frame_probs =
+        torch::softmax(net.classify_features(features.reshape({b * t, 1, features.size(2)})), 1)
+            .to(torch::kCPU, torch::kFloat32)
+            .contiguous();
+    for (int64_t i = 0; i < b; ++i)
+      for (int64_t k = 0; k < t; ++k)
+        out[static_cast<size_t>(i)].frame_probs.push_back(row(frame_probs, i * t + k));
+  }
+  return out;
+}
+
+torch::Tensor ClipPredictor::frame_features(const torch::Tensor& frames) {
+  VIGIL_CHECK(frames.dim() == 4 && frames.size(1) == 3 && frames.size(0) >= 1,
+              "expected frames [N, 3, H, W] with N >= 1, got {}", c10::str(frames.sizes()));
+  c10::InferenceMode inference;
+  auto& net = dynamic_cast<nn::ClipClassifierImpl&>(*model_.classifier);
+  // The N frames as one window of N: the backbone sees the same [N, 3, H, W] batch either way.
+  return net.frame_features(model_input(frames.unsqueeze(0))).squeeze(0);
+}
+
+std::vector<ClipPrediction> ClipPredictor::classify_features(const torch::Tensor& features) {
+  auto& net = dynamic_cast<nn::ClipClassifierImpl&>(*model_.classifier);
+  VIGIL_CHECK(features.dim() == 3 && features.size(0) >= 1 && features.size(1) >= 1 &&
+                  features.size(2) == net.feature_size(),
+              "expected frame features [B, T, {}] with B, T >= 1, got {}", net.feature_size(),
+              c10::str(features.sizes()));
+  c10::InferenceMode inference;
+  return to_predictions(torch::softmax(net.classify_features(features.to(device_)), 1)
+                            .to(torch::kCPU, torch::kFloat32)
+                            .contiguous());
 }
 
 }  // namespace vigil::model

@@ -1,6 +1,6 @@
-// The detect and classify stages of the watcher: vigil models through model::Predictor (the one torch
-// translation unit of video/), face-api.js's face detectors (model::FaceApiDetector), OpenCV cascades, and
-// model specs resolved through the workspace registry.
+// The detect and classify stages of the watcher: vigil models through model::Predictor and clip models
+// through model::ClipPredictor (the one torch translation unit of video/), face-api.js's face detectors
+// (model::FaceApiDetector), OpenCV cascades, and model specs resolved through the workspace registry.
 
 #include "vigil/video/frame_detector.h"
 
@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <map>
 #include <set>
 
@@ -20,9 +21,9 @@
 #include "vigil/core/fs.h"
 #include "vigil/core/strings.h"
 #include "vigil/core/workspace.h"
+#include "vigil/model/clip_predict.h"
 #include "vigil/model/faceapi.h"
 #include "vigil/model/predict.h"
-#include "vigil/nn/zoo.h"
 #include "vigil/store/model_ref.h"
 
 namespace vigil::video {
@@ -80,7 +81,8 @@ class CascadeDetector : public FrameDetector {
   std::string describe() const override { return fmt::format("OpenCV cascade {} ({})", model_.name, label_); }
   std::vector<std::string> labels() const override { return {label_}; }
 
-  std::vector<std::vector<Detection>> detect(const std::vector<cv::Mat>& frames) override {
+  std::vector<std::vector<Detection>> detect(const std::vector<cv::Mat>& frames,
+                                             const std::vector<std::string>& /*cameras*/) override {
     const auto t0 = Clock::now();
     std::vector<std::vector<Detection>> out(frames.size());
     for (size_t i = 0; i < frames.size(); ++i) {
@@ -135,7 +137,8 @@ class FaceApiFrameDetector : public FrameDetector {
   }
   std::vector<std::string> labels() const override { return {config_.faceapi.label}; }
 
-  std::vector<std::vector<Detection>> detect(const std::vector<cv::Mat>& frames) override {
+  std::vector<std::vector<Detection>> detect(const std::vector<cv::Mat>& frames,
+                                             const std::vector<std::string>& /*cameras*/) override {
     const auto t0 = Clock::now();
     const auto faces = detector_->detect(frames);
     std::vector<std::vector<Detection>> out(frames.size());
@@ -197,13 +200,24 @@ ResolvedModel resolve_faceapi(const std::string& spec) {
   return r;
 }
 
-model::LoadedModel load_vigil_model(const ResolvedModel& resolved, const std::string& role) {
+/// The classify stage's model: an image classifier (a crop is one image, not a sequence of frames).
+model::LoadedModel load_crop_model(const ResolvedModel& resolved) {
   model::LoadedModel loaded = model::load_model(resolved.file);
-  const auto& spec = nn::find_model(loaded.info.arch);
-  VIGIL_CHECK(spec.clip_length == 0,
-              "{} '{}': expected an image model, got the clip classifier {} (it needs a sequence of frames)",
-              role, resolved.spec, loaded.info.arch);
+  VIGIL_CHECK(!model::is_clip_model(loaded.info),
+              "classify.model '{}': expected an image classifier, got the clip classifier {} (it classifies "
+              "sequences of frames: put it in detect.model, where it sees each camera's last frames)",
+              resolved.spec, loaded.info.arch);
   return loaded;
+}
+
+/// A frame-sized box carrying a verdict on the whole frame (an image or clip classifier's).
+Detection whole_frame(cv::Size frame, int64_t class_id, const std::string& label, float score) {
+  Detection d;
+  d.box = {0, 0, static_cast<float>(frame.width), static_cast<float>(frame.height)};
+  d.score = score;
+  d.class_id = class_id;
+  d.label = label;
+  return d;
 }
 
 /// Runs `predictor` once on a grey frame so oneDNN builds its kernels before the first real frame.
@@ -218,14 +232,14 @@ void warm_up(model::Predictor& predictor, int width, int height) {
 /// A vigil model file: a detector (boxes) or a classifier (one frame-sized box with the class).
 class ModelDetector : public FrameDetector {
  public:
-  ModelDetector(const ResolvedModel& resolved, const DetectConfig& config)
+  ModelDetector(const ResolvedModel& resolved, const DetectConfig& config, model::LoadedModel loaded)
       : resolved_(resolved), config_(config) {
     model::PredictOptions po;
     po.score_threshold = config.score_threshold;
     po.nms_iou = config.nms_iou;
     po.max_detections = config.max_detections;
     po.precision = config.precision;
-    predictor_ = std::make_unique<model::Predictor>(load_vigil_model(resolved, "detect.model"), po);
+    predictor_ = std::make_unique<model::Predictor>(std::move(loaded), po);
     const auto& info = predictor_->info();
     if (predictor_->is_detector()) {
       const auto& pre = info.preprocess;
@@ -250,7 +264,8 @@ class ModelDetector : public FrameDetector {
     return names;
   }
 
-  std::vector<std::vector<Detection>> detect(const std::vector<cv::Mat>& frames) override {
+  std::vector<std::vector<Detection>> detect(const std::vector<cv::Mat>& frames,
+                                             const std::vector<std::string>& /*cameras*/) override {
     const auto t0 = Clock::now();
     std::vector<torch::Tensor> inputs;
     std::vector<model::Prediction> predictions(frames.size());
@@ -299,13 +314,8 @@ class ModelDetector : public FrameDetector {
   std::vector<Detection> to_detections(const model::Prediction& p, cv::Size frame, cv::Size input) const {
     std::vector<Detection> out;
     if (!predictor_->is_detector()) {
-      if (!keeps_label(config_.labels, p.label)) return out;
-      Detection d;
-      d.box = {0, 0, static_cast<float>(frame.width), static_cast<float>(frame.height)};
-      d.score = p.score;
-      d.class_id = p.class_id;
-      d.label = p.label;
-      out.push_back(std::move(d));
+      if (keeps_label(config_.labels, p.label))
+        out.push_back(whole_frame(frame, p.class_id, p.label, p.score));
       return out;
     }
     const float sx = static_cast<float>(frame.width) / input.width;
@@ -327,6 +337,75 @@ class ModelDetector : public FrameDetector {
   std::unique_ptr<model::Predictor> predictor_;
   bool fixed_ = false;
   int min_size_ = 0, max_size_ = 0;
+  DetectorStats stats_;
+};
+
+/// A clip classifier (CNN + LSTM/GRU, model/clip_predict.h) over each camera's last T sampled frames, T the
+/// length it was trained on. A sampled frame goes through the CNN once, in the batch it arrived with, and its
+/// feature vector joins its camera's window; the windows that hold T frames then go through the recurrent
+/// layer and the head together, and each verdict becomes one frame-sized box, as an image classifier's does.
+/// A camera's first T - 1 frames give no verdict: its window is still filling. The window is the last T
+/// sampled frames, so detect.fps sets the time a window covers and should match the rate of the clips the
+/// model was trained on (the accident data: consecutive frames of its clips).
+class ClipDetector : public FrameDetector {
+ public:
+  ClipDetector(const ResolvedModel& resolved, const DetectConfig& config, model::LoadedModel loaded)
+      : resolved_(resolved), config_(config) {
+    model::PredictOptions po;
+    po.precision = config.precision;
+    predictor_ = std::make_unique<model::ClipPredictor>(std::move(loaded), po);
+    // oneDNN builds its kernels on the first pass; a grey window takes that cost before the first camera.
+    const auto& pre = predictor_->preprocess_options();
+    const torch::Tensor grey =
+        predictor_->preprocess(cv::Mat(pre.height, pre.width, CV_8UC3, cv::Scalar(114, 114, 114)));
+    predictor_->predict(grey.unsqueeze(0).unsqueeze(0).expand({1, predictor_->clip_length(), -1, -1, -1}));
+  }
+
+  std::string describe() const override {
+    return fmt::format("{} ({}, clip classifier over {} frames)", resolved_.name, predictor_->info().arch,
+                       predictor_->clip_length());
+  }
+  std::vector<std::string> labels() const override { return predictor_->info().class_names; }
+
+  std::vector<std::vector<Detection>> detect(const std::vector<cv::Mat>& frames,
+                                             const std::vector<std::string>& cameras) override {
+    VIGIL_ASSERT(cameras.size() == frames.size(), "{} frames for {} camera names", frames.size(),
+                 cameras.size());
+    const auto t0 = Clock::now();
+    std::vector<std::vector<Detection>> out(frames.size());
+    if (frames.empty()) return out;
+    std::vector<torch::Tensor> inputs;
+    for (const cv::Mat& frame : frames) inputs.push_back(predictor_->preprocess(frame));
+    const torch::Tensor features = predictor_->frame_features(torch::stack(inputs));
+    const auto length = static_cast<size_t>(predictor_->clip_length());
+    std::vector<torch::Tensor> full;  // windows of T frames, [T, F] each
+    std::vector<size_t> owners;       // the frame each window ends with
+    for (size_t i = 0; i < frames.size(); ++i) {
+      std::deque<torch::Tensor>& window = windows_[cameras[i]];
+      window.push_back(features[static_cast<int64_t>(i)].clone());  // not a view that keeps the batch alive
+      if (window.size() > length) window.pop_front();
+      if (window.size() < length) continue;
+      full.push_back(torch::stack(std::vector<torch::Tensor>(window.begin(), window.end())));
+      owners.push_back(i);
+    }
+    if (!full.empty()) {
+      const auto verdicts = predictor_->classify_features(torch::stack(full));
+      for (size_t k = 0; k < verdicts.size(); ++k) {
+        const model::ClipPrediction& v = verdicts[k];
+        if (keeps_label(config_.labels, v.label))
+          out[owners[k]].push_back(whole_frame(frames[owners[k]].size(), v.class_id, v.label, v.score));
+      }
+    }
+    count_batch(stats_, frames.size(), full.empty() ? 1 : 2, t0);  // the CNN pass, then the windows' pass
+    return out;
+  }
+  DetectorStats stats() const override { return stats_; }
+
+ private:
+  ResolvedModel resolved_;
+  DetectConfig config_;
+  std::unique_ptr<model::ClipPredictor> predictor_;
+  std::map<std::string, std::deque<torch::Tensor>> windows_;  ///< by camera: the last T frames' features
   DetectorStats stats_;
 };
 
@@ -392,7 +471,10 @@ std::unique_ptr<FrameDetector> make_frame_detector(const DetectConfig& detect, c
   const ResolvedModel resolved = resolve_model_spec(detect.model, workspace);
   if (resolved.opencv) return std::make_unique<CascadeDetector>(resolved, detect.opencv);
   if (resolved.faceapi) return std::make_unique<FaceApiFrameDetector>(resolved, detect);
-  return std::make_unique<ModelDetector>(resolved, detect);
+  model::LoadedModel loaded = model::load_model(resolved.file);
+  if (model::is_clip_model(loaded.info))
+    return std::make_unique<ClipDetector>(resolved, detect, std::move(loaded));
+  return std::make_unique<ModelDetector>(resolved, detect, std::move(loaded));
 }
 
 // ---- the classify stage -------------------------------------------------------------------------------
@@ -422,8 +504,7 @@ CropClassifier::CropClassifier(const ClassifyConfig& config, const std::string& 
               "classify.model: expected a vigil classifier, got '{}'", config.model);
   model::PredictOptions po;
   po.precision = config.precision;
-  impl_->predictor =
-      std::make_unique<model::Predictor>(load_vigil_model(impl_->resolved, "classify.model"), po);
+  impl_->predictor = std::make_unique<model::Predictor>(load_crop_model(impl_->resolved), po);
   VIGIL_CHECK(
       !impl_->predictor->is_detector(),
       "classify.model: expected a classifier, got the detector '{}' ({}); a detector goes in detect.model",

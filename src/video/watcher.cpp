@@ -329,10 +329,14 @@ void Watcher::Impl::run_group(Group& g) {
 
 void Watcher::Impl::run_batch(Group& g, std::vector<std::pair<CameraState*, Frame>>& batch) {
   std::vector<cv::Mat> frames;
-  for (const auto& [c, f] : batch) frames.push_back(f.bgr);
+  std::vector<std::string> cameras;
+  for (const auto& [c, f] : batch) {
+    frames.push_back(f.bgr);
+    cameras.push_back(c->config.name);
+  }
   std::vector<std::vector<ObjectDetection>> objects(batch.size());
   try {
-    const auto detections = g.detector->detect(frames);
+    const auto detections = g.detector->detect(frames, cameras);
     for (size_t i = 0; i < batch.size(); ++i) {
       for (const Detection& d : detections[i]) {
         ObjectDetection o;

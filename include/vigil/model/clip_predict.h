@@ -51,7 +51,20 @@ class ClipPredictor {
   /// `per_frame`, also every frame's own probabilities.
   std::vector<ClipPrediction> predict(const torch::Tensor& windows, bool per_frame = false);
 
+  /// predict() in two steps, for a window that slides over a stream one frame at a time (`vigil watch`):
+  /// each frame goes through the CNN once, when it arrives, instead of once in each of the T windows it is
+  /// part of. frame_features: preprocess()ed frames [N, 3, H, W] -> their features [N, F].
+  torch::Tensor frame_features(const torch::Tensor& frames);
+  /// Windows of frame_features() rows [B, T, F] (any T >= 1) -> one prediction per window: the recurrent
+  /// layer and the head, as predict() runs them on the same frames.
+  std::vector<ClipPrediction> classify_features(const torch::Tensor& features);
+
  private:
+  /// Frames [B, T, 3, H, W] on the model's device, channels-last when the options say so.
+  torch::Tensor model_input(const torch::Tensor& windows) const;
+  /// One prediction per row of softmax probabilities [B, classes].
+  std::vector<ClipPrediction> to_predictions(const torch::Tensor& probs) const;
+
   LoadedModel model_;
   PredictOptions options_;
   torch::Device device_;

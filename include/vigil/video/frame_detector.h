@@ -1,7 +1,8 @@
 #pragma once
 /// What the watcher runs on sampled frames: a FrameDetector takes the frames of every camera of a batch at
 /// once and returns each frame's boxes. Behind the one interface: a vigil model file (a detector, in one
-/// forward pass per batch; or a classifier, whose verdict on the whole frame becomes one frame-sized box) and
+/// forward pass per batch; a classifier, whose verdict on the whole frame becomes one frame-sized box; or a
+/// clip classifier, CNN + LSTM/GRU, whose verdict on each camera's last T sampled frames does the same) and
 /// face-api.js's face detectors ("faceapi:ssd_mobilenetv1", "faceapi:tiny_face_detector": model/faceapi.h,
 /// the ones that find masked faces) and OpenCV's Haar/LBP cascades ("opencv:haarcascade_frontalface_default",
 /// from Debian's opencv-data). A CropClassifier is the optional second stage of a cascade: every box cropped
@@ -50,8 +51,10 @@ class FrameDetector {
   /// Every label it can produce.
   virtual std::vector<std::string> labels() const = 0;
   /// Detects in every frame (8-bit BGR) of a batch; result i belongs to frames[i], boxes in its pixels.
-  /// Throws on a failure of the whole batch.
-  virtual std::vector<std::vector<Detection>> detect(const std::vector<cv::Mat>& frames) = 0;
+  /// cameras[i] names the camera frames[i] came from: a clip classifier keeps a window of each camera's
+  /// recent frames; the others ignore it. Throws on a failure of the whole batch.
+  virtual std::vector<std::vector<Detection>> detect(const std::vector<cv::Mat>& frames,
+                                                     const std::vector<std::string>& cameras) = 0;
   virtual DetectorStats stats() const = 0;
 };
 

@@ -65,7 +65,9 @@ struct FaceApiConfig {
 
 /// The detect stage of a camera.
 struct DetectConfig {
-  /// A vigil model file (detector, or classifier: one whole-frame "box" per frame), a registered model
+  /// A vigil model file (detector; classifier: one whole-frame "box" per frame; clip classifier: one
+  /// whole-frame "box" per sampled frame, the verdict on the camera's last T sampled frames, so `fps` should
+  /// be the frame rate the clips were trained at), a registered model
   /// (NAME, NAME@alias, NAME/k), "faceapi:<net>" (face-api.js's ssd_mobilenetv1 or tiny_face_detector, from
   /// scripts/install-face-api.sh's folder or $VIGIL_FACEAPI_DIR; or "faceapi:<path to its manifest .json>"),
   /// or "opencv:<cascade>" (a file name from opencv-data's haarcascades or lbpcascades, without .xml, or a

@@ -96,6 +96,38 @@ TEST(ClipPredictor, WindowAndSingleFrameOutputsAreTheModulesOwn) {
     for (size_t c = 0; c < 3; ++c) EXPECT_NEAR(fast_out[i].probs[c], out[i].probs[c], 1e-4);
 }
 
+TEST(ClipPredictor, FeaturesOnceAFrameThenWindowsOfThemEqualTheWholeWindows) {
+  // What `vigil watch` does with a stream: each frame through the CNN when it arrives, windows of the kept
+  // features through the recurrent layer and head, instead of every window's T frames through the CNN again.
+  TempDir dir;
+  const auto file = saved_clip_model(dir, 3);
+  for (const bool plain : {true, false}) {
+    ClipPredictor predictor(vigil::model::load_model(file),
+                            plain ? plain_options() : vigil::model::PredictOptions{});
+    torch::manual_seed(4);
+    const auto stream = torch::rand({6, 3, kSide, kSide});  // six frames of one camera
+    const auto features = predictor.frame_features(stream);
+    ASSERT_EQ(features.dim(), 2);
+    ASSERT_EQ(features.size(0), 6);
+    // The four windows of 3 the stream holds, from the features and from the frames.
+    std::vector<torch::Tensor> feature_windows, frame_windows;
+    for (int64_t end = 3; end <= 6; ++end) {
+      feature_windows.push_back(features.slice(0, end - 3, end));
+      frame_windows.push_back(stream.slice(0, end - 3, end));
+    }
+    const auto got = predictor.classify_features(torch::stack(feature_windows));
+    const auto want = predictor.predict(torch::stack(frame_windows));
+    ASSERT_EQ(got.size(), 4u);
+    for (size_t w = 0; w < 4; ++w) {
+      EXPECT_EQ(got[w].label, want[w].label) << "window " << w;
+      for (size_t c = 0; c < 3; ++c) EXPECT_NEAR(got[w].probs[c], want[w].probs[c], 1e-5) << "window " << w;
+    }
+  }
+  ClipPredictor predictor(vigil::model::load_model(file), plain_options());
+  EXPECT_THROW(predictor.frame_features(torch::rand({2, 3, 3, kSide, kSide})), vigil::InvalidArgument);
+  EXPECT_THROW(predictor.classify_features(torch::rand({1, 3, 7})), vigil::InvalidArgument);
+}
+
 TEST(ClipPredictor, PreprocessesAFrameAsTheClassifierInput) {
   TempDir dir;
   ClipPredictor predictor(vigil::model::load_model(saved_clip_model(dir, 2)), plain_options());

@@ -99,7 +99,7 @@ TEST(FaceCascade, FindsUnmaskedFacesAndReportsRatesPerClass) {
         if (crop.empty()) continue;
         cv::Rect where;
         const cv::Mat frame = canvas_for(crop, where);
-        const auto boxes = detector->detect({frame});
+        const auto boxes = detector->detect({frame}, {"test"});
         Rate& r = rates[name][cls];
         ++r.total;
         r.found += found_in(boxes[0], where);

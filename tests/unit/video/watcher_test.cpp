@@ -20,6 +20,10 @@
 #include "vigil/core/error.h"
 #include "vigil/core/fs.h"
 #include "vigil/core/strings.h"
+#include "vigil/model/clip_predict.h"
+#include "vigil/model/model_file.h"
+#include "vigil/nn/classification/clip_classifier.h"
+#include "vigil/nn/zoo.h"
 #include "vigil/store/events.h"
 #include "vigil/video/watcher.h"
 
@@ -383,6 +387,117 @@ TEST_F(WatcherTest, LatestFrameIsAnnotatedAndUnknownModelsNameTheCamera) {
   ASSERT_TRUE(raw && drawn);
   EXPECT_EQ(drawn->size(), raw->size());
   EXPECT_GT(cv::norm(*raw, *drawn, cv::NORM_L1), 0) << "the zone outline is drawn";
+}
+
+/// Reads `file` and keeps the frames with these indices (source order), 8-bit BGR as the watcher decodes
+/// them.
+std::map<int64_t, cv::Mat> frames_at(const fs::path& file, const std::set<int64_t>& indices) {
+  cv::VideoCapture cap(file.string());
+  std::map<int64_t, cv::Mat> out;
+  cv::Mat f;
+  for (int64_t i = 0; cap.read(f); ++i)
+    if (indices.count(i)) out[i] = f.clone();
+  return out;
+}
+
+TEST_F(WatcherTest, ClipClassifierJudgesEachCamerasOwnLastFramesAsTheWholeWindowWould) {
+  // A clip model (the mask seed's small CNN per frame + LSTM, windows of T = 4 frames) with seeded weights:
+  // its verdicts mean nothing, but the watcher, which encodes every sampled frame once and keeps a window of
+  // features per camera, must give each frame exactly the verdict ClipPredictor gives the window of that
+  // camera's last 4 sampled frames — with two cameras' frames in every batch.
+  constexpr int kT = 4;
+  const fs::path model_file = tmp_ / "clip.vgm";
+  {
+    torch::manual_seed(11);
+    model::ModelInfo info = model::default_model_info("clip_mask_small_cnn_lstm", {"normal", "accident"});
+    info.preprocess.width = info.preprocess.height = 100;  // the small CNN's input
+    info.clip_length = kT;
+    nn::ModelArgs args;
+    args.num_classes = 2;
+    args.clip_length = kT;
+    auto module = nn::make_model(info.arch, args);
+    // Batch-norm statistics of real inputs: a fresh network's defaults make every frame look alike to it.
+    module->train();
+    {
+      torch::NoGradGuard no_grad;
+      auto& net = dynamic_cast<nn::ClipClassifierImpl&>(*module);
+      for (int i = 0; i < 10; ++i) net.forward(torch::randn({2, kT, 3, 100, 100}));
+    }
+    module->eval();
+    model::save_model(model_file, info, *module);
+  }
+  const fs::path a = tmp_ / "a.avi", b = tmp_ / "b.avi";
+  vigil::testing::write_shapes_video(a, 24, 10, {320, 240}, 1);
+  vigil::testing::write_shapes_video(b, 24, 10, {240, 180}, 4);
+  WatchConfig config;
+  for (const auto& [name, file] : {std::pair{"a", a}, std::pair{"b", b}}) {
+    auto c = camera(name, file.string(), model_file.string(), 5);  // every other frame of the 10 fps files
+    c.source.realtime = false;                                     // every sample, on any machine
+    config.cameras.push_back(c);
+  }
+  config.outputs.store = false;
+
+  // A clip model is a whole-frame judge, not a crop classifier: the classify stage refuses it by name.
+  {
+    WatchConfig wrong = config;
+    wrong.cameras[0].detect.model = ssdlite();
+    wrong.cameras[0].classify.model = model_file.string();
+    try {
+      Watcher w(wrong);
+      FAIL() << "expected InvalidArgument";
+    } catch (const InvalidArgument& e) {
+      EXPECT_THAT(e.what(), HasSubstr("cameras.a.classify.model"));
+      EXPECT_THAT(e.what(), HasSubstr("put it in detect.model"));
+    }
+  }
+
+  Observed observed;
+  Watcher watcher(config);
+  watcher.set_frame_observer([&](const FrameResult& r) { observed.add(r); });
+  watcher.start();
+  ASSERT_TRUE(eventually([&] { return watcher.done(); }, 120));
+  watcher.stop();
+  const auto groups = watcher.model_stats();
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_THAT(groups[0].detector, HasSubstr("clip classifier over 4 frames"));
+  EXPECT_EQ(groups[0].detect.max_batch, 2) << "both cameras' frames share the CNN's pass";
+
+  model::ClipPredictor reference(model::load_model(model_file), model::PredictOptions{});
+  std::map<std::string, std::vector<float>> accident_scores;  // by camera, frame order: P(accident)
+  for (const auto& [name, file] : {std::pair{"a", a}, std::pair{"b", b}}) {
+    const auto results = observed.of(name);
+    ASSERT_EQ(results.size(), 12u) << "camera " << name << ": every other frame of 24";
+    std::set<int64_t> indices;
+    for (const auto& r : results) indices.insert(r.frame);
+    const auto frames = frames_at(file, indices);
+    for (size_t k = 0; k < results.size(); ++k) {
+      const FrameResult& r = results[k];
+      ASSERT_EQ(r.frame, static_cast<int64_t>(2 * k)) << "camera " << name;
+      if (k + 1 < static_cast<size_t>(kT)) {
+        EXPECT_TRUE(r.objects.empty())
+            << "camera " << name << " frame " << r.frame << ": window still filling";
+        continue;
+      }
+      std::vector<torch::Tensor> window;
+      for (size_t j = k + 1 - kT; j <= k; ++j)
+        window.push_back(reference.preprocess(frames.at(results[j].frame)));
+      const auto want = reference.predict(torch::stack(window).unsqueeze(0)).at(0);
+      ASSERT_EQ(r.objects.size(), 1u) << "camera " << name << " frame " << r.frame;
+      const Detection& got = r.objects[0].detection;
+      EXPECT_EQ(got.label, want.label) << "camera " << name << " frame " << r.frame;
+      EXPECT_NEAR(got.score, want.score, 1e-4) << "camera " << name << " frame " << r.frame;
+      EXPECT_EQ(got.box.x2, r.width);
+      EXPECT_EQ(got.box.y2, r.height);
+      accident_scores[name].push_back(want.probs.at(1));
+    }
+  }
+  // The test can tell the cameras apart: their windows' verdicts differ by much more than the tolerance.
+  float largest = 0;
+  for (size_t k = 0; k < accident_scores["a"].size(); ++k)
+    largest = std::max(largest, std::abs(accident_scores["a"][k] - accident_scores["b"][k]));
+  EXPECT_GT(largest, 1e-3) << "the two videos should look different to the model: "
+                           << ::testing::PrintToString(accident_scores["a"]) << " "
+                           << ::testing::PrintToString(accident_scores["b"]);
 }
 
 // ---- config
