@@ -10,11 +10,13 @@
 # Each run is followed by the seeds' way on the same weights and video (bench/video_ref.py: one Python process
 # per camera, an OpenCV capture loop and torchvision one frame at a time), and the table gives vigil/Python.
 # Then the face-mask cascade on a video of real faces (bench/video_ref.py make-face-video): vigil watch (Haar
-# face cascade + the mask seed's small CNN on every face) against the seed's Python loop, ms per frame; and the
+# face cascade + the mask seed's small CNN on every face) against the seed's Python loop, ms per frame, and
+# vigil watch with face-api.js's tiny and SSD face detectors in that cascade instead; and the
 # face detectors' find rates on the mask dataset (tests/unit/video/face_cascade_test.cpp, every image).
 # The machine is shared and noisy: compare within one run.
 #
-# Usage: bench/video.sh [build-dir]    env: THREADS (default: all cores), SECONDS_PER_RUN (default 20)
+# Usage: bench/video.sh [build-dir]    env: THREADS (default: all cores), SECONDS_PER_RUN (default 20),
+#   ONLY=cascade (the face-mask cascade and find rates only)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -62,6 +64,7 @@ EOF
 }
 
 for key in ssdlite frcnn320; do
+  [[ "${ONLY:-all}" == cascade ]] && break
   for cams in 1 4; do
     for mode in realtime capacity; do
       fps=5
@@ -97,22 +100,34 @@ if [[ -d "$masks/with_mask" ]]; then
   "$python" "$here/models_ref.py" prepare "$work" mask_small_cnn
   "$vigil" --workspace "$ws" --log-level warn weights import "$work/mask_small_cnn/weights.pth" \
     --arch mask_small_cnn --class-names with_mask,without_mask --output "$work/mask.vgm" >/dev/null
-  cat >"$work/cascade.yaml" <<EOF
+  # The seed's face detector (Haar), paired with the seed's Python loop below; then face-api.js's two face
+  # detectors (scripts/install-face-api.sh; skipped when absent), which find more of the masked faces.
+  for det in opencv:haarcascade_frontalface_default faceapi:tiny_face_detector faceapi:ssd_mobilenetv1; do
+    tag="${det#*:}"
+    cat >"$work/cascade-$tag.yaml" <<EOF
 cameras:
   faces:
     source: {url: $work/faces.avi, realtime: false}
-    detect: {model: "opencv:haarcascade_frontalface_default", fps: 100}
+    detect: {model: "$det", fps: 100}
     classify: {model: $work/mask.vgm, margin: 0.15}
 EOF
-  "$vigil" --workspace "$ws" --threads "$threads" --log-level warn watch --config "$work/cascade.yaml" \
-    --no-store --no-snapshots --quiet --stats-json "$work/cascade.json" >/dev/null
+    if "$vigil" --workspace "$ws" --threads "$threads" --log-level warn watch --config "$work/cascade-$tag.yaml" \
+      --no-store --no-snapshots --quiet --stats-json "$work/cascade-$tag.json" >/dev/null 2>"$work/cascade-$tag.err"
+    then
+      printf '{"detector": "%s", "stats": %s}\n' "$det" "$(tr -d '\n' <"$work/cascade-$tag.json")" \
+        >>"$work/cascades.jsonl"
+    else
+      echo "   $det: skipped ($(tail -n 1 "$work/cascade-$tag.err"))" >&2
+    fi
+  done
+  cp "$work/cascade-haarcascade_frontalface_default.json" "$work/cascade.json"
   py="$("$python" "$here/video_ref.py" cascade --weights "$work/mask_small_cnn/weights.pth" \
     --video "$work/faces.avi" --threads "$threads" | tail -n 1)"
   cascade_json="$work/cascade_pair.json"
   printf '{"vigil": %s, "python": %s}\n' "$(tr -d '\n' <"$work/cascade.json")" "$py" >"$cascade_json"
 fi
 
-"$python" - "$results" "$threads" "$cascade_json" <<'PY'
+"$python" - "$results" "$threads" "$cascade_json" "${cascade_json:+$work/cascades.jsonl}" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 vig = {(r["model"], r["cameras"], r["mode"]): r["stats"] for r in rows if "stats" in r}
@@ -152,6 +167,16 @@ if len(sys.argv) > 3 and sys.argv[3]:
     print(f"  vigil  {v_ms:7.1f} ms/frame")
     print(f"  Python {p['ms_per_frame']:7.1f} ms/frame ({p['frames']} frames, {p['faces']} faces)   "
           f"vigil/Python speed {p['ms_per_frame'] / v_ms:.2f}x")
+    others = sys.argv[4] if len(sys.argv) > 4 else ""
+    if others:
+        print("  vigil watch by face detector (every face found is cropped and classified by the same CNN):")
+        for line in open(others):
+            r = json.loads(line)
+            s = r["stats"]
+            n = sum(c["detected"] for c in s["cameras"])
+            m = s["models"][0]
+            print(f"    {r['detector']:40} {1000 * s['seconds'] / max(1, n):7.1f} ms/frame  "
+                  f"{m.get('crops', 0):5d} faces classified in {n} frames")
 PY
 
 face_test="$build/tests/unit_video_face_cascade_test"

@@ -5,6 +5,7 @@
 #include "vigil/video/watcher.h"
 
 #include <fmt/format.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -76,6 +77,13 @@ using detail::wall_seconds;
 
 Watcher::Watcher(WatchConfig config, WatcherOptions options) : impl_(std::make_unique<Impl>()) {
   config.validate();
+  // glibc serves a large allocation from fresh mmap pages once it passes the (dynamic) mmap threshold and
+  // unmaps it when freed, so every forward pass pays page faults on its big activations again: the face-mask
+  // cascade with face-api.js's tiny detector at 416 px took 34 ms a frame, 20 with the threshold fixed at
+  // 256 MiB (bench/video.sh). Real-time detection wants the speed; freed blocks stay in the heap for reuse
+  // and return to the system past 512 MiB of free top.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   Impl& m = *impl_;
   m.config = std::move(config);
   m.options = options;
