@@ -15,6 +15,11 @@ namespace vigil::model {
 
 namespace {
 
+/// Softmax over classes of logits [B, classes], as float32 on the CPU for reading rows.
+torch::Tensor probabilities(const torch::Tensor& logits) {
+  return torch::softmax(logits, 1).to(torch::kCPU, torch::kFloat32).contiguous();
+}
+
 std::vector<float> row(const torch::Tensor& probs, int64_t i) {
   const float* p = probs.data_ptr<float>() + i * probs.size(1);
   return {p, p + probs.size(1)};
@@ -91,14 +96,11 @@ std::vector<ClipPrediction> ClipPredictor::predict(const torch::Tensor& windows,
   const int64_t b = windows.size(0), t = windows.size(1);
   // [B, T, F]: the CNN runs once for both outputs.
   const torch::Tensor features = net.frame_features(model_input(windows));
-  std::vector<ClipPrediction> out = to_predictions(
-      torch::softmax(net.classify_features(features), 1).to(torch::kCPU, torch::kFloat32).contiguous());
+  std::vector<ClipPrediction> out = to_predictions(probabilities(net.classify_features(features)));
   if (per_frame) {
     // Each frame as a window of one: [B*T, 1, F] through the recurrent layer and the head.
     const torch::Tensor frame_probs =
-        torch::softmax(net.classify_features(features.reshape({b * t, 1, features.size(2)})), 1)
-            .to(torch::kCPU, torch::kFloat32)
-            .contiguous();
+        probabilities(net.classify_features(features.reshape({b * t, 1, features.size(2)})));
     for (int64_t i = 0; i < b; ++i)
       for (int64_t k = 0; k < t; ++k)
         out[static_cast<size_t>(i)].frame_probs.push_back(row(frame_probs, i * t + k));
@@ -116,15 +118,9 @@ torch::Tensor ClipPredictor::frame_features(const torch::Tensor& frames) {
 }
 
 std::vector<ClipPrediction> ClipPredictor::classify_features(const torch::Tensor& features) {
-  auto& net = dynamic_cast<nn::ClipClassifierImpl&>(*model_.classifier);
-  VIGIL_CHECK(features.dim() == 3 && features.size(0) >= 1 && features.size(1) >= 1 &&
-                  features.size(2) == net.feature_size(),
-              "expected frame features [B, T, {}] with B, T >= 1, got {}", net.feature_size(),
-              c10::str(features.sizes()));
   c10::InferenceMode inference;
-  return to_predictions(torch::softmax(net.classify_features(features.to(device_)), 1)
-                            .to(torch::kCPU, torch::kFloat32)
-                            .contiguous());
+  auto& net = dynamic_cast<nn::ClipClassifierImpl&>(*model_.classifier);
+  return to_predictions(probabilities(net.classify_features(features.to(device_))));  // the net checks shapes
 }
 
 }  // namespace vigil::model

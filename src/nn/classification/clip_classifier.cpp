@@ -146,8 +146,9 @@ torch::Tensor ClipClassifierImpl::frame_features(const torch::Tensor& clips) {
 }
 
 torch::Tensor ClipClassifierImpl::classify_features(const torch::Tensor& features) {
-  VIGIL_CHECK(features.dim() == 3 && features.size(2) == feature_size_ && features.size(1) >= 1,
-              "expected frame features [B, T, {}] with T >= 1, got {}", feature_size_,
+  VIGIL_CHECK(features.dim() == 3 && features.size(2) == feature_size_ && features.size(0) >= 1 &&
+                  features.size(1) >= 1,
+              "expected frame features [B, T, {}] with B, T >= 1, got {}", feature_size_,
               c10::str(features.sizes()));
   torch::Tensor outputs, hidden;
   if (lstm_) {
