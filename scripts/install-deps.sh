@@ -16,6 +16,8 @@ packages=(
   # images, video, drawing; opencv-data has the face cascades, opencv-doc ships vtest.avi (people walking, the
   # video tests' input), ffmpeg serves RTSP on loopback for the stream tests and writes test videos
   libopencv-dev opencv-data opencv-doc ffmpeg
+  # libjpeg-turbo's headers: JPEG decodes straight to BGR (OpenCV 4.6 decodes to RGB and swaps every pixel)
+  libjpeg62-turbo-dev
   # HTTP, JSON, YAML, CLI, logging
   libcpp-httplib-dev libpugixml-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   # store: SQLite embedded by default; libpq for `--store postgresql://...` (shared by several machines)

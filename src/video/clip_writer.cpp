@@ -3,12 +3,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
 
 #include <filesystem>
 
 #include "vigil/core/fs.h"
+#include "vigil/image/decode.h"
 
 namespace vigil::video::detail {
 
@@ -103,7 +103,8 @@ void ClipWriter::apply(Op& op) {
   Clip& c = *it->second;
   for (const Jpeg& jpeg : op.frames) {
     if (c.failed) return;
-    const cv::Mat frame = cv::imdecode(*jpeg, cv::IMREAD_COLOR);
+    const cv::Mat frame =
+        image::decode(std::string_view(reinterpret_cast<const char*>(jpeg->data()), jpeg->size())).bgr;
     if (frame.empty()) continue;
     if (!c.writer.isOpened()) {
       std::error_code ec;

@@ -1,7 +1,6 @@
 #include "vigil/video/source.h"
 
 #include <fmt/format.h>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
@@ -16,6 +15,7 @@
 
 #include "vigil/core/error.h"
 #include "vigil/core/strings.h"
+#include "vigil/image/decode.h"
 
 namespace vigil::video {
 namespace {
@@ -142,12 +142,14 @@ class FolderReader : public FrameReader {
   bool read(cv::Mat& bgr, double& position, std::string& error) override {
     while (next_ < files_.size()) {
       const fs::path& file = files_[next_++];
-      bgr = cv::imread(file.string(), cv::IMREAD_COLOR);
-      if (!bgr.empty()) {
+      image::Decoded frame = image::decode_file(file.string());  // libjpeg-turbo straight to BGR
+      if (frame.ok()) {
+        bgr = std::move(frame.bgr);
         position = static_cast<double>(next_ - 1) / fps_hint_;
         return true;
       }
-      error = fmt::format("{}: not a readable image, skipped", file.filename().string());
+      error = fmt::format("{}: not a readable image ({}: {}), skipped", file.filename().string(),
+                          frame.error.kind_name(), frame.error.detail);
     }
     return false;
   }

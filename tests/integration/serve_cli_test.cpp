@@ -478,8 +478,14 @@ TEST_F(ServeTest, MetricsAndStatsCountWhatHappened) {
   EXPECT_EQ(stats["errors"], 1);
   EXPECT_GT(stats["by_class"]["gun"]["count"].get<int>(), 3);
   EXPECT_GT(stats["latency_ms"]["p50"].get<double>(), 0);
-  EXPECT_EQ(stats["by_day"][0]["count"], 3);
-  EXPECT_EQ(stats["recent"].back()["requests"], 4);
+  // Summed over the buckets: the requests may straddle a minute (or midnight), as they once did here.
+  auto total = [](const json& buckets, const char* key) {
+    int n = 0;
+    for (const auto& b : buckets) n += b[key].get<int>();
+    return n;
+  };
+  EXPECT_EQ(total(stats["by_day"], "count"), 3);
+  EXPECT_EQ(total(stats["recent"], "requests"), 4);
 
   const std::string text = c.Get("/metrics")->body;
   EXPECT_THAT(text,
