@@ -120,6 +120,20 @@ def main() -> int:
         if "per round" in line:
             what, figures = line.split(":", 1)
             out.append(f"| prediction log {what} (vigil against itself) | {figures.strip()} | |")
+    decode: dict[tuple[str, str], float] = {}  # image_decode_bench in the micro section: "Vigil/640/480  1680 us ..."
+    for line in read(folder, "micro.txt").splitlines():
+        cells = line.split()
+        if len(cells) >= 3 and cells[0].split("/")[0] in ("Vigil", "OpenCv") and cells[0].count("/") == 2:
+            side, w, h = cells[0].split("/")
+            try:
+                decode[(side, f"{w}x{h}")] = float(cells[1]) * {"ns": 1e-3, "us": 1, "ms": 1e3}.get(cells[2], 1)
+            except ValueError:
+                pass
+    sizes = [s for s in ("640x480", "1920x1080") if ("Vigil", s) in decode and ("OpenCv", s) in decode]
+    if sizes:
+        ratios = " / ".join(f"{decode[('OpenCv', s)] / decode[('Vigil', s)]:.2f}×" for s in sizes)
+        out.append(f"| JPEG decode, `image::decode` against `cv::imdecode` (vigil against OpenCV, same bytes) | "
+                   f"time per {' / '.join(sizes)} photograph | {ratios} |")
     header = []
     for line in read(folder, "precision.txt").splitlines():  # | model | batch 1 fp32 | batch 1 P | ratio | ... |
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
