@@ -12,14 +12,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 build="${1:-$repo/build}"
-vigil="$build/apps/vigil/vigil"
-[[ -x "$vigil" ]] || { echo "no $vigil: build first" >&2; exit 2; }
-command -v wrk >/dev/null || { echo "wrk missing (scripts/install-deps.sh)" >&2; exit 2; }
-
-work="$(mktemp -d)"
-server_pid=""
-cleanup() { [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+# shellcheck source=bench/local_server.sh
+source "$here/local_server.sh"
 
 # Resident memory of PID by mapping, largest first: heap, [anon] (anonymous maps: OpenBLAS buffers, thread
 # stacks, large tensors), each file's pages (the libraries' code, and their data the loader relocated).
@@ -67,19 +61,10 @@ exec 3>&-
 wait "$floor_pid" || true
 
 # 2. vigil serve with the mask CNN.
-PYTHONPATH="$repo/tests/parity" /usr/bin/python3 "$here/models_ref.py" prepare "$work" mask_small_cnn >/dev/null
-"$vigil" --workspace "$work/ws" --log-level warn weights import "$work/mask_small_cnn/weights.pth" \
-  --arch mask_small_cnn --class-names with_mask,without_mask --output "$work/mask.vgm" >/dev/null
-/usr/bin/python3 -c "
-import numpy as np, cv2; rng = np.random.default_rng(0)
-cv2.imwrite('$work/img.jpg', cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), (0, 0), 3))"
-"$vigil" --workspace "$work/ws" --log-level warn serve --model "$work/mask.vgm" --port 0 \
-  --port-file "$work/port" >"$work/serve.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 200); do [[ -s "$work/port" ]] && break; sleep 0.1; done
-[[ -s "$work/port" ]] || { echo "vigil serve did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
+prepare_served_model mask_small_cnn
+start_server "$work/serve.log" --workspace "$work/ws" --log-level warn serve --model "$work/mask.vgm"
 sleep 1
 by_mapping "$server_pid" "vigil serve, mask CNN, after start-up"
 IMAGE="$work/img.jpg" EXPECT_TYPE=application/json wrk -t2 -c4 -d"${SECONDS_OF_LOAD:-5}s" \
-  -s "$here/wrk_raw.lua" "http://127.0.0.1:$(cat "$work/port")/v1/predict" | grep -E '^Requests/sec' || true
+  -s "$here/wrk_raw.lua" "http://127.0.0.1:$port/v1/predict" | grep -E '^Requests/sec' || true
 by_mapping "$server_pid" "vigil serve, mask CNN, after wrk -c4 for ${SECONDS_OF_LOAD:-5} s"

@@ -17,31 +17,17 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 build="${1:-$repo/build}"
-vigil="$build/apps/vigil/vigil"
 secs="${SECONDS_PER_RUN:-20}"
 rounds="${ROUNDS:-3}"
 conc="${CONCURRENCY:-4}"
 THREADS="${THREADS:-$(nproc)}"
-[[ -x "$vigil" ]] || { echo "no $vigil: build first" >&2; exit 2; }
-command -v wrk >/dev/null || { echo "wrk missing (scripts/install-deps.sh)" >&2; exit 2; }
-
-work="$(mktemp -d)"
-server_pid=""
-cleanup() { [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+# shellcheck source=bench/local_server.sh
+source "$here/local_server.sh"
 
 # The served model: by default the mask seed's small CNN on 100x100 inputs (seeded weights), so the request path
 # (decode, statistics, logging) is a large share of each request and the log's cost shows rather than hides.
 arch="${MODEL:-mask_small_cnn}"
-PYTHONPATH="$repo/tests/parity" /usr/bin/python3 "$here/models_ref.py" prepare "$work" "$arch"
-names=()
-[[ $arch == mask_small_cnn ]] && names=(--class-names with_mask,without_mask)
-"$vigil" --workspace "$work/ws0" --log-level warn weights import "$work/$arch/weights.pth" \
-  --arch "$arch" "${names[@]}" --output "$work/mask.vgm" >/dev/null
-/usr/bin/python3 "$here/seed_weights.py" --image-only "$work/img.jpg" 2>/dev/null ||
-  /usr/bin/python3 -c "
-import numpy as np, cv2; rng = np.random.default_rng(0)
-cv2.imwrite('$work/img.jpg', cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), (0, 0), 3))"
+prepare_served_model "$arch"
 
 # utime + stime of a process, in clock ticks (proc(5): fields 14 and 15; the name in field 2 has no spaces).
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -54,12 +40,8 @@ for ((round = 1; round <= rounds; round++)); do
     args=(--set prediction_log=false)
     [[ $mode == on ]] && args=()
     [[ $mode == images ]] && args=(--log-images 1)
-    rm -f "$work/port"
-    "$vigil" --workspace "$ws" --threads "$THREADS" --log-level warn serve --model "$work/mask.vgm" --port 0 \
-      --port-file "$work/port" "${args[@]}" >"$work/serve-$mode.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 1 200); do [[ -s "$work/port" ]] && break; sleep 0.1; done
-    port="$(cat "$work/port")"
+    start_server "$work/serve-$mode.log" --workspace "$ws" --threads "$THREADS" --log-level warn serve \
+      --model "$work/mask.vgm" "${args[@]}"
     echo "== round $round, log $mode: wrk -c$conc -d${secs}s" >&2
     cpu_before="$(cpu_ticks "$server_pid")"
     out="$(IMAGE="$work/img.jpg" EXPECT_TYPE=application/json wrk -t2 -c"$conc" -d"${secs}s" --timeout 60s \
