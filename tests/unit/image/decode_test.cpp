@@ -17,12 +17,12 @@
 #include <opencv2/imgproc.hpp>
 
 #include <filesystem>
-#include <fstream>
 #include <random>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "vigil/core/fs.h"
 #include "vigil/image/decode.h"
 
 namespace vigil::image {
@@ -31,11 +31,6 @@ namespace {
 namespace fs = std::filesystem;
 
 const fs::path kSamples = "/usr/share/doc/opencv-doc/examples";
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 cv::Mat opencv_decode(const std::string& bytes) {
   const std::vector<uchar> raw(bytes.begin(), bytes.end());
@@ -132,7 +127,7 @@ TEST(DecodeJpeg, EqualsOpenCvOnEverySamplePhotograph) {
   for (const auto& entry : fs::recursive_directory_iterator(kSamples)) {
     const std::string ext = entry.path().extension().string();
     if (ext != ".jpg" && ext != ".jpeg" && ext != ".JPG") continue;
-    const std::string bytes = read_bytes(entry.path());
+    const std::string bytes = read_file(entry.path());
     if (sniff_type(bytes) != ImageType::kJpeg) continue;
     expect_like_opencv(bytes, true, entry.path().string());
     ++files;
