@@ -188,6 +188,31 @@ TEST(Source, FolderOfFramesInNaturalOrder) {
   EXPECT_EQ(colour.back(), (11 * 37) % 255);  // f11 is last, not f9 (text order would end on f9)
 }
 
+TEST(Source, AnUnreadableFrameInAFolderIsSkippedNamingTheFileAndWhy) {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "frames");
+  for (int i : {1, 3})
+    cv::imwrite((dir / "frames" / ("f" + std::to_string(i) + ".png")).string(), numbered_frame(i));
+  std::vector<uchar> jpeg;
+  cv::imencode(".jpg", numbered_frame(2), jpeg);
+  jpeg.resize(jpeg.size() / 2);  // cut inside the scan
+  vigil::testing::write_text(dir / "frames" / "f2.jpg", std::string(jpeg.begin(), jpeg.end()));
+  auto o = options_for((dir / "frames").string());
+  o.realtime = false;  // a recording: every frame is offered
+  Source s(o);
+  s.start();
+  std::vector<int> colour;
+  int64_t last = -1;
+  while (auto f = s.latest(last, std::chrono::milliseconds(1000))) {
+    last = f->index;
+    colour.push_back(f->bgr.at<cv::Vec3b>(5, 5)[0]);
+  }
+  ASSERT_TRUE(eventually([&] { return s.stats().state == SourceState::kEnded; }, 5));
+  EXPECT_EQ(colour, (std::vector<int>{37, (3 * 37) % 255}));  // f1 and f3; f2 skipped
+  EXPECT_THAT(s.stats().last_error, HasSubstr("f2.jpg"));
+  EXPECT_THAT(s.stats().last_error, HasSubstr("truncated"));
+}
+
 TEST(Source, NotAVideoFailsWithTheCameraNamedAndStops) {
   TempDir dir;
   vigil::testing::write_text(dir / "fake.mp4", "this is not a video");
